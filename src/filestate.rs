@@ -1,0 +1,238 @@
+//! File states: a file's stat (size, mtime and ctime in nanoseconds, inode) and the blake3 hash of its
+//! content, and the rule that lets a recorded hash stand for the content without reading it: the
+//! stat is identical and the file's mtime is strictly older than the moment the hash was taken,
+//! measured on the file system's own clock (git's racy-timestamp rule). A file modified in the same
+//! timestamp tick as its hash was taken could change again unseen, so it is hashed again.
+//!
+//! The file system's clock is read by touching a file under the build directory and reading back
+//! its mtime ([`FsClock`]). Stats and hashes of many files are spread over the cores ([`par_map`]).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A content hash.
+pub type Hash = [u8; 32];
+
+/// The hash that stands for "this file does not exist".
+pub const MISSING: Hash = [0; 32];
+
+/// What a stat says about a file, as far as kiln compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub size: u64,
+    pub mtime: i64,
+    pub ctime: i64,
+    pub ino: u64,
+}
+
+impl Stat {
+    pub fn of(m: &std::fs::Metadata) -> Stat {
+        Stat {
+            size: m.size(),
+            mtime: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            ino: m.ino(),
+        }
+    }
+}
+
+/// The stat of `path` (following symlinks), or `None` if it does not exist or cannot be read.
+pub fn stat(path: &Path) -> Option<Stat> {
+    std::fs::metadata(path).ok().map(|m| Stat::of(&m))
+}
+
+/// The blake3 hash of a file's content. A directory hashes to a fixed marker.
+pub fn hash_file(path: &Path) -> io::Result<Hash> {
+    let mut file = File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Ok(*blake3::hash(b"kiln directory").as_bytes());
+    }
+    let mut hasher = blake3::Hasher::new();
+    if meta.len() <= 1 << 20 {
+        let mut buf = Vec::with_capacity(meta.len() as usize + 1);
+        file.read_to_end(&mut buf)?;
+        hasher.update(&buf);
+    } else {
+        hasher.update_reader(&mut file)?;
+    }
+    let hash = *hasher.finalize().as_bytes();
+    // An all-zero hash means "missing"; a real file never gets it (2^-256).
+    Ok(if hash == MISSING { [1; 32] } else { hash })
+}
+
+/// A recorded hash and when it was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub stat: Stat,
+    pub hash: Hash,
+    /// The file system's time when the hash was taken (a lower bound), in nanoseconds.
+    pub recorded_at: i64,
+}
+
+impl Recorded {
+    /// Whether this record still tells the content of a file whose stat is now `now`.
+    pub fn trusted_for(&self, now: &Stat) -> bool {
+        self.stat == *now && now.mtime < self.recorded_at
+    }
+}
+
+/// Reads the file system's current time by touching a file and reading its mtime. Readings are
+/// shared for a short while: an older reading is still a valid lower bound.
+pub struct FsClock {
+    file: File,
+    last: Mutex<Option<(Instant, i64)>>,
+}
+
+/// How long a reading is reused. Timestamp ticks are coarser than this on common file systems.
+const CLOCK_REUSE: Duration = Duration::from_micros(500);
+
+impl FsClock {
+    pub fn open(path: &Path) -> io::Result<FsClock> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)?;
+        Ok(FsClock {
+            file,
+            last: Mutex::new(None),
+        })
+    }
+
+    /// A moment no later than now, on the file system's clock, in nanoseconds.
+    pub fn now(&self) -> i64 {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, value)) = *last
+            && at.elapsed() < CLOCK_REUSE
+        {
+            return value;
+        }
+        let taken = Instant::now();
+        let value = self
+            .file
+            .write_at(b"k", 0)
+            .and_then(|_| self.file.metadata())
+            .map(|m| Stat::of(&m).mtime)
+            // Without a reading, claim the earliest time: nothing hashed now will be trusted.
+            .unwrap_or(i64::MIN);
+        *last = Some((taken, value));
+        value
+    }
+}
+
+/// Applies `f` to every item, spread over the available cores, keeping the order.
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(16);
+    if threads == 1 || items.len() < 256 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                let f = &f;
+                scope.spawn(move || part.iter().map(f).collect::<Vec<R>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a stat thread panicked"))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_follows_content_not_timestamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        std::fs::write(&p, "one").unwrap();
+        let h1 = hash_file(&p).unwrap();
+        std::fs::write(&p, "one").unwrap();
+        assert_eq!(hash_file(&p).unwrap(), h1);
+        std::fs::write(&p, "two").unwrap();
+        assert_ne!(hash_file(&p).unwrap(), h1);
+        assert!(stat(&dir.path().join("missing")).is_none());
+    }
+
+    #[test]
+    fn racy_rule_distrusts_a_record_taken_in_the_files_tick() {
+        let stat = Stat {
+            size: 3,
+            mtime: 1_000,
+            ctime: 1_000,
+            ino: 7,
+        };
+        let hash = [9; 32];
+        assert!(
+            Recorded {
+                stat,
+                hash,
+                recorded_at: 1_001
+            }
+            .trusted_for(&stat)
+        );
+        assert!(
+            !Recorded {
+                stat,
+                hash,
+                recorded_at: 1_000
+            }
+            .trusted_for(&stat)
+        );
+        assert!(
+            !Recorded {
+                stat,
+                hash,
+                recorded_at: 999
+            }
+            .trusted_for(&stat)
+        );
+        let touched = Stat {
+            ctime: 2_000,
+            ..stat
+        };
+        assert!(
+            !Recorded {
+                stat,
+                hash,
+                recorded_at: 5_000
+            }
+            .trusted_for(&touched)
+        );
+    }
+
+    #[test]
+    fn the_clock_moves_with_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FsClock::open(&dir.path().join("clock")).unwrap();
+        let before = clock.now();
+        std::thread::sleep(Duration::from_millis(30));
+        let p = dir.path().join("later");
+        std::fs::write(&p, "x").unwrap();
+        assert!(stat(&p).unwrap().mtime > before);
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(clock.now() > stat(&p).unwrap().mtime);
+    }
+
+    #[test]
+    fn par_map_keeps_order() {
+        let items: Vec<u32> = (0..10_000).collect();
+        assert_eq!(
+            par_map(&items, |x| x * 2),
+            items.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
+    }
+}

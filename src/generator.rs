@@ -1,0 +1,656 @@
+//! Task generators to tasks. A generator's `source` entries are resolved (another generator's
+//! output, a glob over the tree, or a plain file), mapped through the rules whose `ext_in` take them
+//! (`src/a.c` -> `build/src/a.o`, chaining until no rule takes the extension or the generator's own
+//! rule does), and fed with the outputs of the generators it `use`s into its own task. Every error is
+//! located in the build file: a missing source, two generators declaring one output, an output
+//! outside the build directory, a reference to a later group.
+//!
+//! Expansion is per group so that a lazy project can expand a group after the earlier ones ran.
+
+use crate::env::Layered;
+use crate::error::{Diagnostic, Error};
+use crate::glob::{self, Pattern};
+use crate::graph::Graph;
+use crate::project::{GenId, GroupId, Located, Project, RuleId};
+use crate::task::{FileId, Task, TaskId};
+use crate::template::{Lookup, Paths, Template};
+use crate::{paths, template};
+use std::collections::{BTreeSet, HashMap};
+
+/// The tasks of the groups expanded so far, and what expansion learned on the way.
+#[derive(Debug)]
+pub struct Expansion {
+    pub graph: Graph,
+    /// The tasks each generator made, in creation order.
+    pub gen_tasks: Vec<Vec<TaskId>>,
+    /// Each generator's outputs: its targets, or what its sources were mapped to.
+    pub gen_outputs: Vec<Vec<FileId>>,
+    /// Which groups have been expanded.
+    pub expanded: Vec<bool>,
+    /// Things worth telling the user (a glob that matched nothing).
+    pub warnings: Vec<String>,
+    /// Every directory a glob walked, for knowing when a cached expansion is still valid.
+    pub glob_dirs: BTreeSet<String>,
+    /// Declared targets by kiln path and by the text written (relative to out/).
+    declared: HashMap<String, GenId>,
+    declared_text: HashMap<String, String>,
+}
+
+/// The rule, if any, whose `ext_in` takes `path`, with the matched extension (the longest wins).
+fn rule_for<'p>(project: &'p Project, path: &str) -> Option<(RuleId, &'p str)> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    project
+        .rules
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.ext_in.iter().map(move |e| (i, e.as_str())))
+        .filter(|(_, e)| name.ends_with(e) && name.len() > e.len())
+        .max_by_key(|(_, e)| e.len())
+}
+
+impl Expansion {
+    /// Resolves every generator's declared targets, so that sources can refer to them before the
+    /// generator that makes them is expanded.
+    pub fn new(project: &Project) -> Result<Expansion, Error> {
+        let mut x = Expansion {
+            graph: Graph::default(),
+            gen_tasks: vec![Vec::new(); project.gens.len()],
+            gen_outputs: vec![Vec::new(); project.gens.len()],
+            expanded: vec![false; project.groups.len()],
+            warnings: Vec::new(),
+            glob_dirs: BTreeSet::new(),
+            declared: HashMap::new(),
+            declared_text: HashMap::new(),
+        };
+        let state_dir = paths::join(&project.out, ".kiln");
+        for (g, gn) in project.gens.iter().enumerate() {
+            let Some(rule) = gn.rule else { continue };
+            let update = project.rules[rule].update_outputs;
+            let env = Layered {
+                top: &gn.env,
+                base: &project.env,
+            };
+            for t in &gn.targets {
+                let text = t.value.expand_plain(&env, &project.out).map_err(|e| {
+                    project.template_error(
+                        t,
+                        &e,
+                        &format!("in `target` of generator `{}`", gn.name),
+                    )
+                })?;
+                if text.trim().is_empty() {
+                    return Err(project.error_at(t.span.clone(), "an empty target").into());
+                }
+                if text.starts_with('/') {
+                    return Err(project
+                        .error_at(t.span.clone(), format!("target `{text}` is absolute"))
+                        .note(format!(
+                            "expected a path relative to the build directory `{}`",
+                            project.out
+                        ))
+                        .into());
+                }
+                let path = if update {
+                    paths::normalize(&text)
+                } else {
+                    paths::join(&project.out, &text)
+                };
+                if update && paths::is_outside_project(&path) {
+                    return Err(project
+                        .error_at(t.span.clone(), format!("output `{path}` lies outside the project"))
+                        .note("an update_outputs target is relative to the build file's directory and must stay inside it")
+                        .into());
+                }
+                if !update && !paths::is_within(&path, &project.out) {
+                    return Err(project
+                        .error_at(
+                            t.span.clone(),
+                            format!(
+                                "output `{path}` lies outside the build directory `{}`",
+                                project.out
+                            ),
+                        )
+                        .note("targets are relative to the build directory; `..` may not leave it")
+                        .into());
+                }
+                if paths::is_within(&path, &state_dir) || (!update && path == project.out) {
+                    return Err(project
+                        .error_at(
+                            t.span.clone(),
+                            format!("output `{path}` would overwrite kiln's own state"),
+                        )
+                        .note("name a file inside the build directory")
+                        .into());
+                }
+                if let Some(&other) = x.declared.get(&path) {
+                    return Err(duplicate(project, &path, other, g).into());
+                }
+                x.declared.insert(path.clone(), g);
+                x.declared_text
+                    .insert(paths::normalize(&text), path.clone());
+                let id = x.graph.file(&path);
+                x.gen_outputs[g].push(id);
+            }
+        }
+        Ok(x)
+    }
+
+    /// Whether every group has been expanded.
+    pub fn complete(&self) -> bool {
+        self.expanded.iter().all(|&e| e)
+    }
+
+    /// Expands every generator of `group` into tasks.
+    pub fn expand_group(&mut self, project: &Project, group: GroupId) -> Result<(), Error> {
+        if self.expanded[group] {
+            return Ok(());
+        }
+        for g in self.group_order(project, group)? {
+            self.expand_gen(project, g)?;
+        }
+        self.expanded[group] = true;
+        Ok(())
+    }
+
+    /// The generators of a group, those `use`d first, otherwise in declared order.
+    fn group_order(&self, project: &Project, group: GroupId) -> Result<Vec<GenId>, Error> {
+        let members: Vec<GenId> = (0..project.gens.len())
+            .filter(|&g| project.gens[g].group == group)
+            .collect();
+        let mut order = Vec::with_capacity(members.len());
+        let mut state = vec![0u8; project.gens.len()]; // 0 new, 1 on stack, 2 done
+        for &start in &members {
+            let mut stack = vec![(start, 0usize)];
+            while let Some(&mut (g, ref mut next)) = stack.last_mut() {
+                if *next == 0 {
+                    if state[g] == 2 {
+                        stack.pop();
+                        continue;
+                    }
+                    state[g] = 1;
+                }
+                let uses = &project.gens[g].uses;
+                if let Some(&(u, ref span)) = uses.get(*next) {
+                    *next += 1;
+                    if project.gens[u].group != group {
+                        if project.gens[u].group > group {
+                            return Err(later_group(project, g, u, span.clone()).into());
+                        }
+                        continue;
+                    }
+                    match state[u] {
+                        0 => stack.push((u, 0)),
+                        1 => {
+                            let mut names: Vec<&str> = stack
+                                .iter()
+                                .map(|&(x, _)| project.gens[x].name.as_str())
+                                .collect();
+                            let from = names
+                                .iter()
+                                .position(|n| *n == project.gens[u].name)
+                                .unwrap_or(0);
+                            names.drain(..from);
+                            names.push(&project.gens[u].name);
+                            return Err(project
+                                .error_at(
+                                    span.clone(),
+                                    format!("`use` cycle: {}", names.join(" -> ")),
+                                )
+                                .note("a generator cannot depend on itself through `use`")
+                                .into());
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[g] = 2;
+                    order.push(g);
+                    stack.pop();
+                }
+            }
+        }
+        Ok(order)
+    }
+
+    fn expand_gen(&mut self, project: &Project, g: GenId) -> Result<(), Error> {
+        let gn = &project.gens[g];
+        let own_rule = gn.rule;
+        let excludes = gn
+            .exclude
+            .iter()
+            .map(|e| {
+                let text = self.expand_entry(project, g, e, "exclude")?;
+                text.iter()
+                    .map(|t| {
+                        Pattern::new(&paths::normalize(t))
+                            .map_err(|m| Error::from(project.error_at(e.span.clone(), m)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>();
+
+        let mut sources = Vec::new();
+        for entry in &gn.sources {
+            self.resolve(project, g, entry, "source", &excludes, &mut sources)?;
+        }
+        let mut deps = Vec::new();
+        for entry in &gn.deps {
+            self.resolve(project, g, entry, "deps", &[], &mut deps)?;
+        }
+        let mut seen = BTreeSet::new();
+        sources.retain(|f| seen.insert(*f));
+
+        let mut used = Vec::new();
+        for (u, _) in &gn.uses {
+            used.extend(self.gen_outputs[*u].iter().copied());
+        }
+        if own_rule.is_none() {
+            // A generator without a task of its own orders its mapped tasks after what it uses.
+            deps.extend(used.iter().copied());
+            used.clear();
+        }
+        deps.sort_unstable();
+        deps.dedup();
+
+        let takes = |path: &str| {
+            own_rule.is_some_and(|r| rule_for(project, path).is_some_and(|(x, _)| x == r))
+        };
+        let mut fed = Vec::new();
+        for src in &sources {
+            let mut current = *src;
+            let mut chain: Vec<RuleId> = Vec::new();
+            loop {
+                let path = self.graph.path(current).to_string();
+                if takes(&path) {
+                    break;
+                }
+                let Some((rule, ext)) = rule_for(project, &path) else {
+                    break;
+                };
+                let r = &project.rules[rule];
+                if chain.contains(&rule) {
+                    return Err(project
+                        .error_at(
+                            r.span.clone(),
+                            format!(
+                                "extension mapping loops: rule `{}` maps `{ext}` back into itself",
+                                r.name
+                            ),
+                        )
+                        .into());
+                }
+                if r.ext_out.is_empty() {
+                    return Err(project
+                        .error_at(r.span.clone(), format!("rule `{}` takes `{ext}` sources but has no `ext_out`", r.name))
+                        .note(format!("`{path}` of generator `{}` is mapped through it; name the output with ext_out = [\".o\"]", gn.name))
+                        .into());
+                }
+                chain.push(rule);
+                let outputs: Vec<FileId> = r
+                    .ext_out
+                    .iter()
+                    .map(|e| {
+                        let swapped = paths::swap_extension(&path, ext, e);
+                        let out_path = if r.update_outputs || paths::is_within(&path, &project.out)
+                        {
+                            swapped
+                        } else {
+                            paths::join(&project.out, &swapped)
+                        };
+                        self.graph.file(&out_path)
+                    })
+                    .collect();
+                self.make_task(
+                    project,
+                    g,
+                    rule,
+                    vec![current],
+                    outputs.clone(),
+                    deps.clone(),
+                )?;
+                current = outputs[0];
+            }
+            if own_rule.is_none() && chain.is_empty() {
+                let path = self.graph.path(current);
+                return Err(project
+                    .error_at(gn.span.clone(), format!("generator `{}` has the source `{path}`, which no rule takes", gn.name))
+                    .note("a generator with neither `rule` nor `run` only maps its sources through rules whose ext_in match")
+                    .into());
+            }
+            fed.push(current);
+        }
+
+        match own_rule {
+            Some(rule) => {
+                let mut inputs = fed;
+                inputs.extend(used);
+                let mut seen = BTreeSet::new();
+                inputs.retain(|f| seen.insert(*f));
+                let outputs = self.gen_outputs[g].clone();
+                for o in &outputs {
+                    if inputs.contains(o) || deps.contains(o) {
+                        return Err(project
+                            .error_at(
+                                gn.span.clone(),
+                                format!(
+                                    "`{}` is both an output and an input of generator `{}`",
+                                    self.graph.path(*o),
+                                    gn.name
+                                ),
+                            )
+                            .into());
+                    }
+                }
+                self.make_task(project, g, rule, inputs, outputs, deps)?;
+            }
+            None => self.gen_outputs[g] = fed,
+        }
+        Ok(())
+    }
+
+    /// Expands `${...}` in an entry; an entry that is exactly `${NAME}` splices a list value.
+    fn expand_entry(
+        &self,
+        project: &Project,
+        g: GenId,
+        entry: &Located<Template>,
+        key: &str,
+    ) -> Result<Vec<String>, Error> {
+        let gn = &project.gens[g];
+        let env = Layered {
+            top: &gn.env,
+            base: &project.env,
+        };
+        if let Some(name) = entry.value.sole_var()
+            && let Some(values) = env.get(name)
+        {
+            return Ok(values.to_vec());
+        }
+        let text = entry.value.expand_plain(&env, &project.out).map_err(|e| {
+            project.template_error(entry, &e, &format!("in `{key}` of generator `{}`", gn.name))
+        })?;
+        Ok(vec![text])
+    }
+
+    fn resolve(
+        &mut self,
+        project: &Project,
+        g: GenId,
+        entry: &Located<Template>,
+        key: &str,
+        excludes: &[Pattern],
+        into: &mut Vec<FileId>,
+    ) -> Result<(), Error> {
+        let gn = &project.gens[g];
+        for item in self.expand_entry(project, g, entry, key)? {
+            if item.trim().is_empty() {
+                return Err(project
+                    .error_at(entry.span.clone(), format!("an empty path in `{key}`"))
+                    .into());
+            }
+            let norm = if item.starts_with('/') {
+                paths::from_absolute(
+                    &project.root,
+                    std::path::Path::new(&paths::normalize(&item)),
+                )
+                .unwrap_or_else(|| paths::normalize(&item))
+            } else {
+                paths::normalize(&item)
+            };
+            // Another generator's output, by the target as written or by its path.
+            let declared = self
+                .declared_text
+                .get(&norm)
+                .cloned()
+                .or_else(|| self.declared.contains_key(&norm).then(|| norm.clone()));
+            if let Some(path) = declared {
+                let producer = self.declared[&path];
+                self.check_reference(project, g, producer, &path, entry)?;
+                let file = self.graph.file(&path);
+                into.push(file);
+                continue;
+            }
+            if let Some(file) = self.graph.lookup(&norm)
+                && let Some(task) = self.graph.producer(file)
+            {
+                let producer = self.graph.task(task).generator;
+                self.check_reference(project, g, producer, &norm, entry)?;
+                into.push(file);
+                continue;
+            }
+            if paths::is_outside_project(&norm) && !paths::is_within(&norm, &project.out) {
+                return Err(project
+                    .error_at(entry.span.clone(), format!("`{norm}` in `{key}` of generator `{}` lies outside the project", gn.name))
+                    .note("sources must lie under the build file's directory (or in the build directory)")
+                    .into());
+            }
+            if glob::is_glob(&norm) {
+                let pattern = Pattern::new(&norm)
+                    .map_err(|m| Error::from(project.error_at(entry.span.clone(), m)))?;
+                let found = glob::expand(&project.root, &pattern, &project.out);
+                self.glob_dirs.extend(found.dirs);
+                for s in found.skipped {
+                    self.warnings.push(format!("skipped `{s}` matched by `{norm}` in generator `{}`: kiln needs UTF-8 file names", gn.name));
+                }
+                let files: Vec<String> = found
+                    .files
+                    .into_iter()
+                    .filter(|f| !excludes.iter().any(|e| e.is_match(f)))
+                    .collect();
+                if files.is_empty() {
+                    self.warnings.push(format!(
+                        "`{norm}` in `{key}` of generator `{}` matched nothing",
+                        gn.name
+                    ));
+                }
+                for f in files {
+                    let file = self.graph.file(&f);
+                    into.push(file);
+                }
+                continue;
+            }
+            let abs = crate::project::absolute(&project.root, &norm);
+            match std::fs::metadata(&abs) {
+                Ok(m) if m.is_file() => {
+                    let file = self.graph.file(&norm);
+                    into.push(file);
+                }
+                Ok(_) => {
+                    return Err(project
+                        .error_at(entry.span.clone(), format!("`{norm}` in `{key}` of generator `{}` is a directory", gn.name))
+                        .note("expected a file; use a glob such as \"dir/*.c\" for a directory's files")
+                        .into());
+                }
+                Err(_) => {
+                    let mut d = project
+                        .error_at(
+                            entry.span.clone(),
+                            format!(
+                                "missing source `{norm}` in `{key}` of generator `{}`",
+                                gn.name
+                            ),
+                        )
+                        .note("no such file, and no generator declares it as a target");
+                    if let Some(close) = crate::error::did_you_mean(
+                        &norm,
+                        self.declared_text.keys().map(String::as_str),
+                    ) {
+                        d = d.note(format!("did you mean the target `{close}`?"));
+                    }
+                    return Err(d.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A generator may read outputs of its own group or earlier ones, never its own.
+    fn check_reference(
+        &self,
+        project: &Project,
+        g: GenId,
+        producer: GenId,
+        path: &str,
+        entry: &Located<Template>,
+    ) -> Result<(), Error> {
+        if producer == g {
+            return Err(project
+                .error_at(
+                    entry.span.clone(),
+                    format!(
+                        "`{path}` is both an output and an input of generator `{}`",
+                        project.gens[g].name
+                    ),
+                )
+                .into());
+        }
+        if project.gens[producer].group > project.gens[g].group {
+            return Err(later_group(project, g, producer, entry.span.clone()).into());
+        }
+        Ok(())
+    }
+
+    fn make_task(
+        &mut self,
+        project: &Project,
+        g: GenId,
+        rule: RuleId,
+        inputs: Vec<FileId>,
+        outputs: Vec<FileId>,
+        deps: Vec<FileId>,
+    ) -> Result<TaskId, Error> {
+        let gn = &project.gens[g];
+        let r = &project.rules[rule];
+        let env = Layered {
+            top: &gn.env,
+            base: &project.env,
+        };
+        let src: Vec<&str> = inputs.iter().map(|&f| self.graph.path(f)).collect();
+        let tgt: Vec<&str> = outputs.iter().map(|&f| self.graph.path(f)).collect();
+        let task_paths = Paths {
+            src: &src,
+            tgt: &tgt,
+            out: &project.out,
+        };
+        let owner = if r.name == gn.name {
+            format!("generator `{}`", gn.name)
+        } else {
+            format!("rule `{}`", r.name)
+        };
+        let mut commands = Vec::with_capacity(r.commands.len());
+        for c in &r.commands {
+            let mut buf = String::new();
+            c.value
+                .expand(&env, &task_paths, true, &mut buf)
+                .map_err(|e| expand_error(project, c, &e, &owner, &gn.name))?;
+            commands.push(buf);
+        }
+        let depfile = match &r.depfile {
+            Some(d) => {
+                let mut buf = String::new();
+                d.value
+                    .expand(&env, &task_paths, false, &mut buf)
+                    .map_err(|e| expand_error(project, d, &e, &owner, &gn.name))?;
+                let path = paths::normalize(&buf);
+                if paths::is_outside_project(&path) && !paths::is_within(&path, &project.out) {
+                    return Err(project
+                        .error_at(
+                            d.span.clone(),
+                            format!("depfile `{path}` lies outside the project"),
+                        )
+                        .into());
+                }
+                Some(self.graph.file(&path))
+            }
+            None => None,
+        };
+        let env_pairs = r
+            .signature_names
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    env.get(n).map(|v| v.join(" ")).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let key = match outputs.first() {
+            Some(&o) => self.graph.path(o).to_string(),
+            None => format!("\0{}", gn.name),
+        };
+        let task = Task {
+            generator: g,
+            group: gn.group,
+            rule,
+            inputs,
+            outputs,
+            deps,
+            depfile,
+            commands,
+            env: env_pairs,
+            always: r.always,
+            update_outputs: r.update_outputs,
+            key,
+        };
+        match self.graph.add_task(task) {
+            Ok(id) => {
+                self.gen_tasks[g].push(id);
+                Ok(id)
+            }
+            Err((file, other)) => {
+                let other_gen = self.graph.task(other).generator;
+                Err(duplicate(project, self.graph.path(file), other_gen, g).into())
+            }
+        }
+    }
+}
+
+fn duplicate(project: &Project, path: &str, first: GenId, second: GenId) -> Diagnostic {
+    let (a, b) = (&project.gens[first], &project.gens[second]);
+    let (line, _) = project.source.line_col(a.span.start);
+    let msg = if first == second {
+        format!("generator `{}` declares the output `{path}` twice", b.name)
+    } else {
+        format!(
+            "generators `{}` and `{}` both declare the output `{path}`",
+            a.name, b.name
+        )
+    };
+    project.error_at(b.span.clone(), msg).note(format!(
+        "`{}` is at {}:{line}; every output must have one producer",
+        a.name, project.source.name
+    ))
+}
+
+fn later_group(
+    project: &Project,
+    g: GenId,
+    producer: GenId,
+    span: std::ops::Range<usize>,
+) -> Diagnostic {
+    let (a, b) = (&project.gens[g], &project.gens[producer]);
+    project
+        .error_at(
+            span,
+            format!(
+                "generator `{}` (group `{}`) needs generator `{}`, which is in the later group `{}`",
+                a.name, project.groups[a.group].name, b.name, project.groups[b.group].name
+            ),
+        )
+        .note("groups run in order: move the producer to the same or an earlier group")
+}
+
+fn expand_error(
+    project: &Project,
+    t: &Located<Template>,
+    e: &template::TemplateError,
+    owner: &str,
+    gn: &str,
+) -> Error {
+    project
+        .template_error(t, e, owner)
+        .note(format!("while expanding a task of generator `{gn}`"))
+        .into()
+}

@@ -1,0 +1,24 @@
+//! kiln: a declarative build tool with content signatures, in the tradition of waf.
+//!
+//! Data flows one way: the build file ([`manifest`]) is validated into a [`project`], whose
+//! generators expand into tasks ([`generator`], [`task`]); the [`graph`] orders them; signatures
+//! ([`signature`]) over file contents ([`filestate`]) are checked against the [`store`]; the
+//! [`scheduler`] picks what runs next and the [`runner`] runs commands, knowing nothing of the graph.
+
+pub mod constraints;
+pub mod depfile;
+pub mod env;
+pub mod error;
+pub mod filestate;
+pub mod generator;
+pub mod glob;
+pub mod graph;
+pub mod manifest;
+pub mod paths;
+pub mod project;
+pub mod runner;
+pub mod scheduler;
+pub mod signature;
+pub mod store;
+pub mod task;
+pub mod template;

@@ -1,0 +1,536 @@
+//! The runner: worker threads that run command chains through `sh -c` in the project root, each
+//! command in a process group of its own, stdout and stderr captured together through one pipe. It
+//! knows nothing of the graph: a [`Job`] is commands and paths, and a [`Finished`] says how the
+//! commands ended, what they printed, and the stats (and, after success, the hashes) of the paths
+//! the job named, taken on the worker so that hashing outputs is spread over the cores.
+//!
+//! A command longer than the kernel accepts as one argument runs from a script file instead.
+//! Output beyond a memory limit goes to a log file, keeping the tail in memory. [`Runner::signal`]
+//! forwards a signal to every running process group, and commands not yet started are not started.
+
+use crate::depfile;
+use crate::filestate::{self, FsClock, Hash, Stat};
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{BorrowedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Commands longer than this run from a script file (Linux takes at most 128 KiB as one argument).
+const ARG_LIMIT: usize = 100_000;
+
+/// One task's work, as the runner sees it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The caller's handle for this job.
+    pub id: usize,
+    /// Run in order; all must succeed.
+    pub commands: Vec<String>,
+    /// Stat afterwards, and hash after success.
+    pub outputs: Vec<PathBuf>,
+    /// Stat afterwards, to see whether they changed while the commands ran.
+    pub watch: Vec<PathBuf>,
+    /// Read and parse after success.
+    pub depfile: Option<PathBuf>,
+    /// Where output beyond the memory limit is kept.
+    pub log: PathBuf,
+}
+
+/// How a job's commands ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    /// Command `command` (0-based) exited with a non-zero status.
+    Failed {
+        command: usize,
+        code: i32,
+    },
+    /// Command `command` was killed by a signal.
+    Signaled {
+        command: usize,
+        signal: i32,
+    },
+    /// Command `command` could not be run at all.
+    Error {
+        command: usize,
+        message: String,
+    },
+    /// Not started: the build was stopping.
+    NotStarted,
+}
+
+/// What the commands printed: all of it, or the tail with the rest in a log file.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub text: Vec<u8>,
+    pub total: u64,
+    pub log: Option<PathBuf>,
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct Finished {
+    pub id: usize,
+    pub exit: Exit,
+    pub output: Output,
+    pub duration: Duration,
+    /// The file system's time before the first command started and after the last ended.
+    pub started_at: i64,
+    pub ended_at: i64,
+    /// Each output's stat, and its hash after success.
+    pub outputs: Vec<Option<(Stat, Option<Hash>)>>,
+    pub watch: Vec<Option<Stat>>,
+    /// The depfile's prerequisites, or why they could not be read.
+    pub depfile: Option<Result<Vec<String>, String>>,
+}
+
+/// What every job shares.
+pub struct Config {
+    /// Where commands run: the project root.
+    pub cwd: PathBuf,
+    /// For script files of long commands.
+    pub scratch: PathBuf,
+    pub clock: Option<Arc<FsClock>>,
+    /// A descriptor every command inherits (the build lock, so a later kiln waits for orphans).
+    pub keep_fd: Option<RawFd>,
+    /// Output kept in memory per job before it spills to the log file.
+    pub memory_limit: usize,
+}
+
+struct Shared {
+    config: Config,
+    groups: Mutex<HashMap<usize, i32>>,
+    stopping: AtomicI32,
+}
+
+pub struct Runner {
+    jobs: Option<Sender<Job>>,
+    results: Receiver<Finished>,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Runner {
+    /// Starts `workers` threads.
+    pub fn new(workers: usize, config: Config) -> Runner {
+        let (job_tx, job_rx) = unbounded::<Job>();
+        let (done_tx, done_rx) = unbounded::<Finished>();
+        let shared = Arc::new(Shared {
+            config,
+            groups: Mutex::new(HashMap::new()),
+            stopping: AtomicI32::new(0),
+        });
+        let workers = (0..workers.max(1))
+            .map(|_| {
+                let (rx, tx, shared) = (job_rx.clone(), done_tx.clone(), shared.clone());
+                std::thread::spawn(move || {
+                    for job in rx {
+                        let finished = run_job(&shared, job);
+                        if tx.send(finished).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Runner {
+            jobs: Some(job_tx),
+            results: done_rx,
+            shared,
+            workers,
+        }
+    }
+
+    pub fn start(&self, job: Job) {
+        if let Some(tx) = &self.jobs {
+            tx.send(job)
+                .expect("runner workers are alive while the runner is");
+        }
+    }
+
+    /// Finished jobs, in the order they finished.
+    pub fn results(&self) -> &Receiver<Finished> {
+        &self.results
+    }
+
+    /// Sends `signal` to every running command's process group; commands not yet started will not
+    /// start.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        self.shared
+            .stopping
+            .store(signal.as_raw(), Ordering::SeqCst);
+        let groups = self.shared.groups.lock().unwrap_or_else(|e| e.into_inner());
+        for &pgid in groups.values() {
+            kill_group(pgid, signal);
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn kill_group(pgid: i32, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+fn signal_from_raw(raw: i32) -> rustix::process::Signal {
+    use rustix::process::Signal;
+    [
+        Signal::INT,
+        Signal::TERM,
+        Signal::HUP,
+        Signal::KILL,
+        Signal::PIPE,
+    ]
+    .into_iter()
+    .find(|s| s.as_raw() == raw)
+    .unwrap_or(Signal::TERM)
+}
+
+fn run_job(shared: &Shared, job: Job) -> Finished {
+    let config = &shared.config;
+    let clock = || config.clock.as_ref().map_or(0, |c| c.now());
+    let started_at = clock();
+    let start = Instant::now();
+    let mut output = OutputBuf::new(config.memory_limit, job.log.clone());
+    let mut exit = Exit::Success;
+    for (i, command) in job.commands.iter().enumerate() {
+        if shared.stopping.load(Ordering::SeqCst) != 0 {
+            exit = if i == 0 {
+                Exit::NotStarted
+            } else {
+                Exit::Signaled {
+                    command: i,
+                    signal: shared.stopping.load(Ordering::SeqCst),
+                }
+            };
+            break;
+        }
+        match run_command(shared, job.id, i, command, &mut output) {
+            Ok(status) => {
+                if let Some(signal) = status.signal() {
+                    exit = Exit::Signaled { command: i, signal };
+                    break;
+                }
+                let code = status.code().unwrap_or(-1);
+                if code != 0 {
+                    exit = Exit::Failed { command: i, code };
+                    break;
+                }
+            }
+            Err(e) => {
+                exit = Exit::Error {
+                    command: i,
+                    message: e.to_string(),
+                };
+                break;
+            }
+        }
+    }
+    let duration = start.elapsed();
+    let ended_at = clock();
+    let success = exit == Exit::Success;
+    let outputs = job
+        .outputs
+        .iter()
+        .map(|p| {
+            let stat = filestate::stat(p)?;
+            let hash = if success {
+                filestate::hash_file(p).ok()
+            } else {
+                None
+            };
+            Some((stat, hash))
+        })
+        .collect();
+    let watch = job.watch.iter().map(|p| filestate::stat(p)).collect();
+    let depfile = match (&job.depfile, success) {
+        (Some(path), true) => Some(match std::fs::read(path) {
+            Ok(bytes) => depfile::parse(&bytes)
+                .map_err(|e| format!("cannot parse depfile `{}`: {e}", path.display())),
+            Err(e) => Err(format!(
+                "the depfile `{}` was not written: {e}",
+                path.display()
+            )),
+        }),
+        _ => None,
+    };
+    Finished {
+        id: job.id,
+        exit,
+        output: output.finish(),
+        duration,
+        started_at,
+        ended_at,
+        outputs,
+        watch,
+        depfile,
+    }
+}
+
+fn run_command(
+    shared: &Shared,
+    id: usize,
+    index: usize,
+    command: &str,
+    output: &mut OutputBuf,
+) -> io::Result<std::process::ExitStatus> {
+    let config = &shared.config;
+    let mut script = None;
+    let (reader, mut child) = {
+        let mut cmd = Command::new("/bin/sh");
+        if command.len() > ARG_LIMIT {
+            std::fs::create_dir_all(&config.scratch)?;
+            let path = config
+                .scratch
+                .join(format!("cmd-{}-{id}-{index}.sh", std::process::id()));
+            std::fs::write(&path, command)?;
+            cmd.arg(&path);
+            script = Some(path);
+        } else {
+            cmd.arg("-c").arg(command);
+        }
+        let (reader, writer) = io::pipe()?;
+        cmd.current_dir(&config.cwd)
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
+            .process_group(0);
+        if let Some(fd) = config.keep_fd {
+            // SAFETY: only async-signal-safe fcntl between fork and exec, on a descriptor that stays
+            // open for the runner's life.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fd = BorrowedFd::borrow_raw(fd);
+                    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
+                        .map_err(io::Error::from)
+                });
+            }
+        }
+        let child = cmd.spawn();
+        // `cmd` is dropped here, closing this process's copies of the pipe's write end.
+        (reader, child)
+    };
+    let result = (|| {
+        let child = child
+            .as_mut()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start /bin/sh: {e}")))?;
+        let pgid = child.id() as i32;
+        shared
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, pgid);
+        let stopping = shared.stopping.load(Ordering::SeqCst);
+        if stopping != 0 {
+            kill_group(pgid, signal_from_raw(stopping));
+        }
+        let mut reader = reader;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => output.push(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let status = child.wait();
+        shared
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        status
+    })();
+    if let Some(path) = script {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Output kept in memory up to a limit; past it, everything goes to a log file and only the tail
+/// stays in memory.
+struct OutputBuf {
+    kept: VecDeque<u8>,
+    total: u64,
+    limit: usize,
+    spilled: bool,
+    log_path: PathBuf,
+    log: Option<File>,
+}
+
+impl OutputBuf {
+    fn new(limit: usize, log_path: PathBuf) -> Self {
+        OutputBuf {
+            kept: VecDeque::new(),
+            total: 0,
+            limit,
+            spilled: false,
+            log_path,
+            log: None,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        if !self.spilled && self.kept.len() + bytes.len() <= self.limit {
+            self.kept.extend(bytes);
+            return;
+        }
+        if !self.spilled {
+            self.spilled = true;
+            let _ = self.log_path.parent().map(std::fs::create_dir_all);
+            self.log = File::create(&self.log_path).ok();
+            if let Some(f) = &mut self.log {
+                let _ = f.write_all(self.kept.make_contiguous());
+            }
+        }
+        if let Some(f) = &mut self.log {
+            let _ = f.write_all(bytes);
+        }
+        self.kept.extend(bytes);
+        let keep = (self.limit / 4).max(1024);
+        if self.kept.len() > keep {
+            let extra = self.kept.len() - keep;
+            self.kept.drain(..extra);
+        }
+    }
+
+    fn finish(self) -> Output {
+        let log = self.log.is_some().then_some(self.log_path);
+        Output {
+            text: self.kept.into(),
+            total: self.total,
+            log,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::path::Path;
+
+    fn runner(dir: &Path, limit: usize) -> Runner {
+        Runner::new(
+            2,
+            Config {
+                cwd: dir.to_path_buf(),
+                scratch: dir.join("tmp"),
+                clock: None,
+                keep_fd: None,
+                memory_limit: limit,
+            },
+        )
+    }
+
+    fn job(id: usize, commands: &[&str], dir: &Path) -> Job {
+        Job {
+            id,
+            commands: commands.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![dir.join("out")],
+            watch: vec![],
+            depfile: None,
+            log: dir.join(format!("log{id}")),
+        }
+    }
+
+    #[test]
+    fn runs_a_chain_and_captures_both_streams_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = runner(dir.path(), 1 << 20);
+        r.start(job(
+            1,
+            &["echo one; echo two >&2", "printf x > out"],
+            dir.path(),
+        ));
+        let f = r.results().recv().unwrap();
+        assert_eq!(f.exit, Exit::Success);
+        assert_eq!(String::from_utf8_lossy(&f.output.text), "one\ntwo\n");
+        let (stat, hash) = f.outputs[0].unwrap();
+        assert_eq!(stat.size, 1);
+        assert!(hash.is_some());
+    }
+
+    #[test]
+    fn a_failing_command_stops_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = runner(dir.path(), 1 << 20);
+        r.start(job(1, &["echo bad; exit 3", "touch out"], dir.path()));
+        let f = r.results().recv().unwrap();
+        assert_eq!(
+            f.exit,
+            Exit::Failed {
+                command: 0,
+                code: 3
+            }
+        );
+        assert!(f.outputs[0].is_none());
+    }
+
+    #[test]
+    fn long_commands_run_from_a_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = runner(dir.path(), 1 << 20);
+        let long = format!("printf %s {} > out", "y".repeat(300_000));
+        r.start(job(1, &[&long], dir.path()));
+        let f = r.results().recv().unwrap();
+        assert_eq!(
+            f.exit,
+            Exit::Success,
+            "{}",
+            String::from_utf8_lossy(&f.output.text)
+        );
+        assert_eq!(f.outputs[0].unwrap().0.size, 300_000);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn large_output_spills_to_a_log_and_keeps_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = runner(dir.path(), 64 * 1024);
+        r.start(job(1, &["seq 1 200000"], dir.path()));
+        let f = r.results().recv().unwrap();
+        let log = f.output.log.clone().expect("a log file");
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), f.output.total);
+        assert!(f.output.text.len() <= 16 * 1024 + 64 * 1024);
+        assert!(String::from_utf8_lossy(&f.output.text).ends_with("199999\n200000\n"));
+    }
+
+    #[test]
+    fn signal_reaches_the_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = runner(dir.path(), 1 << 20);
+        r.start(job(1, &["sleep 30 & sleep 30; wait"], dir.path()));
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        r.signal(rustix::process::Signal::TERM);
+        let f = r.results().recv().unwrap();
+        assert!(
+            matches!(f.exit, Exit::Signaled { signal: 15, .. }),
+            "{:?}",
+            f.exit
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,428 @@
+//! The scheduling state machine for one group: which task may start next, and what a finished or
+//! failed task releases. It has no threads and runs no commands; the driver asks [`Scheduler::next`]
+//! for work, starts it however it likes (or skips it), and reports back with
+//! [`Scheduler::finish`], so that tests can drive it with a fake runner.
+//!
+//! Approach: every node (a task, or a barrier standing for "all tasks of a rule" in precedence)
+//! counts its unfinished predecessors. A node whose count reaches zero is ready, and ready tasks
+//! start in priority order (the longest remaining path first, then declared order), no more than
+//! `cap` at once. A failure marks every node that depends on it through a hard edge (files,
+//! precedence) as not run; order-only edges (a sequence group) wait but do not inherit failure.
+//! Without keep-going the first failure stops all starting; running tasks are left to finish.
+
+use crate::task::TaskId;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+pub type NodeId = usize;
+
+/// How a successor depends on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// Through a file or precedence: a failure upstream means the successor does not run.
+    Hard,
+    /// Order only (a sequence group): the successor waits, then runs whatever happened upstream.
+    Order,
+}
+
+/// One node of a group's plan.
+#[derive(Debug, Clone)]
+pub struct PlanNode {
+    /// The task, or `None` for a barrier.
+    pub task: Option<TaskId>,
+    pub succs: Vec<(NodeId, Edge)>,
+    /// Larger runs first.
+    pub priority: u64,
+    /// Declared order, to break ties.
+    pub order: u32,
+    /// Depends on a failure in an earlier group: never runs.
+    pub blocked: bool,
+}
+
+/// What became of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Waiting,
+    Ready,
+    Running,
+    Done,
+    Failed,
+    NotRun,
+}
+
+#[derive(Debug)]
+pub struct Scheduler {
+    nodes: Vec<PlanNode>,
+    pending: Vec<u32>,
+    state: Vec<State>,
+    ready: BinaryHeap<(u64, Reverse<u32>, NodeId)>,
+    running: usize,
+    cap: usize,
+    keep_going: bool,
+    stopped: bool,
+}
+
+impl Scheduler {
+    /// A scheduler over `nodes`, starting at most `cap` tasks at once.
+    pub fn new(nodes: Vec<PlanNode>, cap: usize, keep_going: bool) -> Scheduler {
+        let mut pending = vec![0u32; nodes.len()];
+        for n in &nodes {
+            for &(s, _) in &n.succs {
+                pending[s] += 1;
+            }
+        }
+        let mut s = Scheduler {
+            state: vec![State::Waiting; nodes.len()],
+            nodes,
+            pending,
+            ready: BinaryHeap::new(),
+            running: 0,
+            cap: cap.max(1),
+            keep_going,
+            stopped: false,
+        };
+        let blocked: Vec<NodeId> = (0..s.nodes.len()).filter(|&i| s.nodes[i].blocked).collect();
+        for n in blocked {
+            s.settle(n, State::NotRun);
+        }
+        for n in 0..s.nodes.len() {
+            if s.state[n] == State::Waiting && s.pending[n] == 0 {
+                s.make_ready(n);
+            }
+        }
+        s
+    }
+
+    /// The next task to start, if one is ready and fewer than `cap` are running. The task counts as
+    /// running until [`finish`](Self::finish) is called for it, even if the caller skips it.
+    pub fn next(&mut self) -> Option<(NodeId, TaskId)> {
+        if self.stopped || self.running >= self.cap {
+            return None;
+        }
+        let (_, _, n) = self.ready.pop()?;
+        self.state[n] = State::Running;
+        self.running += 1;
+        Some((
+            n,
+            self.nodes[n]
+                .task
+                .expect("barriers never reach the ready queue"),
+        ))
+    }
+
+    /// Reports a started task as finished, successfully (run or skipped) or not.
+    pub fn finish(&mut self, node: NodeId, ok: bool) {
+        debug_assert_eq!(self.state[node], State::Running);
+        self.running -= 1;
+        if ok {
+            self.settle(node, State::Done);
+        } else {
+            if !self.keep_going {
+                self.stopped = true;
+            }
+            self.settle(node, State::Failed);
+        }
+    }
+
+    /// Starts nothing more (an interrupt); running tasks may still finish.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Whether nothing is running and nothing more will start.
+    pub fn is_done(&self) -> bool {
+        self.running == 0 && (self.stopped || self.ready.is_empty())
+    }
+
+    pub fn state(&self, node: NodeId) -> State {
+        self.state[node]
+    }
+
+    /// Tasks that did not run: blocked by a failure, or never started because the build stopped.
+    pub fn not_run(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.nodes
+            .iter()
+            .zip(&self.state)
+            .filter_map(|(n, s)| match s {
+                State::Waiting | State::Ready | State::NotRun => n.task,
+                _ => None,
+            })
+    }
+
+    fn make_ready(&mut self, n: NodeId) {
+        if self.nodes[n].task.is_some() {
+            self.state[n] = State::Ready;
+            self.ready
+                .push((self.nodes[n].priority, Reverse(self.nodes[n].order), n));
+        } else {
+            // A barrier completes as soon as its predecessors have.
+            self.settle(n, State::Done);
+        }
+    }
+
+    /// Records a final state for `first` and releases or blocks its successors, iteratively.
+    fn settle(&mut self, first: NodeId, first_state: State) {
+        let mut work = vec![(first, first_state)];
+        while let Some((n, state)) = work.pop() {
+            if matches!(self.state[n], State::Done | State::Failed | State::NotRun) {
+                continue;
+            }
+            self.state[n] = state;
+            let ok = state == State::Done;
+            for i in 0..self.nodes[n].succs.len() {
+                let (s, edge) = self.nodes[n].succs[i];
+                if matches!(
+                    self.state[s],
+                    State::NotRun | State::Done | State::Failed | State::Running
+                ) {
+                    continue;
+                }
+                if !ok && edge == Edge::Hard {
+                    work.push((s, State::NotRun));
+                    continue;
+                }
+                self.pending[s] -= 1;
+                if self.pending[s] == 0 && self.state[s] == State::Waiting {
+                    if self.nodes[s].task.is_some() {
+                        self.make_ready(s);
+                    } else {
+                        work.push((s, State::Done));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs commands that take simulated time, as a real runner would: `start` and `wait`, with the
+    /// order of starts and the highest concurrency seen recorded.
+    struct FakeRunner {
+        now: u64,
+        running: Vec<(u64, NodeId, TaskId)>,
+        started: Vec<u32>,
+        highest: usize,
+        duration: fn(TaskId) -> u64,
+        fails: fn(TaskId) -> bool,
+    }
+
+    impl FakeRunner {
+        fn new(duration: fn(TaskId) -> u64, fails: fn(TaskId) -> bool) -> Self {
+            FakeRunner {
+                now: 0,
+                running: Vec::new(),
+                started: Vec::new(),
+                highest: 0,
+                duration,
+                fails,
+            }
+        }
+
+        fn start(&mut self, node: NodeId, task: TaskId) {
+            self.started.push(task.0);
+            self.running
+                .push((self.now + (self.duration)(task), node, task));
+            self.highest = self.highest.max(self.running.len());
+        }
+
+        /// The task that finishes first, and whether it succeeded.
+        fn wait(&mut self) -> (NodeId, bool) {
+            let i = (0..self.running.len())
+                .min_by_key(|&i| (self.running[i].0, self.running[i].2))
+                .unwrap();
+            let (end, node, task) = self.running.remove(i);
+            self.now = end;
+            (node, !(self.fails)(task))
+        }
+
+        /// Drives `s` to the end, as the build driver does.
+        fn drive(&mut self, s: &mut Scheduler) {
+            loop {
+                while let Some((n, t)) = s.next() {
+                    self.start(n, t);
+                }
+                if s.is_done() {
+                    break;
+                }
+                let (n, ok) = self.wait();
+                s.finish(n, ok);
+            }
+        }
+    }
+
+    fn task(i: u32, succs: &[(NodeId, Edge)], priority: u64) -> PlanNode {
+        PlanNode {
+            task: Some(TaskId(i)),
+            succs: succs.to_vec(),
+            priority,
+            order: i,
+            blocked: false,
+        }
+    }
+
+    fn barrier(succs: &[(NodeId, Edge)]) -> PlanNode {
+        PlanNode {
+            task: None,
+            succs: succs.to_vec(),
+            priority: 0,
+            order: u32::MAX,
+            blocked: false,
+        }
+    }
+
+    const H: Edge = Edge::Hard;
+    const O: Edge = Edge::Order;
+
+    #[test]
+    fn respects_dependencies_and_the_cap() {
+        // 0..4 independent compiles feed 5 (link).
+        let mut nodes: Vec<PlanNode> = (0..5).map(|i| task(i, &[(5, H)], 2)).collect();
+        nodes.push(task(5, &[], 1));
+        let mut s = Scheduler::new(nodes, 2, false);
+        let mut r = FakeRunner::new(|_| 10, |_| false);
+        r.drive(&mut s);
+        assert_eq!(r.started, vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(r.highest, 2);
+        assert!(s.not_run().next().is_none());
+    }
+
+    #[test]
+    fn longest_remaining_path_starts_first() {
+        // 0 -> 1 -> 2 is a chain; 3 and 4 are leaves. Priorities are remaining path lengths.
+        let nodes = vec![
+            task(0, &[(1, H)], 30),
+            task(1, &[(2, H)], 20),
+            task(2, &[], 10),
+            task(3, &[], 10),
+            task(4, &[], 10),
+        ];
+        let mut s = Scheduler::new(nodes, 1, false);
+        let mut r = FakeRunner::new(|_| 10, |_| false);
+        r.drive(&mut s);
+        assert_eq!(r.started, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn without_keep_going_the_first_failure_stops_starting() {
+        let nodes = vec![
+            task(0, &[], 5),
+            task(1, &[], 5),
+            task(2, &[], 5),
+            task(3, &[], 5),
+        ];
+        let mut s = Scheduler::new(nodes, 2, false);
+        let mut r = FakeRunner::new(|t| if t.0 == 0 { 1 } else { 10 }, |t| t.0 == 0);
+        r.drive(&mut s);
+        // 0 fails first while 1 runs; 1 is let finish; 2 and 3 never start.
+        assert_eq!(r.started, vec![0, 1]);
+        let mut not_run: Vec<u32> = s.not_run().map(|t| t.0).collect();
+        not_run.sort();
+        assert_eq!(not_run, vec![2, 3]);
+        assert_eq!(s.state(1), State::Done);
+    }
+
+    #[test]
+    fn keep_going_runs_everything_independent_of_the_failure() {
+        // 0 fails; 1 depends on it (file); 2 follows 1; 3 and 4 are independent.
+        let nodes = vec![
+            task(0, &[(1, H)], 9),
+            task(1, &[(2, H)], 8),
+            task(2, &[], 7),
+            task(3, &[], 1),
+            task(4, &[], 1),
+        ];
+        let mut s = Scheduler::new(nodes, 2, true);
+        let mut r = FakeRunner::new(|_| 10, |t| t.0 == 0);
+        r.drive(&mut s);
+        assert_eq!(r.started, vec![0, 3, 4]);
+        let mut not_run: Vec<u32> = s.not_run().map(|t| t.0).collect();
+        not_run.sort();
+        assert_eq!(not_run, vec![1, 2]);
+    }
+
+    #[test]
+    fn precedence_barrier_orders_rules_and_passes_failure_on() {
+        // tasks 0,1 (rule A) -> barrier 4 -> tasks 2,3 (rule B).
+        let nodes = vec![
+            task(0, &[(4, H)], 1),
+            task(1, &[(4, H)], 1),
+            task(2, &[], 9),
+            task(3, &[], 9),
+            barrier(&[(2, H), (3, H)]),
+        ];
+        let mut s = Scheduler::new(nodes.clone(), 4, false);
+        let mut r = FakeRunner::new(|_| 10, |_| false);
+        r.drive(&mut s);
+        assert_eq!(r.started, vec![0, 1, 2, 3]);
+        assert_eq!(r.highest, 2);
+
+        let mut s = Scheduler::new(nodes, 4, true);
+        let mut r = FakeRunner::new(|_| 10, |t| t.0 == 1);
+        r.drive(&mut s);
+        assert_eq!(r.started, vec![0, 1]);
+        assert_eq!(s.state(2), State::NotRun);
+    }
+
+    #[test]
+    fn order_edges_wait_but_do_not_inherit_failure() {
+        // A sequence: 0 then 1 then 2, order-only; 1 fails; with keep-going 2 still runs.
+        let nodes = vec![
+            task(0, &[(1, O)], 1),
+            task(1, &[(2, O)], 1),
+            task(2, &[], 1),
+        ];
+        let mut s = Scheduler::new(nodes, 4, true);
+        let mut r = FakeRunner::new(|_| 10, |t| t.0 == 1);
+        r.drive(&mut s);
+        assert_eq!(r.started, vec![0, 1, 2]);
+        assert_eq!(r.highest, 1);
+    }
+
+    #[test]
+    fn blocked_nodes_and_their_dependents_never_run() {
+        let mut nodes = vec![task(0, &[(1, H)], 1), task(1, &[], 1), task(2, &[], 1)];
+        nodes[0].blocked = true;
+        let mut s = Scheduler::new(nodes, 4, true);
+        let mut r = FakeRunner::new(|_| 10, |_| false);
+        r.drive(&mut s);
+        assert_eq!(r.started, vec![2]);
+        assert_eq!(s.not_run().count(), 2);
+    }
+
+    #[test]
+    fn diamond_runs_the_join_once_after_both_sides() {
+        let nodes = vec![
+            task(0, &[(1, H), (2, H)], 3),
+            task(1, &[(3, H)], 2),
+            task(2, &[(3, H)], 2),
+            task(3, &[], 1),
+        ];
+        let mut s = Scheduler::new(nodes, 8, false);
+        let mut r = FakeRunner::new(|t| if t.0 == 1 { 50 } else { 10 }, |_| false);
+        r.drive(&mut s);
+        assert_eq!(r.started, vec![0, 1, 2, 3]);
+        assert_eq!(r.highest, 2);
+    }
+
+    #[test]
+    fn stop_lets_running_tasks_finish_and_starts_nothing() {
+        let nodes = vec![task(0, &[], 1), task(1, &[], 1), task(2, &[], 1)];
+        let mut s = Scheduler::new(nodes, 2, true);
+        let a = s.next().unwrap();
+        let b = s.next().unwrap();
+        s.stop();
+        assert!(s.next().is_none());
+        assert!(!s.is_done());
+        s.finish(a.0, true);
+        s.finish(b.0, true);
+        assert!(s.is_done());
+        assert_eq!(s.not_run().map(|t| t.0).collect::<Vec<_>>(), vec![2]);
+    }
+}

@@ -1,0 +1,76 @@
+//! Task signatures. A task's signature is blake3 over, in order: its expanded command chain, the
+//! env names and values it uses (those its commands and depfile name, and its rule's `vars`), then
+//! every input and manual dependency (path and content hash), then every implicit dependency its
+//! depfile reported last time (path and content hash; a missing file hashes to zeros). Paths are
+//! kiln paths, relative to the project root, so two checkouts of one project agree on signatures.
+//! The first part depends on the task alone and is computed once ([`command_part`]).
+
+use crate::filestate::Hash;
+use crate::task::Task;
+
+fn put(h: &mut blake3::Hasher, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// The hash of what a task runs: its commands and the env values it uses.
+pub fn command_part(task: &Task) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(b"kiln command v1");
+    h.update(&(task.commands.len() as u64).to_le_bytes());
+    for c in &task.commands {
+        put(&mut h, c.as_bytes());
+    }
+    h.update(&(task.env.len() as u64).to_le_bytes());
+    for (k, v) in &task.env {
+        put(&mut h, k.as_bytes());
+        put(&mut h, v.as_bytes());
+    }
+    *h.finalize().as_bytes()
+}
+
+/// The signature from the command part and the files read: `reads` are inputs and manual
+/// dependencies, `implicit` the depfile's dependencies.
+pub fn signature<'a>(
+    command: &Hash,
+    reads: impl ExactSizeIterator<Item = (&'a str, Hash)>,
+    implicit: impl ExactSizeIterator<Item = (&'a str, Hash)>,
+) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(b"kiln signature v1");
+    h.update(command);
+    h.update(&(reads.len() as u64).to_le_bytes());
+    for (path, hash) in reads {
+        put(&mut h, path.as_bytes());
+        h.update(&hash);
+    }
+    h.update(&(implicit.len() as u64).to_le_bytes());
+    for (path, hash) in implicit {
+        put(&mut h, path.as_bytes());
+        h.update(&hash);
+    }
+    *h.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(reads: &[(&'static str, u8)], implicit: &[(&'static str, u8)]) -> Hash {
+        signature(
+            &[1; 32],
+            reads.iter().map(|&(p, b)| (p, [b; 32])),
+            implicit.iter().map(|&(p, b)| (p, [b; 32])),
+        )
+    }
+
+    #[test]
+    fn every_part_counts() {
+        let base = sig(&[("a.c", 1)], &[("a.h", 2)]);
+        assert_eq!(base, sig(&[("a.c", 1)], &[("a.h", 2)]));
+        assert_ne!(base, sig(&[("a.c", 9)], &[("a.h", 2)]));
+        assert_ne!(base, sig(&[("b.c", 1)], &[("a.h", 2)]));
+        assert_ne!(base, sig(&[("a.c", 1)], &[("a.h", 0)]));
+        assert_ne!(base, sig(&[("a.c", 1), ("a.h", 2)], &[]));
+    }
+}

@@ -1,0 +1,58 @@
+//! A task: one command chain with its inputs, outputs and manual dependencies, fully expanded. Files
+//! are named by [`FileId`] into the graph's file table; tasks by [`TaskId`].
+
+use crate::project::{GenId, GroupId, RuleId};
+
+/// A file known to the build, an index into the graph's file table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub u32);
+
+/// A task, an index into the graph's task list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub u32);
+
+impl FileId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl TaskId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// The generator that made the task.
+    pub generator: GenId,
+    pub group: GroupId,
+    /// The rule (named or inline) whose command it runs.
+    pub rule: RuleId,
+    /// `${SRC}`, in order.
+    pub inputs: Vec<FileId>,
+    /// `${TGT}`, in order.
+    pub outputs: Vec<FileId>,
+    /// Manual dependencies: in the signature, not in `${SRC}`.
+    pub deps: Vec<FileId>,
+    /// Where the command writes implicit dependencies, if the rule has a depfile.
+    pub depfile: Option<FileId>,
+    /// The expanded command chain.
+    pub commands: Vec<String>,
+    /// The env names the signature covers and their values (items joined by a space).
+    pub env: Vec<(String, String)>,
+    /// Runs on every build.
+    pub always: bool,
+    /// Outputs live in the source tree; clean leaves them alone.
+    pub update_outputs: bool,
+    /// The task's identity across builds: its first output, or its generator for a task with none.
+    pub key: String,
+}
+
+impl Task {
+    /// The files whose content the signature covers: inputs, then manual dependencies.
+    pub fn reads(&self) -> impl Iterator<Item = FileId> + '_ {
+        self.inputs.iter().chain(&self.deps).copied()
+    }
+}
