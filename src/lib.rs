@@ -5,16 +5,22 @@
 //! ([`signature`]) over file contents ([`filestate`]) are checked against the [`store`]; the
 //! [`scheduler`] picks what runs next and the [`runner`] runs commands, knowing nothing of the graph.
 
+pub mod clean;
+pub mod cli;
 pub mod constraints;
 pub mod depfile;
+pub mod driver;
 pub mod env;
 pub mod error;
 pub mod filestate;
 pub mod generator;
 pub mod glob;
 pub mod graph;
+pub mod interrupt;
+pub mod lock;
 pub mod manifest;
 pub mod paths;
+pub mod progress;
 pub mod project;
 pub mod runner;
 pub mod scheduler;
@@ -22,3 +28,4 @@ pub mod signature;
 pub mod store;
 pub mod task;
 pub mod template;
+pub mod workspace;

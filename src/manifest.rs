@@ -129,7 +129,7 @@ pub enum Strings {
 
 impl Strings {
     /// The items with their spans; a single string carries the span of the whole value.
-    pub fn items<'a>(this: &'a Spanned<Strings>) -> Vec<(&'a str, std::ops::Range<usize>)> {
+    pub fn items(this: &Spanned<Strings>) -> Vec<(&str, std::ops::Range<usize>)> {
         match this.get_ref() {
             Strings::One(s) => vec![(s.as_str(), this.span())],
             Strings::List(items) => items

@@ -1,5 +1,5 @@
 //! The scheduling state machine for one group: which task may start next, and what a finished or
-//! failed task releases. It has no threads and runs no commands; the driver asks [`Scheduler::next`]
+//! failed task releases. It has no threads and runs no commands; the driver asks [`Scheduler::next_task`]
 //! for work, starts it however it likes (or skips it), and reports back with
 //! [`Scheduler::finish`], so that tests can drive it with a fake runner.
 //!
@@ -95,7 +95,7 @@ impl Scheduler {
 
     /// The next task to start, if one is ready and fewer than `cap` are running. The task counts as
     /// running until [`finish`](Self::finish) is called for it, even if the caller skips it.
-    pub fn next(&mut self) -> Option<(NodeId, TaskId)> {
+    pub fn next_task(&mut self) -> Option<(NodeId, TaskId)> {
         if self.stopped || self.running >= self.cap {
             return None;
         }
@@ -245,7 +245,7 @@ mod tests {
         /// Drives `s` to the end, as the build driver does.
         fn drive(&mut self, s: &mut Scheduler) {
             loop {
-                while let Some((n, t)) = s.next() {
+                while let Some((n, t)) = s.next_task() {
                     self.start(n, t);
                 }
                 if s.is_done() {
@@ -415,10 +415,10 @@ mod tests {
     fn stop_lets_running_tasks_finish_and_starts_nothing() {
         let nodes = vec![task(0, &[], 1), task(1, &[], 1), task(2, &[], 1)];
         let mut s = Scheduler::new(nodes, 2, true);
-        let a = s.next().unwrap();
-        let b = s.next().unwrap();
+        let a = s.next_task().unwrap();
+        let b = s.next_task().unwrap();
         s.stop();
-        assert!(s.next().is_none());
+        assert!(s.next_task().is_none());
         assert!(!s.is_done());
         s.finish(a.0, true);
         s.finish(b.0, true);

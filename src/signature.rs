@@ -33,21 +33,22 @@ pub fn command_part(task: &Task) -> Hash {
 /// dependencies, `implicit` the depfile's dependencies.
 pub fn signature<'a>(
     command: &Hash,
-    reads: impl ExactSizeIterator<Item = (&'a str, Hash)>,
-    implicit: impl ExactSizeIterator<Item = (&'a str, Hash)>,
+    reads: impl Iterator<Item = (&'a str, Hash)>,
+    implicit: impl Iterator<Item = (&'a str, Hash)>,
 ) -> Hash {
     let mut h = blake3::Hasher::new();
     h.update(b"kiln signature v1");
     h.update(command);
-    h.update(&(reads.len() as u64).to_le_bytes());
-    for (path, hash) in reads {
-        put(&mut h, path.as_bytes());
-        h.update(&hash);
-    }
-    h.update(&(implicit.len() as u64).to_le_bytes());
-    for (path, hash) in implicit {
-        put(&mut h, path.as_bytes());
-        h.update(&hash);
+    for list in [
+        &mut reads.into_iter() as &mut dyn Iterator<Item = (&str, Hash)>,
+        &mut implicit.into_iter(),
+    ] {
+        for (path, hash) in list {
+            put(&mut h, path.as_bytes());
+            h.update(&hash);
+        }
+        // No path is u64::MAX bytes long: this ends the list unambiguously.
+        h.update(&u64::MAX.to_le_bytes());
     }
     *h.finalize().as_bytes()
 }

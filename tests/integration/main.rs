@@ -1,1 +1,11 @@
-//! End-to-end tests: the real kiln binary on temporary projects.
+//! End-to-end tests: the real kiln binary on temporary projects, with real shell commands and a
+//! real C compiler. One module per part of the contract.
+
+mod buildfile;
+mod constraints;
+mod generators;
+mod scheduling;
+mod scriptlets;
+mod signatures;
+mod states;
+mod support;

@@ -1,0 +1,8 @@
+#ifndef GREET_H
+#define GREET_H
+
+#define GREETING "Hello"
+
+void greet(const char *who);
+
+#endif

@@ -1,0 +1,6 @@
+#include "extra.h"
+
+int answer(void)
+{
+    return 42;
+}

@@ -1,0 +1,255 @@
+//! Deleting what kiln made. `clean` removes every file kiln's tasks made inside the build directory
+//! that kiln knows of (recorded outputs and depfiles, declared outputs, stale outputs) and the
+//! directories left empty, and nothing else; `distclean` removes the build directory with kiln's
+//! state. Deletion never follows a symlink out of the build directory, never touches
+//! `update_outputs` files, and refuses a build directory that is the project root, an ancestor of
+//! it, `/`, the home directory, or a symlink.
+
+use crate::error::Error;
+use crate::paths;
+use crate::project::absolute;
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Deletes the kiln path `path` if it lies inside `out_canon` (the canonical build directory) once
+/// its parent's symlinks are resolved. Returns whether a file was deleted.
+pub fn remove_inside(root: &Path, out_canon: &Path, path: &str) -> io::Result<bool> {
+    let abs = absolute(root, path);
+    let Some(parent) = abs.parent() else {
+        return Ok(false);
+    };
+    let Ok(parent) = parent.canonicalize() else {
+        return Ok(false);
+    };
+    if !parent.starts_with(out_canon) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("`{path}` resolves outside the build directory; left alone"),
+        ));
+    }
+    let Some(name) = abs.file_name() else {
+        return Ok(false);
+    };
+    let target = parent.join(name);
+    match target.symlink_metadata() {
+        Ok(m) if m.is_dir() => Ok(false),
+        Ok(_) => std::fs::remove_file(&target).map(|_| true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the now-empty directories that held `deleted` files, up to (not including) the build
+/// directory.
+pub fn remove_empty_dirs(root: &Path, out: &str, deleted: &[String]) {
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
+    for p in deleted {
+        let mut d = paths::parent(p).to_string();
+        while paths::is_within(&d, out) && d != out {
+            dirs.insert(d.clone());
+            d = paths::parent(&d).to_string();
+        }
+    }
+    // Deepest first.
+    let mut dirs: Vec<String> = dirs.into_iter().collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for d in dirs {
+        let _ = std::fs::remove_dir(absolute(root, &d));
+    }
+}
+
+/// Refuses a build directory whose removal would take the project, `/`, the home directory or a
+/// symlink's target with it.
+pub fn check_removable(root: &Path, out: &str) -> Result<PathBuf, Error> {
+    let out_abs = absolute(root, out);
+    if out_abs
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(Error::Refused(format!(
+            "the build directory `{out}` is a symlink; kiln will not delete through it"
+        )));
+    }
+    let canon = out_abs.canonicalize().unwrap_or(out_abs.clone());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .and_then(|h| h.canonicalize().ok());
+    if canon == Path::new("/") || root.starts_with(&canon) || Some(&canon) == home.as_ref() {
+        return Err(Error::Refused(format!(
+            "the build directory `{out}` ({}) contains the project, or is `/` or the home directory; kiln will not delete it",
+            canon.display()
+        )));
+    }
+    Ok(canon)
+}
+
+/// `kiln clean`: deletes what kiln made inside the build directory. Returns the exit status.
+pub fn clean(
+    ws: &crate::workspace::Workspace,
+    progress: &mut dyn crate::progress::Progress,
+    signals: &crossbeam_channel::Receiver<i32>,
+    wait: bool,
+) -> Result<i32, Error> {
+    let started = std::time::Instant::now();
+    let project = &ws.project;
+    // The whole build file must be good before anything is deleted.
+    let mut x = crate::generator::Expansion::new(project)?;
+    for g in 0..project.groups.len() {
+        x.expand_group(project, g)?;
+    }
+    let state_dir = ws.state_dir();
+    let out_abs = ws.out_dir();
+    if !out_abs.is_dir() {
+        progress.done(&format!(
+            "'clean' finished successfully ({:.3}s): nothing to clean",
+            started.elapsed().as_secs_f64()
+        ));
+        return Ok(0);
+    }
+    let lock = if state_dir.is_dir() {
+        let waiting = || {
+            progress.message(&format!(
+                "waiting for another kiln working in {}/ ...",
+                project.out
+            ))
+        };
+        match crate::lock::BuildLock::acquire(&state_dir.join("lock"), wait, Some(signals), waiting)
+        {
+            Ok(l) => Some(l),
+            Err(crate::lock::LockError::Busy) => {
+                return Err(Error::Refused(format!(
+                    "another kiln is working in {}/ (and --no-wait was given)",
+                    project.out
+                )));
+            }
+            Err(crate::lock::LockError::Interrupted(sig)) => {
+                return Ok(crate::interrupt::exit_status(sig));
+            }
+            Err(crate::lock::LockError::Io(e)) => {
+                return Err(Error::io("cannot lock the build directory", e));
+            }
+        }
+    } else {
+        None
+    };
+    let out_canon = out_abs
+        .canonicalize()
+        .map_err(|e| Error::io(format!("cannot resolve {}", out_abs.display()), e))?;
+    let store_path = state_dir.join("store");
+    let mut store = if lock.is_some() {
+        let (store, warnings) = crate::store::Store::open(&store_path, true)
+            .map_err(|e| Error::io("cannot open kiln's state", e))?;
+        for w in warnings {
+            progress.message(&format!("warning: {w}"));
+        }
+        Some(store)
+    } else {
+        None
+    };
+
+    let graph = &x.graph;
+    let state = paths::join(&project.out, ".kiln");
+    let mut candidates: BTreeSet<String> = BTreeSet::new();
+    for t in graph.tasks().iter().filter(|t| !t.update_outputs) {
+        candidates.extend(
+            t.outputs
+                .iter()
+                .chain(&t.depfile)
+                .map(|&f| graph.path(f).to_string()),
+        );
+    }
+    if let Some(store) = &store {
+        for rec in store.tasks.values().filter(|r| !r.update_outputs) {
+            candidates.extend(rec.outputs.iter().map(|(p, _)| p.clone()));
+        }
+    }
+    let mut deleted = Vec::new();
+    for p in candidates {
+        if !paths::is_within(&p, &project.out) || paths::is_within(&p, &state) || p == project.out {
+            continue;
+        }
+        match remove_inside(&project.root, &out_canon, &p) {
+            Ok(true) => deleted.push(p),
+            Ok(false) => {}
+            Err(e) => progress.message(&format!("warning: not deleting `{p}`: {e}")),
+        }
+    }
+    remove_empty_dirs(&project.root, &project.out, &deleted);
+    if let Some(store) = &mut store {
+        store
+            .forget_tasks()
+            .map_err(|e| Error::io("cannot record kiln's state", e))?;
+    }
+    drop(lock);
+    let n = deleted.len();
+    progress.done(&format!(
+        "'clean' finished successfully ({:.3}s): {n} {} removed",
+        started.elapsed().as_secs_f64(),
+        if n == 1 { "file" } else { "files" }
+    ));
+    Ok(0)
+}
+
+/// `kiln distclean`: deletes the build directory and kiln's state in it.
+pub fn distclean(
+    ws: &crate::workspace::Workspace,
+    progress: &mut dyn crate::progress::Progress,
+    signals: &crossbeam_channel::Receiver<i32>,
+    wait: bool,
+) -> Result<i32, Error> {
+    let started = std::time::Instant::now();
+    let project = &ws.project;
+    let out_abs = ws.out_dir();
+    if out_abs.symlink_metadata().is_err() {
+        progress.done(&format!(
+            "'distclean' finished successfully ({:.3}s): {} does not exist",
+            started.elapsed().as_secs_f64(),
+            project.out
+        ));
+        return Ok(0);
+    }
+    let canon = check_removable(&project.root, &project.out)?;
+    let state_dir = ws.state_dir();
+    if !state_dir.is_dir() {
+        return Err(Error::Refused(format!(
+            "`{}` holds no kiln state (no {}/.kiln); kiln deletes only build directories it made",
+            project.out, project.out
+        )));
+    }
+    let waiting = || {
+        progress.message(&format!(
+            "waiting for another kiln working in {}/ ...",
+            project.out
+        ))
+    };
+    let lock = match crate::lock::BuildLock::acquire(
+        &state_dir.join("lock"),
+        wait,
+        Some(signals),
+        waiting,
+    ) {
+        Ok(l) => l,
+        Err(crate::lock::LockError::Busy) => {
+            return Err(Error::Refused(format!(
+                "another kiln is working in {}/ (and --no-wait was given)",
+                project.out
+            )));
+        }
+        Err(crate::lock::LockError::Interrupted(sig)) => {
+            return Ok(crate::interrupt::exit_status(sig));
+        }
+        Err(crate::lock::LockError::Io(e)) => {
+            return Err(Error::io("cannot lock the build directory", e));
+        }
+    };
+    std::fs::remove_dir_all(&canon)
+        .map_err(|e| Error::io(format!("cannot delete {}", project.out), e))?;
+    drop(lock);
+    progress.done(&format!(
+        "'distclean' finished successfully ({:.3}s): removed {}",
+        started.elapsed().as_secs_f64(),
+        project.out
+    ));
+    Ok(0)
+}

@@ -1,0 +1,1341 @@
+//! Drives one build: expand the generators, delete stale outputs, learn every file's state (stat in
+//! parallel, hash only what the store cannot vouch for), predict what will run, then run the groups
+//! in order. This thread owns all build state and all output; the runner's workers only run
+//! commands and report back.
+//!
+//! Approach: a group's tasks are planned (constraints) and handed to a scheduler. Each task the
+//! scheduler offers is decided at that moment: its signature over the current content of what it
+//! reads is compared with the store's record (and its outputs with the recorded hashes), so a
+//! rebuilt input with unchanged bytes lets its consumers skip (early cutoff). A task that runs is
+//! recorded as soon as it finishes. A failure stops the starting of new tasks, or with keep-going
+//! blocks only what depends on it, later groups included. A signal stops everything cleanly; the
+//! loop never returns early while commands run.
+
+use crate::clean;
+use crate::constraints::{self, TaskFacts};
+use crate::error::Error;
+use crate::filestate::{self, FsClock, Hash, MISSING, Recorded, Stat};
+use crate::generator::Expansion;
+use crate::interrupt;
+use crate::lock::{BuildLock, LockError};
+use crate::manifest::PostMode;
+use crate::paths;
+use crate::progress::{Progress, TaskLine};
+use crate::project::{GroupId, Project, absolute};
+use crate::runner::{self, Exit, Finished, Job, Runner};
+use crate::scheduler::{NodeId, PlanNode, Scheduler};
+use crate::signature;
+use crate::store::{Record, Store, TaskRecord};
+use crate::task::{FileId, TaskId};
+use crate::workspace::Workspace;
+use crossbeam_channel::{Receiver, never, select};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub jobs: usize,
+    pub keep_going: bool,
+    pub dry_run: bool,
+    pub verbose: bool,
+    /// Generator names or output paths; empty for everything.
+    pub targets: Vec<String>,
+    /// Do not wait for another kiln holding the lock.
+    pub no_wait: bool,
+}
+
+/// The state a task ended in (waf's task states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Not decided yet, or never reached.
+    NotRun,
+    /// Exited 0 without making a declared output.
+    Missing,
+    /// A command failed or was killed.
+    Crashed,
+    /// kiln could not run it (no shell, an unreadable depfile, an output through a symlink).
+    Exception,
+    /// Up to date.
+    Skipped,
+    Success,
+}
+
+/// Why a task runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    New,
+    Always,
+    Untrusted,
+    DependencyRebuilt,
+    OutputMissing(String),
+    OutputChanged(String),
+    OutputsChanged,
+    CommandChanged { old: Vec<String>, new: Vec<String> },
+    EnvChanged(String),
+    InputChanged(String),
+    InputsChanged,
+    ImplicitChanged(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Decision {
+    Skip,
+    Run(Reason),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct FileState {
+    stat: Option<Stat>,
+    hash: Option<Hash>,
+    checked: bool,
+}
+
+/// What was learned before running: a decision valid while no producer of the task runs.
+#[derive(Debug, Clone, PartialEq)]
+enum Prediction {
+    Unknown,
+    Decided(Decision),
+    /// A producer is expected to run.
+    Downstream,
+}
+
+/// Builds the workspace's project. Returns the exit status.
+pub fn build(
+    ws: &Workspace,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
+) -> Result<i32, Error> {
+    let started = Instant::now();
+    let project = &ws.project;
+    if project.is_empty() {
+        progress.message(&format!(
+            "nothing to do: {} declares no generators",
+            project.source.name
+        ));
+        progress.done(&format!(
+            "'build' finished successfully ({:.3}s)",
+            started.elapsed().as_secs_f64()
+        ));
+        return Ok(0);
+    }
+    let mut x = Expansion::new(project)?;
+    let groups = project.groups.len();
+    let first_lazy = match project.post {
+        PostMode::AtOnce => groups,
+        PostMode::Lazy => 1,
+    };
+    for g in 0..first_lazy.min(groups) {
+        x.expand_group(project, g)?;
+    }
+    for w in std::mem::take(&mut x.warnings) {
+        progress.message(&format!("warning: {w}"));
+    }
+
+    // kiln's state: created, locked and loaded only once the build file is known to be good.
+    let state_dir = ws.state_dir();
+    let out_abs = ws.out_dir();
+    let has_state = state_dir.is_dir();
+    let mut lock = None;
+    if !opts.dry_run || has_state {
+        if !opts.dry_run {
+            std::fs::create_dir_all(&state_dir)
+                .map_err(|e| Error::io(format!("cannot create {}", state_dir.display()), e))?;
+        }
+        let waiting = || {
+            progress.message(&format!(
+                "waiting for another kiln working in {}/ ...",
+                project.out
+            ))
+        };
+        match BuildLock::acquire(
+            &state_dir.join("lock"),
+            !opts.no_wait,
+            Some(signals),
+            waiting,
+        ) {
+            Ok(l) => lock = Some(l),
+            Err(LockError::Busy) => {
+                return Err(Error::Refused(format!(
+                    "another kiln is working in {}/ (and --no-wait was given)",
+                    project.out
+                )));
+            }
+            Err(LockError::Interrupted(sig)) => return Ok(interrupt::exit_status(sig)),
+            Err(LockError::Io(e)) => return Err(Error::io("cannot lock the build directory", e)),
+        }
+    }
+    let store_path = state_dir.join("store");
+    let (store, warnings) = if opts.dry_run {
+        if has_state {
+            Store::open(&store_path, false)
+        } else {
+            Ok((Store::empty(&store_path), Vec::new()))
+        }
+    } else {
+        Store::open(&store_path, true)
+    }
+    .map_err(|e| Error::io("cannot open kiln's state", e))?;
+    for w in warnings {
+        progress.message(&format!("warning: {w}"));
+    }
+    let clock = if opts.dry_run {
+        None
+    } else {
+        Some(Arc::new(FsClock::open(&state_dir.join("clock")).map_err(
+            |e| Error::io("cannot open kiln's clock file", e),
+        )?))
+    };
+    let out_canon = if opts.dry_run {
+        out_abs.canonicalize().unwrap_or(out_abs.clone())
+    } else {
+        out_abs
+            .canonicalize()
+            .map_err(|e| Error::io(format!("cannot resolve {}", out_abs.display()), e))?
+    };
+
+    let mut b = Build {
+        project,
+        opts,
+        x,
+        store,
+        clock,
+        progress,
+        files: Vec::new(),
+        command_part: Vec::new(),
+        implicit: Vec::new(),
+        state: Vec::new(),
+        prediction: Vec::new(),
+        ran: Vec::new(),
+        selected: None,
+        poisoned: HashSet::new(),
+        plans: vec![None; groups],
+        started_count: 0,
+        expected: 0,
+        failed: Vec::new(),
+        not_run: 0,
+        interrupted: None,
+        lock_fd: lock.as_ref().map(BuildLock::fd),
+        out_canon,
+        state_dir,
+        signal_count: 0,
+    };
+    let result = b.run(signals, first_lazy, started);
+    drop(lock);
+    result
+}
+
+struct Build<'a> {
+    project: &'a Project,
+    opts: &'a BuildOptions,
+    x: Expansion,
+    store: Store,
+    clock: Option<Arc<FsClock>>,
+    progress: &'a mut dyn Progress,
+    files: Vec<FileState>,
+    command_part: Vec<Hash>,
+    /// The implicit dependencies each task's record names.
+    implicit: Vec<Vec<FileId>>,
+    state: Vec<TaskState>,
+    prediction: Vec<Prediction>,
+    /// Tasks that ran (or, in a dry run, would run) in this build.
+    ran: Vec<bool>,
+    selected: Option<Vec<bool>>,
+    /// Outputs of tasks that failed or did not run: their consumers do not run.
+    poisoned: HashSet<FileId>,
+    plans: Vec<Option<Vec<PlanNode>>>,
+    started_count: usize,
+    expected: usize,
+    failed: Vec<TaskId>,
+    not_run: usize,
+    interrupted: Option<i32>,
+    lock_fd: Option<std::os::fd::RawFd>,
+    out_canon: PathBuf,
+    state_dir: PathBuf,
+    signal_count: usize,
+}
+
+impl Build<'_> {
+    fn run(
+        &mut self,
+        signals: &Receiver<i32>,
+        first_lazy: usize,
+        started: Instant,
+    ) -> Result<i32, Error> {
+        let groups = self.project.groups.len();
+        self.select_targets()?;
+        let expanded: Vec<GroupId> = (0..first_lazy.min(groups)).collect();
+        self.after_expansion(&expanded)?;
+
+        let runner = (!self.opts.dry_run).then(|| {
+            Runner::new(
+                self.opts.jobs,
+                runner::Config {
+                    cwd: self.project.root.clone(),
+                    scratch: self.state_dir.join("tmp"),
+                    clock: self.clock.clone(),
+                    keep_fd: self.lock_fd,
+                    memory_limit: 4 << 20,
+                },
+            )
+        });
+
+        for g in 0..groups {
+            if self.interrupted.is_some() || (!self.failed.is_empty() && !self.opts.keep_going) {
+                self.count_unreached(g);
+                continue;
+            }
+            if !self.x.expanded[g] {
+                self.x.expand_group(self.project, g)?;
+                for w in std::mem::take(&mut self.x.warnings) {
+                    self.progress.message(&format!("warning: {w}"));
+                }
+                self.after_expansion(&[g])?;
+            }
+            self.run_group(g, runner.as_ref(), signals);
+        }
+        drop(runner);
+        Ok(self.summary(started))
+    }
+
+    /// Sizes the per-task and per-file tables, deletes stale outputs of the new groups, learns the
+    /// new files' states, plans the groups and predicts what will run.
+    fn after_expansion(&mut self, groups: &[GroupId]) -> Result<(), Error> {
+        let tasks = self.x.graph.tasks().len();
+        let first_new = self.command_part.len();
+        for t in first_new..tasks {
+            let task = &self.x.graph.tasks()[t];
+            self.command_part.push(signature::command_part(task));
+            let implicit: Vec<String> = self
+                .store
+                .tasks
+                .get(&task.key)
+                .map(|r| r.implicit.iter().map(|(p, _)| p.clone()).collect())
+                .unwrap_or_default();
+            let ids = implicit.iter().map(|p| self.x.graph.file(p)).collect();
+            self.implicit.push(ids);
+            self.state.push(TaskState::NotRun);
+            self.prediction.push(Prediction::Unknown);
+            self.ran.push(false);
+        }
+        if let Some(sel) = &mut self.selected {
+            sel.resize(tasks, false);
+        }
+        // Plans first: a cycle is an error, and errors come before anything is deleted.
+        for &g in groups {
+            let tasks = self.group_tasks(g);
+            let facts = TaskFacts {
+                implicit: &|t| self.implicit[t.index()].clone(),
+                weight: &|t| {
+                    self.store
+                        .tasks
+                        .get(&self.x.graph.task(t).key)
+                        .map_or(1, |r| r.duration_ms + 1)
+                },
+                blocked: &|_| false,
+            };
+            self.plans[g] = Some(constraints::plan_group(
+                self.project,
+                &self.x.graph,
+                g,
+                &tasks,
+                &facts,
+            )?);
+        }
+        self.delete_stale(groups);
+        self.check_files();
+        let mut new_tasks = Vec::new();
+        for &g in groups {
+            new_tasks.extend(self.group_tasks(g));
+        }
+        self.predict(&new_tasks);
+        self.progress.set_total(self.expected);
+        Ok(())
+    }
+
+    /// The selected tasks of a group, in creation order.
+    fn group_tasks(&self, g: GroupId) -> Vec<TaskId> {
+        self.x
+            .graph
+            .task_ids()
+            .filter(|t| self.x.graph.task(*t).group == g && self.is_selected(*t))
+            .collect()
+    }
+
+    fn is_selected(&self, t: TaskId) -> bool {
+        self.selected
+            .as_ref()
+            .is_none_or(|s| s.get(t.index()).copied().unwrap_or(false))
+    }
+
+    /// `--targets`: the named generators' or outputs' tasks and everything they need.
+    fn select_targets(&mut self) -> Result<(), Error> {
+        if self.opts.targets.is_empty() {
+            return Ok(());
+        }
+        let project = self.project;
+        let mut roots = Vec::new();
+        let mut last_group = 0;
+        for target in &self.opts.targets {
+            if let Some(g) = project.gen_named(target) {
+                last_group = last_group.max(project.gens[g].group);
+                roots.push(Err(g));
+                continue;
+            }
+            let path = paths::normalize(target);
+            match self.x.graph.lookup(&path).and_then(|f| {
+                self.x
+                    .gen_outputs
+                    .iter()
+                    .position(|outs| outs.contains(&f))
+                    .map(Err)
+                    .or_else(|| self.x.graph.producer(f).map(Ok))
+            }) {
+                Some(found) => {
+                    let group = match found {
+                        Err(g) => project.gens[g].group,
+                        Ok(t) => self.x.graph.task(t).group,
+                    };
+                    last_group = last_group.max(group);
+                    roots.push(found);
+                }
+                None => {
+                    let names = project.gens.iter().map(|g| g.name.as_str());
+                    let mut msg = format!(
+                        "unknown target `{target}`: not a generator name nor an output kiln knows"
+                    );
+                    if let Some(close) = crate::error::did_you_mean(target, names) {
+                        msg.push_str(&format!(" (did you mean `{close}`?)"));
+                    }
+                    return Err(Error::Usage(msg));
+                }
+            }
+        }
+        let mut selected = vec![false; self.x.graph.tasks().len()];
+        let mut stack: Vec<TaskId> = Vec::new();
+        for root in roots {
+            match root {
+                Err(g) => stack.extend(self.x.gen_tasks[g].iter().copied()),
+                Ok(t) => stack.push(t),
+            }
+        }
+        if project.post == PostMode::Lazy {
+            // Groups before the last one named are built whole: their globs may feed later groups.
+            stack.extend(
+                self.x
+                    .graph
+                    .task_ids()
+                    .filter(|&t| self.x.graph.task(t).group < last_group),
+            );
+        }
+        while let Some(t) = stack.pop() {
+            if std::mem::replace(&mut selected[t.index()], true) {
+                continue;
+            }
+            stack.extend(self.x.graph.producers_of(t));
+            let recorded = self.store.tasks.get(&self.x.graph.task(t).key);
+            for (p, _) in recorded.map(|r| r.implicit.as_slice()).unwrap_or_default() {
+                if let Some(pt) = self
+                    .x
+                    .graph
+                    .lookup(p)
+                    .and_then(|f| self.x.graph.producer(f))
+                {
+                    stack.push(pt);
+                }
+            }
+        }
+        self.selected = Some(selected);
+        Ok(())
+    }
+
+    /// Stats every file not yet checked (in parallel) and hashes those whose recorded hash cannot
+    /// be trusted; newly hashed files are recorded.
+    fn check_files(&mut self) {
+        let n = self.x.graph.file_count();
+        self.files.resize(n, FileState::default());
+        let todo: Vec<FileId> = (0..n as u32)
+            .map(FileId)
+            .filter(|f| !self.files[f.index()].checked)
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let root = &self.project.root;
+        let graph = &self.x.graph;
+        let abs: Vec<PathBuf> = todo
+            .iter()
+            .map(|&f| absolute(root, graph.path(f)))
+            .collect();
+        let stats = filestate::par_map(&abs, |p| filestate::stat(p));
+        let mut to_hash = Vec::new();
+        for (i, &f) in todo.iter().enumerate() {
+            let state = &mut self.files[f.index()];
+            state.checked = true;
+            state.stat = stats[i];
+            match stats[i] {
+                None => state.hash = Some(MISSING),
+                Some(stat) => match self.store.files.get(graph.path(f)) {
+                    Some(rec) if rec.trusted_for(&stat) => state.hash = Some(rec.hash),
+                    _ => to_hash.push(i),
+                },
+            }
+        }
+        if to_hash.is_empty() {
+            return;
+        }
+        let recorded_at = self.clock.as_ref().map_or(i64::MIN, |c| c.now());
+        let hashes = filestate::par_map(&to_hash, |&i| filestate::hash_file(&abs[i]).ok());
+        let mut records = Vec::new();
+        for (&i, hash) in to_hash.iter().zip(hashes) {
+            let f = todo[i];
+            let state = &mut self.files[f.index()];
+            match (hash, state.stat) {
+                (Some(hash), Some(stat)) => {
+                    state.hash = Some(hash);
+                    records.push(Record::File(
+                        graph.path(f).to_string(),
+                        Recorded {
+                            stat,
+                            hash,
+                            recorded_at,
+                        },
+                    ));
+                }
+                _ => {
+                    // Unreadable: treat as missing, so that whatever reads it runs (and says why).
+                    state.hash = Some(MISSING);
+                }
+            }
+        }
+        self.append(records);
+    }
+
+    fn append(&mut self, records: Vec<Record>) {
+        if self.opts.dry_run {
+            return;
+        }
+        if let Err(e) = self.store.append(records) {
+            self.progress
+                .message(&format!("warning: cannot record kiln's state: {e}"));
+        }
+    }
+
+    fn hash(&self, f: FileId) -> Hash {
+        self.files
+            .get(f.index())
+            .and_then(|s| s.hash)
+            .unwrap_or(MISSING)
+    }
+
+    /// The files whose content a task's record covers as outputs: its outputs and its depfile.
+    fn recorded_outputs(&self, t: TaskId) -> Vec<FileId> {
+        let task = self.x.graph.task(t);
+        task.outputs.iter().copied().chain(task.depfile).collect()
+    }
+
+    fn signature(&self, t: TaskId) -> Hash {
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        signature::signature(
+            &self.command_part[t.index()],
+            task.reads().map(|f| (graph.path(f), self.hash(f))),
+            self.implicit[t.index()]
+                .iter()
+                .map(|&f| (graph.path(f), self.hash(f))),
+        )
+    }
+
+    /// Whether task `t` must run, judged on the files as they are now.
+    fn decide(&self, t: TaskId) -> Decision {
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        if task.always {
+            return Decision::Run(Reason::Always);
+        }
+        let Some(rec) = self.store.tasks.get(&task.key) else {
+            return Decision::Run(Reason::New);
+        };
+        if rec.signature == MISSING {
+            return Decision::Run(Reason::Untrusted);
+        }
+        let outputs = self.recorded_outputs(t);
+        if outputs.len() != rec.outputs.len()
+            || outputs
+                .iter()
+                .zip(&rec.outputs)
+                .any(|(&f, (p, _))| graph.path(f) != p)
+        {
+            return Decision::Run(Reason::OutputsChanged);
+        }
+        for (&f, (path, hash)) in outputs.iter().zip(&rec.outputs) {
+            let now = self.hash(f);
+            if now == MISSING {
+                return Decision::Run(Reason::OutputMissing(path.clone()));
+            }
+            if now != *hash {
+                return Decision::Run(Reason::OutputChanged(path.clone()));
+            }
+        }
+        if self.signature(t) == rec.signature {
+            return Decision::Skip;
+        }
+        Decision::Run(self.what_changed(t, rec))
+    }
+
+    /// The first difference between a task and its record, for saying why it runs.
+    fn what_changed(&self, t: TaskId, rec: &TaskRecord) -> Reason {
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        if task.commands != rec.commands {
+            return Reason::CommandChanged {
+                old: rec.commands.clone(),
+                new: task.commands.clone(),
+            };
+        }
+        for (k, v) in &task.env {
+            if rec
+                .env
+                .iter()
+                .find(|(rk, _)| rk == k)
+                .is_none_or(|(_, rv)| rv != v)
+            {
+                return Reason::EnvChanged(k.clone());
+            }
+        }
+        let reads: Vec<FileId> = task.reads().collect();
+        if reads.len() != rec.inputs.len() {
+            return Reason::InputsChanged;
+        }
+        for (&f, (path, hash)) in reads.iter().zip(&rec.inputs) {
+            if graph.path(f) != path {
+                return Reason::InputsChanged;
+            }
+            if self.hash(f) != *hash {
+                return Reason::InputChanged(path.clone());
+            }
+        }
+        for (&f, (path, hash)) in self.implicit[t.index()].iter().zip(&rec.implicit) {
+            if self.hash(f) != *hash {
+                return Reason::ImplicitChanged(path.clone());
+            }
+        }
+        Reason::InputsChanged
+    }
+
+    /// The tasks that make what `t` reads, declared or reported by its last depfile.
+    fn producers(&self, t: TaskId) -> Vec<TaskId> {
+        let mut p = self.x.graph.producers_of(t);
+        p.extend(
+            self.implicit[t.index()]
+                .iter()
+                .filter_map(|&f| self.x.graph.producer(f)),
+        );
+        p.retain(|&q| q != t);
+        p
+    }
+
+    /// Decides every new task as far as can be known before running anything, in dependency
+    /// order, and counts those expected to run.
+    fn predict(&mut self, tasks: &[TaskId]) {
+        let in_batch: HashSet<TaskId> = tasks.iter().copied().collect();
+        let mut pending: HashMap<TaskId, usize> = HashMap::new();
+        let mut consumers: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+        for &t in tasks {
+            let ps: Vec<TaskId> = self
+                .producers(t)
+                .into_iter()
+                .filter(|p| in_batch.contains(p))
+                .collect();
+            pending.insert(t, ps.len());
+            for p in ps {
+                consumers.entry(p).or_default().push(t);
+            }
+        }
+        let mut ready: Vec<TaskId> = tasks.iter().copied().filter(|t| pending[t] == 0).collect();
+        let mut visited = 0;
+        while let Some(t) = ready.pop() {
+            visited += 1;
+            let downstream = self.producers(t).iter().any(|p| {
+                matches!(
+                    self.prediction[p.index()],
+                    Prediction::Downstream | Prediction::Decided(Decision::Run(_))
+                )
+            });
+            let prediction = if downstream {
+                Prediction::Downstream
+            } else {
+                Prediction::Decided(self.decide(t))
+            };
+            if prediction != Prediction::Decided(Decision::Skip) {
+                self.expected += 1;
+            }
+            self.prediction[t.index()] = prediction;
+            for &c in consumers.get(&t).map(Vec::as_slice).unwrap_or_default() {
+                let n = pending.get_mut(&c).expect("consumer in batch");
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(c);
+                }
+            }
+        }
+        // A cycle through stale implicit dependencies leaves tasks unvisited: they will be decided
+        // when they are reached.
+        if visited < tasks.len() {
+            for &t in tasks {
+                if self.prediction[t.index()] == Prediction::Unknown {
+                    self.prediction[t.index()] = Prediction::Downstream;
+                    self.expected += 1;
+                }
+            }
+        }
+    }
+
+    /// The decision for a task the scheduler offers now.
+    fn decide_now(&self, t: TaskId) -> Decision {
+        let producer_ran = self.producers(t).iter().any(|p| self.ran[p.index()]);
+        if self.opts.dry_run && producer_ran {
+            return Decision::Run(Reason::DependencyRebuilt);
+        }
+        match &self.prediction[t.index()] {
+            Prediction::Decided(d) if !producer_ran => d.clone(),
+            _ => self.decide(t),
+        }
+    }
+
+    fn run_group(&mut self, g: GroupId, runner: Option<&Runner>, signals: &Receiver<i32>) {
+        let Some(mut nodes) = self.plans[g].take() else {
+            return;
+        };
+        for node in &mut nodes {
+            if let Some(t) = node.task {
+                let task = self.x.graph.task(t);
+                node.blocked = task
+                    .reads()
+                    .chain(self.implicit[t.index()].iter().copied())
+                    .any(|f| self.poisoned.contains(&f));
+            }
+        }
+        let cap = self.project.groups[g]
+            .jobs
+            .map_or(self.opts.jobs, |j| j.min(self.opts.jobs));
+        let mut sched = Scheduler::new(nodes, cap, self.opts.keep_going);
+        let mut running: HashMap<usize, NodeId> = HashMap::new();
+        let no_results = never();
+        let results = runner.map_or(&no_results, |r| r.results());
+        loop {
+            while self.interrupted.is_none() {
+                let Some((node, t)) = sched.next_task() else {
+                    break;
+                };
+                match self.decide_now(t) {
+                    Decision::Skip => {
+                        if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
+                            self.expected = self.expected.saturating_sub(1);
+                            self.progress.set_total(self.expected);
+                        }
+                        self.state[t.index()] = TaskState::Skipped;
+                        sched.finish(node, true);
+                    }
+                    Decision::Run(_) if self.opts.dry_run => {
+                        self.announce(t);
+                        self.ran[t.index()] = true;
+                        self.state[t.index()] = TaskState::Success;
+                        self.progress.finished(&[]);
+                        sched.finish(node, true);
+                    }
+                    Decision::Run(_) => match self.prepare(t) {
+                        Ok(job) => {
+                            self.announce(t);
+                            running.insert(t.index(), node);
+                            runner.expect("a runner outside dry runs").start(job);
+                        }
+                        Err(message) => {
+                            self.announce(t);
+                            self.fail(t, TaskState::Exception, &message, &[]);
+                            sched.finish(node, false);
+                        }
+                    },
+                }
+                if self.progress.broken() {
+                    self.interrupt(interrupt::SIGPIPE, runner, &mut sched);
+                }
+            }
+            if sched.is_done() {
+                break;
+            }
+            select! {
+                recv(results) -> finished => {
+                    let Ok(finished) = finished else { break };
+                    let node = running.remove(&finished.id).expect("a finished job was started");
+                    let ok = self.finished(finished);
+                    sched.finish(node, ok);
+                }
+                recv(signals) -> sig => {
+                    if let Ok(sig) = sig {
+                        self.interrupt(sig, runner, &mut sched);
+                    }
+                }
+            }
+            if self.progress.broken() && self.interrupted.is_none() {
+                self.interrupt(interrupt::SIGPIPE, runner, &mut sched);
+            }
+        }
+        for t in sched.not_run().collect::<Vec<_>>() {
+            self.state[t.index()] = TaskState::NotRun;
+            self.poison(t);
+            if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
+                self.not_run += 1;
+            }
+        }
+    }
+
+    /// Counts the expected tasks of a group the build never reached.
+    fn count_unreached(&mut self, g: GroupId) {
+        for t in self.group_tasks(g) {
+            if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
+                self.not_run += 1;
+            }
+        }
+    }
+
+    fn poison(&mut self, t: TaskId) {
+        let outs = self.recorded_outputs(t);
+        self.poisoned.extend(outs);
+    }
+
+    fn interrupt(&mut self, sig: i32, runner: Option<&Runner>, sched: &mut Scheduler) {
+        self.signal_count += 1;
+        sched.stop();
+        if self.interrupted.is_none() {
+            self.interrupted = Some(sig);
+            if sig != interrupt::SIGPIPE {
+                self.progress.message(&format!(
+                    "interrupted by {}: stopping the running commands",
+                    signal_name(sig)
+                ));
+            }
+        }
+        if let Some(r) = runner {
+            let signal = match (self.signal_count, sig) {
+                (1, signal_hook::consts::SIGINT) => rustix::process::Signal::INT,
+                (1, signal_hook::consts::SIGHUP) => rustix::process::Signal::HUP,
+                (1, _) => rustix::process::Signal::TERM,
+                _ => rustix::process::Signal::KILL,
+            };
+            r.signal(signal);
+        }
+    }
+
+    /// Prints the `[n/N]` line of a task that starts.
+    fn announce(&mut self, t: TaskId) {
+        self.started_count += 1;
+        if self.started_count > self.expected {
+            self.expected = self.started_count;
+        }
+        let line = task_line(self.project, &self.x.graph, t);
+        let commands = self
+            .opts
+            .verbose
+            .then_some(self.x.graph.task(t).commands.as_slice());
+        self.progress
+            .started(self.started_count, self.expected, &line, commands);
+    }
+
+    /// Makes the parent directories of a task's outputs and builds its job.
+    fn prepare(&mut self, t: TaskId) -> Result<Job, String> {
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        let root = &self.project.root;
+        let mut dirs: Vec<&str> = task
+            .outputs
+            .iter()
+            .chain(&task.depfile)
+            .map(|&f| paths::parent(graph.path(f)))
+            .collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        for d in dirs {
+            let abs = absolute(root, d);
+            std::fs::create_dir_all(&abs)
+                .map_err(|e| format!("cannot create the directory `{d}`: {e}"))?;
+            let canon = abs
+                .canonicalize()
+                .map_err(|e| format!("cannot resolve the directory `{d}`: {e}"))?;
+            let allowed = if task.update_outputs {
+                root.as_path()
+            } else {
+                self.out_canon.as_path()
+            };
+            if !canon.starts_with(allowed) {
+                return Err(format!(
+                    "the directory `{d}` resolves to {} through a symlink, outside the {}; kiln will not write there",
+                    canon.display(),
+                    if task.update_outputs {
+                        "project"
+                    } else {
+                        "build directory"
+                    }
+                ));
+            }
+        }
+        let watch = task
+            .reads()
+            .chain(self.implicit[t.index()].iter().copied())
+            .map(|f| absolute(root, graph.path(f)))
+            .collect();
+        let log = self.state_dir.join("logs").join(format!(
+            "{}.log",
+            &blake3::hash(task.key.as_bytes()).to_hex()[..16]
+        ));
+        Ok(Job {
+            id: t.index(),
+            commands: task.commands.clone(),
+            outputs: self
+                .recorded_outputs(t)
+                .iter()
+                .map(|&f| absolute(root, graph.path(f)))
+                .collect(),
+            watch,
+            depfile: task.depfile.map(|f| absolute(root, graph.path(f))),
+            log,
+        })
+    }
+
+    /// Handles a finished job; returns whether the task succeeded.
+    fn finished(&mut self, f: Finished) -> bool {
+        let t = TaskId(f.id as u32);
+        let interrupted = self.interrupted.is_some()
+            && matches!(f.exit, Exit::Signaled { .. } | Exit::NotStarted);
+        if interrupted {
+            self.discard_interrupted(t, &f);
+            self.progress.finished(&f.output.text);
+            return false;
+        }
+        match &f.exit {
+            Exit::Success => {}
+            Exit::Failed { command, code } => {
+                let msg = format!("command {} exited with status {code}", command + 1);
+                self.fail(t, TaskState::Crashed, &msg, &f.output_text());
+                return false;
+            }
+            Exit::Signaled { command, signal } => {
+                let msg = format!(
+                    "command {} was killed by {}",
+                    command + 1,
+                    signal_name(*signal)
+                );
+                self.fail(t, TaskState::Crashed, &msg, &f.output_text());
+                return false;
+            }
+            Exit::Error { command, message } => {
+                let msg = format!("command {} could not run: {message}", command + 1);
+                self.fail(t, TaskState::Exception, &msg, &f.output_text());
+                return false;
+            }
+            Exit::NotStarted => {
+                self.fail(t, TaskState::NotRun, "not started", &[]);
+                return false;
+            }
+        }
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        let outputs = self.recorded_outputs(t);
+        // A declared output the command did not make fails the task.
+        for (i, &o) in task.outputs.iter().enumerate() {
+            if f.outputs[i].is_none() {
+                let msg = format!(
+                    "the command succeeded but did not make the output `{}`",
+                    graph.path(o)
+                );
+                self.fail(t, TaskState::Missing, &msg, &f.output_text());
+                return false;
+            }
+        }
+        let implicit_paths = match &f.depfile {
+            Some(Err(msg)) => {
+                let msg = msg.clone();
+                self.fail(t, TaskState::Exception, &msg, &f.output_text());
+                return false;
+            }
+            Some(Ok(deps)) => deps.clone(),
+            None => Vec::new(),
+        };
+        self.progress.finished(&f.output_text());
+
+        // Outputs as the worker found them.
+        let mut records = Vec::new();
+        for (i, &o) in outputs.iter().enumerate() {
+            let state = &mut self.files[o.index()];
+            state.checked = true;
+            match f.outputs[i] {
+                Some((stat, hash)) => {
+                    state.stat = Some(stat);
+                    state.hash = Some(hash.unwrap_or(MISSING));
+                    if let Some(hash) = hash {
+                        let rec = Recorded {
+                            stat,
+                            hash,
+                            recorded_at: f.ended_at,
+                        };
+                        records.push(Record::File(self.x.graph.path(o).to_string(), rec));
+                    }
+                }
+                None => {
+                    state.stat = None;
+                    state.hash = Some(MISSING);
+                }
+            }
+        }
+
+        // Implicit dependencies from the depfile, as kiln paths.
+        let own: HashSet<FileId> = self
+            .x
+            .graph
+            .task(t)
+            .reads()
+            .chain(outputs.iter().copied())
+            .collect();
+        let mut implicit = Vec::new();
+        for p in implicit_paths {
+            let path = if p.starts_with('/') {
+                paths::from_absolute(
+                    &self.project.root,
+                    std::path::Path::new(&paths::normalize(&p)),
+                )
+                .unwrap_or(p)
+            } else {
+                paths::normalize(&p)
+            };
+            let id = self.x.graph.file(&path);
+            if !own.contains(&id) && !implicit.contains(&id) {
+                implicit.push(id);
+            }
+        }
+        self.files
+            .resize(self.x.graph.file_count(), FileState::default());
+        let first_seen: Vec<FileId> = implicit
+            .iter()
+            .copied()
+            .filter(|i| !self.files[i.index()].checked)
+            .collect();
+        records.extend(self.learn(&implicit));
+
+        // Did anything the task read change while it ran? Known files are compared with their
+        // stat before the run; a file first seen in the depfile has no earlier stat, so only a
+        // modification in a later timestamp tick than the run's start can be seen.
+        let task = self.x.graph.task(t);
+        let watched: Vec<FileId> = task
+            .reads()
+            .chain(self.implicit[t.index()].iter().copied())
+            .collect();
+        let mut changed = watched
+            .iter()
+            .zip(&f.watch)
+            .find(|(w, now)| self.files[w.index()].stat != **now)
+            .map(|(w, _)| *w);
+        if changed.is_none() {
+            changed = implicit
+                .iter()
+                .find(|i| {
+                    first_seen.contains(i)
+                        && self.files[i.index()]
+                            .stat
+                            .is_some_and(|s| s.mtime > f.started_at)
+                })
+                .copied();
+        }
+        self.implicit[t.index()] = implicit;
+        let graph = &self.x.graph;
+        let signature = match changed {
+            Some(c) => {
+                self.progress.message(&format!(
+                    "warning: `{}` changed while `{}` ran; it will run again next time",
+                    graph.path(c),
+                    graph.describe(t, &self.project.rules[task.rule].name)
+                ));
+                MISSING
+            }
+            None => self.signature(t),
+        };
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        let named = |ids: &mut dyn Iterator<Item = FileId>| -> Vec<(String, Hash)> {
+            ids.map(|f| (graph.path(f).to_string(), self.hash(f)))
+                .collect()
+        };
+        records.push(Record::Task(TaskRecord {
+            key: task.key.clone(),
+            group: self.project.groups[task.group].name.clone(),
+            signature,
+            duration_ms: f.duration.as_millis() as u64,
+            update_outputs: task.update_outputs,
+            outputs: named(&mut outputs.iter().copied()),
+            implicit: named(&mut self.implicit[t.index()].iter().copied()),
+            inputs: named(&mut task.reads()),
+            commands: task.commands.clone(),
+            env: task.env.clone(),
+        }));
+        self.append(records);
+        self.state[t.index()] = TaskState::Success;
+        self.ran[t.index()] = true;
+        true
+    }
+
+    /// States of files first seen now (implicit dependencies), hashed and recorded.
+    fn learn(&mut self, ids: &[FileId]) -> Vec<Record> {
+        let mut records = Vec::new();
+        for &id in ids {
+            if self.files[id.index()].checked {
+                continue;
+            }
+            let abs = absolute(&self.project.root, self.x.graph.path(id));
+            let stat = filestate::stat(&abs);
+            let state = &mut self.files[id.index()];
+            state.checked = true;
+            state.stat = stat;
+            state.hash = Some(MISSING);
+            if let Some(stat) = stat {
+                let trusted = self
+                    .store
+                    .files
+                    .get(self.x.graph.path(id))
+                    .filter(|r| r.trusted_for(&stat))
+                    .map(|r| r.hash);
+                let recorded_at = self.clock.as_ref().map_or(i64::MIN, |c| c.now());
+                let hash = trusted.or_else(|| filestate::hash_file(&abs).ok());
+                let state = &mut self.files[id.index()];
+                state.hash = Some(hash.unwrap_or(MISSING));
+                if let (Some(hash), None) = (hash, trusted) {
+                    records.push(Record::File(
+                        self.x.graph.path(id).to_string(),
+                        Recorded {
+                            stat,
+                            hash,
+                            recorded_at,
+                        },
+                    ));
+                }
+            }
+        }
+        records
+    }
+
+    /// A task killed by an interrupt: outputs it changed are deleted, and it is never trusted.
+    fn discard_interrupted(&mut self, t: TaskId, f: &Finished) {
+        let outputs = self.recorded_outputs(t);
+        let task = self.x.graph.task(t);
+        let update = task.update_outputs;
+        let key = task.key.clone();
+        for (i, &o) in outputs.iter().enumerate() {
+            let before = self.files[o.index()].stat;
+            let after = f.outputs[i].map(|(s, _)| s);
+            if after.is_some() && after != before && !update {
+                let path = self.x.graph.path(o).to_string();
+                if let Err(e) = clean::remove_inside(&self.project.root, &self.out_canon, &path) {
+                    self.progress
+                        .message(&format!("warning: cannot delete `{path}`: {e}"));
+                }
+            }
+        }
+        self.state[t.index()] = TaskState::NotRun;
+        self.not_run += 1;
+        self.poison(t);
+        self.append(vec![Record::Forget(key)]);
+    }
+
+    /// Reports a failed task with its command and output; it is not recorded.
+    fn fail(&mut self, t: TaskId, state: TaskState, why: &str, output: &[u8]) {
+        let task = self.x.graph.task(t);
+        let mut text = format!(
+            "error: task failed ({}): {}\n{why}\n",
+            state_name(state),
+            task_line(self.project, &self.x.graph, t).render(false)
+        );
+        for c in &task.commands {
+            text.push_str(&format!("command: {c}\n"));
+        }
+        let key = task.key.clone();
+        self.progress.message(text.trim_end());
+        self.progress.finished(output);
+        self.state[t.index()] = state;
+        self.failed.push(t);
+        self.poison(t);
+        self.append(vec![Record::Forget(key)]);
+    }
+
+    /// Deletes outputs recorded for tasks the build file no longer has (or no longer declares),
+    /// for the given groups (and records of groups that no longer exist).
+    fn delete_stale(&mut self, groups: &[GroupId]) {
+        let project = self.project;
+        let graph = &self.x.graph;
+        let group_names: HashSet<&str> = groups
+            .iter()
+            .map(|&g| project.groups[g].name.as_str())
+            .collect();
+        let first = groups.contains(&0);
+        let known_group = |name: &str| project.groups.iter().any(|g| g.name == name);
+        let keys: HashSet<&str> = graph.tasks().iter().map(|t| t.key.as_str()).collect();
+        let declared: HashSet<&str> = (0..graph.file_count() as u32)
+            .map(FileId)
+            .filter(|&f| graph.producer(f).is_some())
+            .map(|f| graph.path(f))
+            .chain(
+                graph
+                    .tasks()
+                    .iter()
+                    .filter_map(|t| t.depfile.map(|d| graph.path(d))),
+            )
+            .chain(self.x.gen_outputs.iter().flatten().map(|&f| graph.path(f)))
+            .collect();
+        let mut stale: Vec<String> = Vec::new();
+        let mut forget: Vec<String> = Vec::new();
+        for rec in self.store.tasks.values() {
+            let relevant =
+                group_names.contains(rec.group.as_str()) || (first && !known_group(&rec.group));
+            if !relevant {
+                continue;
+            }
+            if !keys.contains(rec.key.as_str()) {
+                forget.push(rec.key.clone());
+            }
+            if rec.update_outputs {
+                continue;
+            }
+            for (p, _) in &rec.outputs {
+                if !declared.contains(p.as_str()) && paths::is_within(p, &project.out) {
+                    stale.push(p.clone());
+                }
+            }
+        }
+        stale.sort();
+        stale.dedup();
+        let mut deleted = Vec::new();
+        for p in stale {
+            if self.opts.dry_run {
+                if absolute(&project.root, &p).symlink_metadata().is_ok() {
+                    self.progress
+                        .message(&format!("would delete stale output {p}"));
+                }
+                continue;
+            }
+            match clean::remove_inside(&project.root, &self.out_canon, &p) {
+                Ok(true) => {
+                    self.progress.message(&format!("deleted stale output {p}"));
+                    deleted.push(p);
+                }
+                Ok(false) => {}
+                Err(e) => self
+                    .progress
+                    .message(&format!("warning: cannot delete stale output `{p}`: {e}")),
+            }
+        }
+        clean::remove_empty_dirs(&project.root, &project.out, &deleted);
+        forget.sort();
+        self.append(forget.into_iter().map(Record::Forget).collect());
+    }
+
+    fn summary(&mut self, started: Instant) -> i32 {
+        let secs = started.elapsed().as_secs_f64();
+        let plural = |n: usize| if n == 1 { "task" } else { "tasks" };
+        if let Some(sig) = self.interrupted {
+            let text = format!(
+                "'build' interrupted by {}: {} not run",
+                signal_name(sig),
+                self.not_run
+            );
+            self.progress.done(&text);
+            return interrupt::exit_status(sig);
+        }
+        if !self.failed.is_empty() {
+            if self.opts.keep_going || self.failed.len() > 1 {
+                let failed = std::mem::take(&mut self.failed);
+                for &t in &failed {
+                    let task = self.x.graph.task(t);
+                    let rule = &self.project.rules[task.rule].name;
+                    let state = state_name(self.state[t.index()]);
+                    self.progress.message(&format!(
+                        "failed ({state}): {}",
+                        self.x.graph.describe(t, rule)
+                    ));
+                }
+                self.failed = failed;
+            }
+            let n = self.failed.len();
+            self.progress.done(&format!(
+                "'build' failed: {n} {} failed, {} not run",
+                plural(n),
+                self.not_run
+            ));
+            return 1;
+        }
+        if self.opts.dry_run {
+            let n = self.started_count;
+            self.progress.done(&format!(
+                "'build' dry run: {n} {} would run ({secs:.3}s)",
+                plural(n)
+            ));
+            return 0;
+        }
+        self.progress
+            .done(&format!("'build' finished successfully ({secs:.3}s)"));
+        0
+    }
+}
+
+impl Finished {
+    /// What the commands printed, with a note where it was cut.
+    fn output_text(&self) -> Vec<u8> {
+        match &self.output.log {
+            None => self.output.text.clone(),
+            Some(log) => {
+                let mut text = format!(
+                    "[output truncated: {} bytes in all; the whole output is in {}; its end follows]\n",
+                    self.output.total,
+                    log.display()
+                )
+                .into_bytes();
+                text.extend_from_slice(&self.output.text);
+                text
+            }
+        }
+    }
+}
+
+/// How progress lines and failure reports name a task.
+fn task_line<'a>(project: &'a Project, graph: &'a crate::graph::Graph, t: TaskId) -> TaskLine<'a> {
+    let task = graph.task(t);
+    let rule = &project.rules[task.rule];
+    TaskLine {
+        rule: &rule.name,
+        color: rule.color,
+        inputs: task.inputs.iter().map(|&f| graph.path(f)).collect(),
+        outputs: task.outputs.iter().map(|&f| graph.path(f)).collect(),
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        1 => "SIGHUP".into(),
+        2 => "SIGINT".into(),
+        9 => "SIGKILL".into(),
+        13 => "SIGPIPE".into(),
+        15 => "SIGTERM".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// The task state's name as kiln prints it.
+pub fn state_name(state: TaskState) -> &'static str {
+    match state {
+        TaskState::NotRun => "not-run",
+        TaskState::Missing => "missing",
+        TaskState::Crashed => "crashed",
+        TaskState::Exception => "exception",
+        TaskState::Skipped => "skipped",
+        TaskState::Success => "success",
+    }
+}

@@ -1,0 +1,223 @@
+//! What a build prints, all on stderr (stdout is for queries): a `[n/N] rule: inputs -> outputs`
+//! line per task that runs, or a live progress bar when stderr is a terminal; each task's output
+//! whole, never interleaved; warnings; the summary line. Writing never panics: a closed stream
+//! (a pipe into `head -1`) is noticed and reported through [`Progress::broken`], and the build
+//! stops as it would on SIGPIPE.
+
+use crate::project::Color;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+
+/// A task as a progress line shows it.
+pub struct TaskLine<'a> {
+    pub rule: &'a str,
+    pub color: Option<Color>,
+    pub inputs: Vec<&'a str>,
+    pub outputs: Vec<&'a str>,
+}
+
+impl TaskLine<'_> {
+    /// `rule: inputs -> outputs`, the rule coloured when `colors`.
+    pub fn render(&self, colors: bool) -> String {
+        let rule = match (colors, self.color) {
+            (true, Some(c)) => format!("\x1b[{}m{}\x1b[0m", c.ansi(), self.rule),
+            _ => self.rule.to_string(),
+        };
+        match (self.inputs.is_empty(), self.outputs.is_empty()) {
+            (false, false) => format!(
+                "{rule}: {} -> {}",
+                self.inputs.join(" "),
+                self.outputs.join(" ")
+            ),
+            (true, false) => format!("{rule}: -> {}", self.outputs.join(" ")),
+            (false, true) => format!("{rule}: {}", self.inputs.join(" ")),
+            (true, true) => rule,
+        }
+    }
+}
+
+/// Where a build reports what it does.
+pub trait Progress {
+    /// A warning or a note, on a line of its own.
+    fn message(&mut self, text: &str);
+    /// A task starts: the `n`th to run of `total` expected; with `commands`, print them (-v).
+    fn started(&mut self, n: usize, total: usize, line: &TaskLine, commands: Option<&[String]>);
+    /// A task ended; `output` is everything it printed.
+    fn finished(&mut self, output: &[u8]);
+    /// The number of tasks expected to run changed.
+    fn set_total(&mut self, total: usize);
+    /// The build ended; `summary` is the last line.
+    fn done(&mut self, summary: &str);
+    /// Whether stderr has been closed under us.
+    fn broken(&self) -> bool;
+}
+
+/// Writes to stderr, remembering whether it was closed.
+#[derive(Default)]
+struct Stderr {
+    broken: bool,
+}
+
+impl Stderr {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.broken {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        if err.write_all(bytes).and_then(|_| err.flush()).is_err() {
+            self.broken = true;
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        let mut s = String::with_capacity(text.len() + 1);
+        s.push_str(text);
+        s.push('\n');
+        self.write(s.as_bytes());
+    }
+
+    fn output(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.write(bytes);
+        if !bytes.ends_with(b"\n") {
+            self.write(b"\n");
+        }
+    }
+}
+
+/// Whether to colour what goes to stderr (NO_COLOR, CLICOLOR_FORCE and TERM=dumb respected).
+pub fn colors_wanted() -> bool {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    if std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    std::env::var_os("TERM").is_none_or(|t| t != "dumb") && std::io::stderr().is_terminal()
+}
+
+/// The progress for this process: a bar on a terminal, lines otherwise.
+pub fn for_stderr() -> Box<dyn Progress> {
+    let terminal =
+        std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+    if terminal {
+        Box::new(Bar::new(colors_wanted()))
+    } else {
+        Box::new(Lines {
+            out: Stderr::default(),
+            colors: colors_wanted(),
+        })
+    }
+}
+
+/// One line per task, for logs and pipes.
+pub struct Lines {
+    out: Stderr,
+    colors: bool,
+}
+
+impl Lines {
+    pub fn new() -> Lines {
+        Lines {
+            out: Stderr::default(),
+            colors: false,
+        }
+    }
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines::new()
+    }
+}
+
+impl Progress for Lines {
+    fn message(&mut self, text: &str) {
+        self.out.line(text);
+    }
+
+    fn started(&mut self, n: usize, total: usize, line: &TaskLine, commands: Option<&[String]>) {
+        self.out
+            .line(&format!("[{n}/{total}] {}", line.render(self.colors)));
+        for c in commands.unwrap_or_default() {
+            self.out.line(c);
+        }
+    }
+
+    fn finished(&mut self, output: &[u8]) {
+        self.out.output(output);
+    }
+
+    fn set_total(&mut self, _total: usize) {}
+
+    fn done(&mut self, summary: &str) {
+        self.out.line(summary);
+    }
+
+    fn broken(&self) -> bool {
+        self.out.broken
+    }
+}
+
+/// A live bar for terminals, with messages and task output printed above it.
+pub struct Bar {
+    bar: ProgressBar,
+    out: Stderr,
+    colors: bool,
+}
+
+impl Bar {
+    fn new(colors: bool) -> Bar {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("[{pos}/{len}] {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Bar {
+            bar,
+            out: Stderr::default(),
+            colors,
+        }
+    }
+
+    fn above(&mut self, f: impl FnOnce(&mut Stderr)) {
+        let out = &mut self.out;
+        self.bar.suspend(|| f(out));
+    }
+}
+
+impl Progress for Bar {
+    fn message(&mut self, text: &str) {
+        self.above(|o| o.line(text));
+    }
+
+    fn started(&mut self, _n: usize, total: usize, line: &TaskLine, commands: Option<&[String]>) {
+        self.bar.set_length(total as u64);
+        self.bar.set_message(line.render(self.colors));
+        if let Some(commands) = commands {
+            self.above(|o| commands.iter().for_each(|c| o.line(c)));
+        }
+    }
+
+    fn finished(&mut self, output: &[u8]) {
+        self.bar.inc(1);
+        if !output.is_empty() {
+            self.above(|o| o.output(output));
+        }
+    }
+
+    fn set_total(&mut self, total: usize) {
+        self.bar.set_length(total as u64);
+    }
+
+    fn done(&mut self, summary: &str) {
+        self.bar.finish_and_clear();
+        self.out.line(summary);
+    }
+
+    fn broken(&self) -> bool {
+        self.out.broken
+    }
+}

@@ -1,0 +1,280 @@
+//! Part 2: build-file errors are located (file:line:column), say what was found and what was
+//! expected (with "did you mean"), exit 2, and nothing runs or is deleted.
+
+use crate::support::{Space, Test};
+
+/// A project that has built once, so that "nothing deleted" can be checked after a bad edit.
+fn built() -> Space {
+    let s = Space::new();
+    s.write("a.txt", "a");
+    s.write("build.toml", "[[gen]]\nrun = \"cp ${SRC} ${TGT} && echo ran >> log\"\nsource = \"a.txt\"\ntarget = \"a.out\"\n");
+    s.kiln(&["build"]).ok();
+    assert_eq!(s.lines("log").len(), 1);
+    s
+}
+
+/// Replaces the build file with `text`, runs `args`, and checks the error, that nothing ran and
+/// that the earlier output is still there.
+fn bad_edit(text: &str, args: &[&str], expected: &[&str]) {
+    let s = built();
+    s.write("build.toml", text);
+    let mut run = s.kiln(args).status(2);
+    for e in expected {
+        run = run.stderr_has(e);
+    }
+    assert_eq!(s.lines("log").len(), 1, "nothing may run");
+    assert!(s.exists("build/a.out"), "nothing may be deleted");
+}
+
+#[test]
+fn syntax_error_is_located() {
+    Test::new()
+        .build_file("[[gen]]\nname = \"a\"\nsource = [\"x\"\n")
+        .status(2)
+        .stderr_has("build.toml:3:")
+        .stderr_has("error: invalid TOML")
+        .run();
+}
+
+#[test]
+fn unknown_key_names_what_was_found_and_expected_and_suggests() {
+    bad_edit(
+        "[[gen]]\nrun = \"cp ${SRC} ${TGT}\"\nsorce = \"a.txt\"\ntarget = \"a.out\"\n",
+        &["build"],
+        &[
+            "build.toml:3:1: error: unknown key `sorce`",
+            "expected one of `name`, `group`, `rule`, `run`, `source`",
+            "did you mean `source`?",
+            "3 | sorce = \"a.txt\"",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type_says_found_and_expected() {
+    bad_edit(
+        "[[gen]]\nrun = \"cp ${SRC} ${TGT}\"\nsource = 42\ntarget = \"a.out\"\n",
+        &["build"],
+        &[
+            "build.toml:3:10: error: wrong type: found integer `42`, expected a string or a list of strings",
+        ],
+    );
+    bad_edit(
+        "[[group]]\nname = \"g\"\njobs = \"four\"\n",
+        &["build"],
+        &["build.toml:3:8:", "expected a whole number of at least 1"],
+    );
+    bad_edit(
+        "[rule.r]\nrun = \"x\"\nalways = \"yes\"\n",
+        &["build"],
+        &["build.toml:3:10:", "expected a boolean"],
+    );
+}
+
+#[test]
+fn a_misspelt_rule_is_an_error_never_a_command() {
+    bad_edit(
+        "[rule.copy]\nrun = \"cp ${SRC} ${TGT}\"\n[[gen]]\nrule = \"cpy\"\nsource = \"a.txt\"\ntarget = \"a.out\"\n",
+        &["build"],
+        &[
+            "build.toml:4:8: error: unknown rule `cpy` in `rule`",
+            "did you mean `copy`?",
+        ],
+    );
+}
+
+#[test]
+fn undefined_variables_name_the_rule_and_the_variable() {
+    bad_edit(
+        "[env]\nCFLAGS = \"-O2\"\n[rule.cc]\nrun = \"cc ${CFALGS} ${SRC} -o ${TGT}\"\n[[gen]]\nrule = \"cc\"\nsource = \"a.txt\"\ntarget = \"a.out\"\n",
+        &["build"],
+        &[
+            "build.toml:4:11: error: rule `cc`: undefined variable `${CFALGS}`",
+            "did you mean `CFLAGS`?",
+        ],
+    );
+    // In a source entry.
+    bad_edit(
+        "[[gen]]\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"${DIR}/a.txt\"\ntarget = \"a.out\"\n",
+        &["build"],
+        &["build.toml:3:11:", "undefined variable `${DIR}`"],
+    );
+}
+
+#[test]
+fn an_out_of_range_index_names_the_rule_and_index() {
+    bad_edit(
+        "[rule.two]\nrun = \"cat ${SRC[1]} > ${TGT}\"\n[[gen]]\nrule = \"two\"\nsource = \"a.txt\"\ntarget = \"a.out\"\n",
+        &["build"],
+        &["build.toml:2:12: error: rule `two`: `${SRC[1]}` is out of range: the task has 1 input"],
+    );
+}
+
+#[test]
+fn duplicate_output_names_both_generators() {
+    bad_edit(
+        "[[gen]]\nname = \"one\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.txt\"\ntarget = \"a.out\"\n[[gen]]\nname = \"two\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.txt\"\ntarget = \"a.out\"\n",
+        &["build"],
+        &[
+            "build.toml:6:1: error: generators `one` and `two` both declare the output `build/a.out`",
+            "`one` is at build.toml:1",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_mapped_output_names_both_generators() {
+    let (s, _) = Test::new()
+        .file("a.c", "x")
+        .build_file("[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n[[gen]]\nname = \"x\"\nsource = \"a.c\"\n[[gen]]\nname = \"y\"\nsource = \"a.c\"\n")
+        .status(2)
+        .stderr_has("build.toml:8:1: error: generators `x` and `y` both declare the output `build/a.o`")
+        .run();
+    assert!(!s.exists("build"));
+}
+
+#[test]
+fn cycles_print_the_cycle() {
+    bad_edit(
+        "[[gen]]\nname = \"a\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"b.out\"\ntarget = \"a.out\"\n[[gen]]\nname = \"b\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.out\"\ntarget = \"b.out\"\n",
+        &["build"],
+        &[
+            "error: dependency cycle: ",
+            "a (build/a.out)",
+            "b (build/b.out)",
+        ],
+    );
+    // Through precedence.
+    bad_edit(
+        "[rule.x]\nrun = \"touch ${TGT}\"\nbefore = [\"y\"]\n[rule.y]\nrun = \"touch ${TGT}\"\nbefore = [\"x\"]\n[[gen]]\nrule = \"x\"\ntarget = \"x\"\n[[gen]]\nrule = \"y\"\ntarget = \"y\"\n",
+        &["build"],
+        &["error: dependency cycle: ", "(precedence)"],
+    );
+}
+
+#[test]
+fn missing_source_is_located() {
+    bad_edit(
+        "[[gen]]\nrun = \"cp ${SRC} ${TGT}\"\nsource = [\"a.txt\", \"nope.txt\"]\ntarget = \"a.out\"\n",
+        &["build"],
+        &["build.toml:3:20: error: missing source `nope.txt` in `source` of generator `a.out`"],
+    );
+}
+
+#[test]
+fn outputs_and_sources_outside_the_project_are_errors() {
+    bad_edit(
+        "[[gen]]\nrun = \"touch ${TGT}\"\ntarget = \"../../escape\"\n",
+        &["build"],
+        &["build.toml:3:10: error: output `../escape` lies outside the build directory `build`"],
+    );
+    bad_edit(
+        "[[gen]]\nrun = \"touch ${TGT}\"\ntarget = \"/etc/x\"\n",
+        &["build"],
+        &["build.toml:3:10: error: target `/etc/x` is absolute"],
+    );
+    bad_edit(
+        "[[gen]]\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"../outside.txt\"\ntarget = \"x\"\n",
+        &["build"],
+        &[
+            "build.toml:3:10: error: `../outside.txt` in `source` of generator `x` lies outside the project",
+        ],
+    );
+}
+
+#[test]
+fn two_rules_claiming_one_extension() {
+    bad_edit(
+        "[rule.a]\nrun = \"x\"\next_in = [\".c\"]\next_out = [\".o\"]\n[rule.b]\nrun = \"y\"\next_in = [\".c\"]\next_out = [\".obj\"]\n",
+        &["build"],
+        &["build.toml:7:11: error: rules `a` and `b` both claim the extension `.c`"],
+    );
+}
+
+#[test]
+fn unknown_names_in_before_after_and_vars() {
+    bad_edit(
+        "[rule.a]\nrun = \"x\"\nbefore = [\"lnk\"]\n[rule.link]\nrun = \"y\"\n",
+        &["build"],
+        &[
+            "build.toml:3:11: error: unknown rule `lnk` in `before`",
+            "did you mean `link`?",
+        ],
+    );
+    bad_edit(
+        "[rule.a]\nrun = \"x\"\nafter = [\"zzz\"]\n",
+        &["build"],
+        &["build.toml:3:10: error: unknown rule `zzz` in `after`"],
+    );
+    bad_edit(
+        "[env]\nCFLAGS = \"x\"\n[rule.a]\nrun = \"x\"\nvars = [\"CFLAG\"]\n",
+        &["build"],
+        &[
+            "build.toml:5:9: error: unknown env name `CFLAG` in `vars`",
+            "did you mean `CFLAGS`?",
+        ],
+    );
+}
+
+#[test]
+fn unknown_group_and_use_suggest() {
+    bad_edit(
+        "[[group]]\nname = \"main\"\n[[gen]]\nname = \"g\"\ngroup = \"mian\"\n",
+        &["build"],
+        &[
+            "build.toml:5:9: error: unknown group `mian`",
+            "did you mean `main`?",
+        ],
+    );
+    bad_edit(
+        "[[gen]]\nname = \"util\"\nrun = \"touch ${TGT}\"\ntarget = \"u\"\n[[gen]]\nname = \"app\"\nrun = \"touch ${TGT}\"\ntarget = \"app\"\nuse = [\"utl\"]\n",
+        &["build"],
+        &[
+            "build.toml:9:8: error: unknown generator `utl` in `use`",
+            "did you mean `util`?",
+        ],
+    );
+}
+
+#[test]
+fn bad_build_files_stop_clean_and_list_too() {
+    bad_edit(
+        "[[gen]]\nsorce = 1\n",
+        &["clean"],
+        &["build.toml:2:1: error: unknown key `sorce`"],
+    );
+    bad_edit(
+        "[[gen]]\nsorce = 1\n",
+        &["distclean"],
+        &["build.toml:2:1: error: unknown key `sorce`"],
+    );
+    bad_edit(
+        "[[gen]]\nsorce = 1\n",
+        &["list"],
+        &["build.toml:2:1: error: unknown key `sorce`"],
+    );
+}
+
+#[test]
+fn an_empty_build_file_is_nothing_to_do() {
+    let (s, _) = Test::new()
+        .build_file("")
+        .stderr_has("nothing to do")
+        .stderr_has("'build' finished successfully")
+        .run();
+    assert!(!s.exists("build"));
+}
+
+#[test]
+fn generators_need_a_name_or_target_and_not_both_rule_and_run() {
+    Test::new()
+        .build_file("[[gen]]\nrun = \"true\"\n")
+        .status(2)
+        .stderr_has("build.toml:1:1: error: a generator without a target needs a `name`")
+        .run();
+    Test::new()
+        .build_file("[rule.r]\nrun = \"x\"\n[[gen]]\nname = \"g\"\nrule = \"r\"\nrun = \"y\"\n")
+        .status(2)
+        .stderr_has("build.toml:5:8: error: a generator has `rule` or `run`, not both")
+        .run();
+}

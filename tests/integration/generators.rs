@@ -1,0 +1,232 @@
+//! Part 3: task generators: globs in a stable sorted order, `${VAR}` and `${OUT}` in sources,
+//! extension mapping, `use`, manual `deps`, targets under out/.
+
+use crate::support::{Space, Test, set};
+
+/// A rule that records what each task saw: its inputs in order.
+const SEE: &str = "[rule.see]\nrun = \"echo ${SRC} > ${TGT}\"\n";
+
+#[test]
+fn globs_expand_sorted_with_every_wildcard() {
+    let (s, _) = Test::new()
+        .file("src/b.c", "")
+        .file("src/a.c", "")
+        .file("src/sub/deep/c.c", "")
+        .file("src/x1.h", "")
+        .file("src/x2.h", "")
+        .file("src/xa.h", "")
+        .file("src/skip_test.c", "")
+        .file("build/stale.c", "")
+        .file(".hidden/h.c", "")
+        .build_file(&format!(
+            "{SEE}[[gen]]\nrule = \"see\"\nsource = [\"src/**/*.c\"]\nexclude = [\"src/*_test.c\"]\ntarget = \"all\"\n\
+             [[gen]]\nrule = \"see\"\nsource = [\"src/x?.h\"]\ntarget = \"q\"\n\
+             [[gen]]\nrule = \"see\"\nsource = [\"src/x[0-9].h\"]\ntarget = \"class\"\n\
+             [[gen]]\nrule = \"see\"\nsource = [\"**/*.c\"]\ntarget = \"everything\"\n"
+        ))
+        .run();
+    assert_eq!(s.read("build/all"), "src/a.c src/b.c src/sub/deep/c.c\n");
+    assert_eq!(s.read("build/q"), "src/x1.h src/x2.h src/xa.h\n");
+    assert_eq!(s.read("build/class"), "src/x1.h src/x2.h\n");
+    // The build directory and dot-directories are skipped unless named.
+    assert_eq!(
+        s.read("build/everything"),
+        "src/a.c src/b.c src/skip_test.c src/sub/deep/c.c\n"
+    );
+}
+
+#[test]
+fn a_glob_that_matches_nothing_warns() {
+    Test::new()
+        .build_file(&format!(
+            "{SEE}[[gen]]\nrule = \"see\"\nsource = [\"src/*.c\"]\ntarget = \"t\"\n"
+        ))
+        .stderr_has("warning: `src/*.c` in `source` of generator `t` matched nothing")
+        .run();
+}
+
+#[test]
+fn sources_expand_env_values_and_out() {
+    let (s, _) = Test::new()
+        .file("lib/one.txt", "1")
+        .file("lib/two.txt", "2")
+        .build_file(
+            "[env]\nDIR = \"lib\"\nFILES = [\"lib/one.txt\", \"lib/two.txt\"]\n\
+             [[gen]]\nname = \"gen\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"${DIR}/one.txt\"\ntarget = \"gen/x.txt\"\n\
+             [[gen]]\nname = \"from-out\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"${OUT}/gen/x.txt\"]\ntarget = \"y.txt\"\n\
+             [[gen]]\nname = \"spliced\"\nrun = \"echo ${SRC} > ${TGT}\"\nsource = [\"${FILES}\"]\ntarget = \"z.txt\"\n",
+        )
+        .run();
+    assert_eq!(s.read("build/gen/x.txt"), "1");
+    assert_eq!(s.read("build/y.txt"), "1");
+    assert_eq!(s.read("build/z.txt"), "lib/one.txt lib/two.txt\n");
+}
+
+#[test]
+fn extension_mapping_puts_outputs_under_out_and_chains() {
+    let (s, run) = Test::new()
+        .file("src/a.c", "A\n")
+        .file("src/parse.y", "Y\n")
+        .build_file(
+            "[rule.yacc]\nrun = \"(cat ${SRC}; echo c) > ${TGT[0]} && echo h > ${TGT[1]}\"\next_in = [\".y\"]\next_out = [\".c\", \".h\"]\n\
+             [rule.cc]\nrun = \"(cat ${SRC}; echo o) > ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+             [rule.link]\nrun = \"cat ${SRC} > ${TGT}\"\n\
+             [[gen]]\nrule = \"link\"\nsource = [\"src/a.c\", \"src/parse.y\"]\ntarget = \"app\"\n",
+        )
+        .run();
+    assert_eq!(s.read("build/src/a.o"), "A\no\n");
+    assert_eq!(s.read("build/src/parse.c"), "Y\nc\n");
+    assert_eq!(s.read("build/src/parse.h"), "h\n");
+    assert_eq!(s.read("build/src/parse.o"), "Y\nc\no\n");
+    assert_eq!(s.read("build/app"), "A\no\nY\nc\no\n");
+    // yacc runs before cc (ext_out .c feeds ext_in .c), cc before link (files).
+    let ran = run.ran();
+    let pos = |needle: &str| ran.iter().position(|l| l.contains(needle)).unwrap();
+    assert!(pos("yacc:") < pos("build/src/parse.o"));
+    assert!(pos("-> build/src/a.o") < pos("link:"));
+}
+
+#[test]
+fn a_source_already_under_out_keeps_its_place() {
+    let (s, _) = Test::new()
+        .build_file(
+            "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+             [[gen]]\nname = \"gen\"\nrun = \"echo gen > ${TGT}\"\ntarget = \"gen/x.c\"\n\
+             [[gen]]\nname = \"objs\"\nsource = [\"gen/x.c\"]\n",
+        )
+        .args(&["build"])
+        .run();
+    assert_eq!(s.read("build/gen/x.o"), "gen\n");
+    assert_eq!(
+        s.kiln(&["list"]).ok().stdout,
+        "gen build/gen/x.c\nobjs build/gen/x.o\n"
+    );
+}
+
+#[test]
+fn the_generators_own_rule_takes_its_extension_unmapped() {
+    let (s, _) = Test::new()
+        .file("a.c", "a\n")
+        .build_file(
+            "[rule.cc]\nrun = \"(cat ${SRC}; echo mapped) > ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+             [[gen]]\nrule = \"cc\"\nsource = \"a.c\"\ntarget = \"direct.o\"\n",
+        )
+        .run();
+    assert_eq!(s.read("build/direct.o"), "a\nmapped\n");
+    assert!(!s.exists("build/a.o"));
+}
+
+#[test]
+fn use_appends_outputs_after_own_sources_in_use_order() {
+    let (s, run) = Test::new()
+        .file("lib/x.c", "x")
+        .file("lib/y.c", "y")
+        .file("src/main.c", "m")
+        .build_file(
+            "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+             [rule.ar]\nrun = \"cat ${SRC} > ${TGT}\"\n\
+             [rule.link]\nrun = \"echo ${SRC} > ${TGT}\"\n\
+             [[gen]]\nname = \"app\"\nrule = \"link\"\nsource = \"src/*.c\"\ntarget = \"app\"\nuse = [\"y\", \"x\"]\n\
+             [[gen]]\nname = \"x\"\nrule = \"ar\"\nsource = \"lib/x.c\"\ntarget = \"libx.a\"\n\
+             [[gen]]\nname = \"y\"\nrule = \"ar\"\nsource = \"lib/y.c\"\ntarget = \"liby.a\"\n",
+        )
+        .run();
+    assert_eq!(
+        s.read("build/app"),
+        "build/src/main.o build/liby.a build/libx.a\n"
+    );
+    let ran = run.ran();
+    assert_eq!(
+        ran.last().unwrap(),
+        "link: build/src/main.o build/liby.a build/libx.a -> build/app"
+    );
+}
+
+#[test]
+fn a_source_naming_another_generators_target_refers_to_that_output() {
+    let s = Space::new();
+    s.write("version.h", "the source-tree file loses");
+    s.write(
+        "build.toml",
+        "[[group]]\nname = \"gen\"\n[[group]]\nname = \"use\"\n\
+         [[gen]]\nname = \"v\"\ngroup = \"gen\"\nrun = \"echo generated > ${TGT}\"\ntarget = \"version.h\"\n\
+         [[gen]]\ngroup = \"use\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = \"version.h\"\ntarget = \"copy\"\n",
+    );
+    s.kiln(&["build"]).ok();
+    assert_eq!(s.read("build/copy"), "generated\n");
+}
+
+#[test]
+fn deps_are_in_the_signature_not_in_src_and_order_tasks() {
+    let s = Space::new();
+    s.write("in.txt", "in");
+    s.write("data/table.txt", "t1");
+    s.write(
+        "build.toml",
+        "[[gen]]\nname = \"table\"\nrun = \"sleep 0.3; echo made > ${TGT}; echo table >> log\"\ntarget = \"made.txt\"\n\
+         [[gen]]\nrun = \"echo ${SRC} > ${TGT}; test -f build/made.txt && echo main >> log\"\nsource = \"in.txt\"\ntarget = \"out.txt\"\ndeps = [\"data/table.txt\", \"made.txt\"]\n",
+    );
+    s.kiln(&["build", "-j2"]).ok();
+    assert_eq!(s.read("build/out.txt"), "in.txt\n");
+    assert_eq!(s.lines("log"), vec!["table", "main"]);
+    s.kiln(&["build"]).ok();
+    assert_eq!(s.lines("log").len(), 2);
+    s.write("data/table.txt", "t2");
+    let run = s.kiln(&["build"]).ok();
+    assert_eq!(run.ran_outputs(), set(&["build/out.txt"]));
+}
+
+#[test]
+fn a_mapping_only_generator_orders_after_what_it_uses() {
+    let (s, _) = Test::new()
+        .file("a.c", "a")
+        .build_file(
+            "[rule.cc]\nrun = \"cat ${SRC} build/gen.h > ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+             [[gen]]\nname = \"header\"\nrun = \"sleep 0.2; echo header > ${TGT}\"\ntarget = \"gen.h\"\n\
+             [[gen]]\nname = \"objs\"\nsource = \"a.c\"\nuse = [\"header\"]\n",
+        )
+        .args(&["build", "-j4"])
+        .run();
+    assert_eq!(s.read("build/a.o"), "aheader\n");
+}
+
+#[test]
+fn generator_env_splices_project_values() {
+    let (s, _) = Test::new()
+        .file("a.txt", "")
+        .build_file(
+            "[env]\nCFLAGS = [\"-O2\", \"-Wall\"]\n[rule.show]\nrun = \"echo ${CFLAGS} > ${TGT}\"\n\
+             [[gen]]\nrule = \"show\"\ntarget = \"plain\"\n\
+             [[gen]]\nrule = \"show\"\ntarget = \"spliced\"\nenv = { CFLAGS = [\"${CFLAGS}\", \"-DHELLO\"] }\n",
+        )
+        .run();
+    assert_eq!(s.read("build/plain"), "-O2 -Wall\n");
+    assert_eq!(s.read("build/spliced"), "-O2 -Wall -DHELLO\n");
+}
+
+#[test]
+fn a_source_no_rule_takes_in_a_mapping_only_generator_is_an_error() {
+    Test::new()
+        .file("a.txt", "")
+        .build_file("[[gen]]\nname = \"objs\"\nsource = \"a.txt\"\n")
+        .status(2)
+        .stderr_has(
+            "build.toml:1:1: error: generator `objs` has the source `a.txt`, which no rule takes",
+        )
+        .run();
+    Test::new()
+        .file("a.c", "")
+        .build_file("[rule.cc]\nrun = \"x\"\next_in = [\".c\"]\next_out = [\".o\"]\n[[gen]]\nname = \"objs\"\nsource = \"a.c\"\ntarget = \"x\"\n")
+        .status(2)
+        .stderr_has("cannot have a `target`")
+        .run();
+}
+
+#[test]
+fn a_generator_name_defaults_to_its_first_target() {
+    let (_, run) = Test::new()
+        .build_file("[[gen]]\nrun = \"touch ${TGT}\"\ntarget = [\"one\", \"two\"]\n")
+        .args(&["list"])
+        .run();
+    assert_eq!(run.stdout, "one build/one build/two\n");
+}

@@ -1,0 +1,62 @@
+//! Part 4: scriptlets: `${SRC}`, `${TGT}`, `${SRC[i]}`, `${NAME}`, `${A:B}`, `${OUT}`, `$${`,
+//! shell-quoted paths, command chains.
+
+use crate::support::Test;
+
+#[test]
+fn every_substitution_reaches_the_command() {
+    let (s, _) = Test::new()
+        .file("a b.txt", "A")
+        .file("it's.txt", "I")
+        .file("plain.txt", "P")
+        .build_file(
+            "[env]\nCC = \"cc\"\nFLAGS = [\"-O2\", \"-g\"]\nINC_ST = \"-I%s\"\nINCLUDES = [\"include\", \"gen dir\"]\n\
+             [[gen]]\nrun = \"printf '%s\\\\n' ${SRC} > ${TGT[0]}; echo ${SRC[1]} > ${TGT[1]}; echo ${CC} ${FLAGS} ${INC_ST:INCLUDES} > ${TGT[2]}; echo ${OUT} $${HOME} > ${TGT[3]}\"\n\
+             source = [\"a b.txt\", \"it's.txt\", \"plain.txt\"]\ntarget = [\"srcs\", \"second\", \"env\", \"misc\"]\n",
+        )
+        .run();
+    // Paths arrive whole, however they are spelt.
+    assert_eq!(s.read("build/srcs"), "a b.txt\nit's.txt\nplain.txt\n");
+    assert_eq!(s.read("build/second"), "it's.txt\n");
+    // Env values are inserted as they are: the shell splits them.
+    assert_eq!(s.read("build/env"), "cc -O2 -g -Iinclude -Igen dir\n");
+    // `$${` is a literal `${`, left for the shell.
+    assert_eq!(
+        s.read("build/misc"),
+        format!("build {}\n", std::env::var("HOME").unwrap_or_default())
+    );
+}
+
+#[test]
+fn a_command_chain_runs_in_order_and_stops_at_the_first_failure() {
+    let (s, _) = Test::new()
+        .build_file("[[gen]]\nrun = [\"echo one >> log\", \"echo two >> log\", \"touch ${TGT}\"]\ntarget = \"ok\"\n")
+        .run();
+    assert_eq!(s.lines("log"), vec!["one", "two"]);
+    let (s, _) = Test::new()
+        .build_file("[[gen]]\nrun = [\"echo one >> log\", \"false\", \"echo three >> log\"]\ntarget = \"bad\"\n")
+        .status(1)
+        .stderr_has("command 2 exited with status 1")
+        .run();
+    assert_eq!(s.lines("log"), vec!["one"]);
+}
+
+#[test]
+fn commands_run_in_the_build_files_directory() {
+    let (s, _) = Test::new()
+        .file("sub/deeper/.keep", "")
+        .build_file("[[gen]]\nrun = \"pwd > ${TGT}\"\ntarget = \"where\"\n")
+        .current_dir("sub/deeper")
+        .run();
+    let root = s.root().canonicalize().unwrap();
+    assert_eq!(s.read("build/where").trim(), root.to_str().unwrap());
+}
+
+#[test]
+fn the_format_of_a_mapping_needs_percent_s() {
+    Test::new()
+        .build_file("[env]\nF = \"-I\"\nL = [\"a\"]\n[[gen]]\nrun = \"echo ${F:L} > ${TGT}\"\ntarget = \"x\"\n")
+        .status(2)
+        .stderr_has("the format `F` in `${F:...}` must contain `%s`")
+        .run();
+}
