@@ -34,6 +34,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How long commands may take to end after an interrupt is passed on before they are killed.
+const KILL_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How to build.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -218,6 +221,7 @@ pub fn build(
         failed: Vec::new(),
         not_run: 0,
         interrupted: None,
+        interrupted_at: None,
         lock_fd: lock.as_ref().map(BuildLock::fd),
         out_canon,
         state_dir,
@@ -252,6 +256,7 @@ struct Build<'a> {
     failed: Vec<TaskId>,
     not_run: usize,
     interrupted: Option<i32>,
+    interrupted_at: Option<Instant>,
     lock_fd: Option<std::os::fd::RawFd>,
     out_canon: PathBuf,
     state_dir: PathBuf,
@@ -386,13 +391,16 @@ impl Build<'_> {
                 continue;
             }
             let path = paths::normalize(target);
+            // An output path means its producer; a declared target of a group not expanded yet
+            // means its generator.
             match self.x.graph.lookup(&path).and_then(|f| {
-                self.x
-                    .gen_outputs
-                    .iter()
-                    .position(|outs| outs.contains(&f))
-                    .map(Err)
-                    .or_else(|| self.x.graph.producer(f).map(Ok))
+                self.x.graph.producer(f).map(Ok).or_else(|| {
+                    self.x
+                        .gen_outputs
+                        .iter()
+                        .position(|outs| outs.contains(&f))
+                        .map(Err)
+                })
             }) {
                 Some(found) => {
                     let group = match found {
@@ -767,6 +775,13 @@ impl Build<'_> {
             if sched.is_done() {
                 break;
             }
+            // Commands still running a while after an interrupt (a background process ignoring
+            // SIGINT, as non-interactive shells make them) are killed.
+            let deadline = self
+                .interrupted_at
+                .map(|at| at + KILL_AFTER)
+                .filter(|_| self.signal_count == 1);
+            let timeout = deadline.map_or(never(), crossbeam_channel::at);
             select! {
                 recv(results) -> finished => {
                     let Ok(finished) = finished else { break };
@@ -778,6 +793,10 @@ impl Build<'_> {
                     if let Ok(sig) = sig {
                         self.interrupt(sig, runner, &mut sched);
                     }
+                }
+                recv(timeout) -> _ => {
+                    let sig = self.interrupted.unwrap_or(signal_hook::consts::SIGTERM);
+                    self.interrupt(sig, runner, &mut sched);
                 }
             }
             if self.progress.broken() && self.interrupted.is_none() {
@@ -812,6 +831,7 @@ impl Build<'_> {
         sched.stop();
         if self.interrupted.is_none() {
             self.interrupted = Some(sig);
+            self.interrupted_at = Some(Instant::now());
             if sig != interrupt::SIGPIPE {
                 self.progress.message(&format!(
                     "interrupted by {}: stopping the running commands",

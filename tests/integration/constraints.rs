@@ -15,7 +15,7 @@ fn before_and_after_order_rules_without_files() {
     let s = Space::new();
     s.write(
         "build.toml",
-        &format!(
+        format!(
             "[rule.late]\nrun = \"{}\"\n[rule.early]\nrun = \"{}\"\nbefore = [\"late\"]\n[rule.middle]\nrun = \"{}\"\nafter = [\"early\"]\n\
              [[gen]]\nrule = \"late\"\ntarget = \"l\"\n[[gen]]\nrule = \"middle\"\ntarget = \"m\"\n[[gen]]\nrule = \"early\"\ntarget = \"e1\"\n[[gen]]\nrule = \"early\"\ntarget = \"e2\"\n",
             timed("late", 0.05),
@@ -36,7 +36,7 @@ fn ext_out_symbols_precede_ext_in_within_a_group() {
     s.write("a.c", "");
     s.write(
         "build.toml",
-        &format!(
+        format!(
             "[rule.cc]\nrun = \"{}\"\next_in = [\".c\"]\next_out = [\".o\"]\n[rule.headers]\nrun = \"{}\"\next_out = [\".c\"]\n\
              [[gen]]\nname = \"objs\"\nsource = \"a.c\"\n[[gen]]\nrule = \"headers\"\ntarget = \"gen.h\"\n",
             timed("cc", 0.05),
@@ -53,7 +53,7 @@ fn groups_are_barriers() {
     let s = Space::new();
     s.write(
         "build.toml",
-        &format!(
+        format!(
             "[[group]]\nname = \"one\"\n[[group]]\nname = \"two\"\n\
              [[gen]]\ngroup = \"two\"\nrun = \"{}\"\ntarget = \"b\"\n[[gen]]\ngroup = \"one\"\nrun = \"{}\"\ntarget = \"a1\"\n[[gen]]\ngroup = \"one\"\nrun = \"{}\"\ntarget = \"a2\"\n",
             timed("two", 0.05),

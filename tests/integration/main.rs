@@ -2,7 +2,9 @@
 //! real C compiler. One module per part of the contract.
 
 mod buildfile;
+mod cli;
 mod constraints;
+mod example;
 mod generators;
 mod scheduling;
 mod scriptlets;

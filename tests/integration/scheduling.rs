@@ -17,7 +17,7 @@ fn parallel_tasks(n: usize, secs: f64) -> String {
 #[test]
 fn jobs_limit_concurrency() {
     let s = Space::new();
-    s.write("build.toml", &parallel_tasks(6, 0.3));
+    s.write("build.toml", parallel_tasks(6, 0.3));
     s.kiln(&["build", "-j3"]).ok();
     assert_eq!(max_overlap(&s.lines("log")), 3);
     s.kiln(&["clean"]).ok();
@@ -30,7 +30,7 @@ fn jobs_limit_concurrency() {
 fn the_default_is_the_number_of_cpus() {
     let cpus = std::thread::available_parallelism().unwrap().get();
     let s = Space::new();
-    s.write("build.toml", &parallel_tasks(cpus + 2, 0.4));
+    s.write("build.toml", parallel_tasks(cpus + 2, 0.4));
     s.kiln(&["build"]).ok();
     assert_eq!(max_overlap(&s.lines("log")), cpus);
 }
@@ -136,11 +136,11 @@ fn lazy_groups_glob_what_earlier_groups_generated() {
         )
     };
     let s = Space::new();
-    s.write("build.toml", &text("lazy"));
+    s.write("build.toml", text("lazy"));
     s.kiln(&["build"]).ok();
     assert_eq!(s.read("build/list"), "build/gen/one.c build/gen/two.c\n");
     let s = Space::new();
-    s.write("build.toml", &text("at-once"));
+    s.write("build.toml", text("at-once"));
     s.kiln(&["build"]).ok().stderr_has("matched nothing");
     assert_eq!(s.read("build/list"), "\n");
 }
@@ -169,7 +169,7 @@ fn a_lazy_groups_error_surfaces_at_expansion_and_keeps_earlier_work() {
 fn failing_project(s: &Space) {
     s.write(
         "build.toml",
-        &format!(
+        format!(
             "[[group]]\nname = \"one\"\n[[group]]\nname = \"two\"\n\
              [[gen]]\nname = \"bad\"\nrun = \"echo bad >> log; echo oops; exit 3\"\ntarget = \"bad\"\n\
              [[gen]]\nname = \"slow\"\nrun = \"{}\"\ntarget = \"slow\"\n\
@@ -206,7 +206,7 @@ fn without_keep_going_the_first_failure_stops_new_tasks_and_running_ones_finish(
     // The slow task was recorded: it does not run again.
     s.write(
         "build.toml",
-        &s.read("build.toml").replace("exit 3", "touch ${TGT}"),
+        s.read("build.toml").replace("exit 3", "touch ${TGT}"),
     );
     let again = s.kiln(&["build", "-j2"]).ok();
     assert!(

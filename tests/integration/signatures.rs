@@ -138,7 +138,7 @@ fn command_env_and_vars_are_in_the_signature() {
     // A changed command.
     s.write(
         "build.toml",
-        &s.read("build.toml").replace("wc -l <", "wc -l < "),
+        s.read("build.toml").replace("wc -l <", "wc -l < "),
     );
     s.kiln(&["build", "-D", "MODE=fancy"]).ok();
     assert!(s.kiln(&["build", "-D", "MODE=fancy"]).ok().ran().is_empty());
@@ -167,7 +167,7 @@ fn implicit_dependencies_come_from_the_depfile() {
     // A deleted header reruns the task; it is no error for kiln (the command decides).
     s.write(
         "build.toml",
-        &s.read("build.toml")
+        s.read("build.toml")
             .replace("inc/one.h inc/two.h >", "inc/one.h >")
             .replace(" inc/one.h inc/two.h\\\\n", " inc/one.h\\\\n"),
     );

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 pub const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 
@@ -85,16 +84,6 @@ impl Space {
             return Vec::new();
         }
         self.read(rel).lines().map(str::to_string).collect()
-    }
-
-    /// Sets a file's mtime to `secs` after the epoch.
-    pub fn set_mtime(&self, rel: &str, secs: u64) {
-        let f = std::fs::File::options()
-            .write(true)
-            .open(self.path(rel))
-            .expect("open");
-        f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
-            .expect("set mtime");
     }
 }
 

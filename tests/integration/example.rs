@@ -1,0 +1,93 @@
+//! Part 10: the bundled example, a real C program with a static library, headers tracked through
+//! gcc depfiles and a code-generation group, built with the machine's C compiler.
+
+use crate::support::{Space, set};
+use std::process::Command;
+
+fn copy_example() -> Space {
+    let s = Space::new();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello-c");
+    for entry in walkdir::WalkDir::new(src) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(src).unwrap();
+        if rel.starts_with("build") || !entry.file_type().is_file() {
+            continue;
+        }
+        s.write(rel.to_str().unwrap(), std::fs::read(entry.path()).unwrap());
+    }
+    s
+}
+
+fn run_hello(s: &Space) -> String {
+    let out = Command::new(s.path("build/hello"))
+        .output()
+        .expect("the program runs");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn hello_c_builds_runs_and_rebuilds_exactly_what_a_header_edit_touches() {
+    let s = copy_example();
+    let run = s.kiln(&["build", "-j2"]).ok();
+    assert_eq!(
+        run.ran_outputs(),
+        set(&[
+            "build/version.h",
+            "build/lib/greet.o",
+            "build/lib/shout.o",
+            "build/src/extra.o",
+            "build/src/main.o",
+            "build/libutil.a",
+            "build/hello"
+        ])
+    );
+    assert_eq!(
+        run_hello(&s),
+        "Hello, world!\nBUILT BY KILN\nversion 1.2.3, answer 42\n"
+    );
+    assert!(
+        s.kiln(&["build"]).ok().ran().is_empty(),
+        "a null build runs nothing"
+    );
+
+    // greet.h is included by lib/greet.c and src/main.c, found through their depfiles.
+    s.write(
+        "include/greet.h",
+        s.read("include/greet.h").replace("\"Hello\"", "\"Howdy\""),
+    );
+    let run = s.kiln(&["build", "-j2"]).ok();
+    assert_eq!(
+        run.ran_outputs(),
+        set(&[
+            "build/lib/greet.o",
+            "build/src/main.o",
+            "build/libutil.a",
+            "build/hello"
+        ])
+    );
+    assert_eq!(
+        run_hello(&s),
+        "Howdy, world!\nBUILT BY KILN\nversion 1.2.3, answer 42\n"
+    );
+
+    // The generated header: editing VERSION reruns the generator and what includes its output.
+    s.write("VERSION", "2.0.0\n");
+    let run = s.kiln(&["build"]).ok();
+    assert_eq!(
+        run.ran_outputs(),
+        set(&["build/version.h", "build/src/main.o", "build/hello"])
+    );
+    assert!(run_hello(&s).contains("version 2.0.0"));
+
+    // A comment in a header changes no object: the archive and the link are cut off.
+    s.write(
+        "include/shout.h",
+        s.read("include/shout.h") + "/* a comment */\n",
+    );
+    let run = s.kiln(&["build"]).ok();
+    assert_eq!(
+        run.ran_outputs(),
+        set(&["build/lib/shout.o", "build/src/main.o"])
+    );
+}
