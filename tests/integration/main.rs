@@ -6,6 +6,7 @@ mod cli;
 mod constraints;
 mod example;
 mod generators;
+mod outputs;
 mod scheduling;
 mod scriptlets;
 mod signatures;
