@@ -95,12 +95,21 @@ fn hello_c_builds_runs_and_rebuilds_exactly_what_a_header_edit_touches() {
 #[test]
 fn build_toml_example_builds_with_every_key() {
     let s = copy_example();
-    s.write("build.toml", std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/build.toml.example")).unwrap());
+    s.write(
+        "build.toml",
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/build.toml.example")).unwrap(),
+    );
     s.write("data/table.txt", "1 2 3\n");
-    s.write("src/skipped_test.c", "this is excluded: it would not compile\n");
+    s.write(
+        "src/skipped_test.c",
+        "this is excluded: it would not compile\n",
+    );
     let run = s.kiln(&["build"]).ok();
     assert!(run.ran_outputs().contains("smoke"), "{:?}", run.ran());
-    assert_eq!(s.read("build/smoke.txt"), "Hello, world!\nBUILT BY KILN\nversion 1.2.3, answer 42\n");
+    assert_eq!(
+        s.read("build/smoke.txt"),
+        "Hello, world!\nBUILT BY KILN\nversion 1.2.3, answer 42\n"
+    );
     assert_eq!(s.read("dist/VERSION"), "1.2.3\n");
     // Only the always-run smoke test runs again.
     let again = s.kiln(&["build"]).ok();
@@ -108,7 +117,15 @@ fn build_toml_example_builds_with_every_key() {
     // A manual dependency reruns every task of its generator, mapped ones too.
     s.write("data/table.txt", "4 5 6\n");
     let run = s.kiln(&["build"]).ok();
-    assert_eq!(run.ran_outputs(), set(&["build/src/extra.o", "build/src/main.o", "build/hello", "smoke"]));
+    assert_eq!(
+        run.ran_outputs(),
+        set(&[
+            "build/src/extra.o",
+            "build/src/main.o",
+            "build/hello",
+            "smoke"
+        ])
+    );
     assert_eq!(
         s.kiln(&["list"]).ok().stdout,
         "version-header build/version.h\nutil build/libutil.a\nhello build/hello\nsmoke-test\nversion-copy dist/VERSION\n"

@@ -1,7 +1,7 @@
 //! Where outputs go and when kiln removes them: `[project] out`, `update_outputs`, stale outputs,
 //! colours, unreadable state, a closed output stream.
 
-use crate::support::{set, Space, Test, KILN};
+use crate::support::{KILN, Space, Test, set};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,12 +31,18 @@ fn update_outputs_live_in_the_source_tree_and_clean_leaves_them() {
     assert!(!s.exists("build/gen/parser.c"));
     assert!(s.kiln(&["build"]).ok().ran().is_empty());
     s.write("grammar.def", "g2\n");
-    assert_eq!(s.kiln(&["build"]).ok().ran_outputs(), set(&["gen/parser.c"]));
+    assert_eq!(
+        s.kiln(&["build"]).ok().ran_outputs(),
+        set(&["gen/parser.c"])
+    );
     s.kiln(&["clean"]).ok();
     assert_eq!(s.read("gen/parser.c"), "g2\n");
     // Dropped from the build file, it is not a stale output to delete: it is a source now.
     s.write("build.toml", "");
-    s.write("build.toml", "[[gen]]\nrun = \"touch ${TGT}\"\ntarget = \"other\"\n");
+    s.write(
+        "build.toml",
+        "[[gen]]\nrun = \"touch ${TGT}\"\ntarget = \"other\"\n",
+    );
     s.kiln(&["build"]).ok();
     s.kiln(&["distclean"]).ok();
     assert_eq!(s.read("gen/parser.c"), "g2\n");
@@ -53,9 +59,19 @@ fn a_build_deletes_stale_outputs_and_says_so() {
     s.remove("b.c");
     s.write("build.toml", "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n[[gen]]\nname = \"objs\"\nsource = \"*.c\"\n");
     let run = s.kiln(&["build"]).ok();
-    let mut lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("deleted stale output")).collect();
+    let mut lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("deleted stale output"))
+        .collect();
     lines.sort();
-    assert_eq!(lines, vec!["deleted stale output build/b.o", "deleted stale output build/sub/old"]);
+    assert_eq!(
+        lines,
+        vec![
+            "deleted stale output build/b.o",
+            "deleted stale output build/sub/old"
+        ]
+    );
     assert!(!s.exists("build/b.o") && !s.exists("build/sub"));
     assert!(s.exists("build/a.o"));
     assert!(run.ran().is_empty());
@@ -65,24 +81,49 @@ fn a_build_deletes_stale_outputs_and_says_so() {
 fn rule_colors_show_when_colour_is_wanted() {
     let s = Space::new();
     s.write("build.toml", "[rule.r]\nrun = \"touch ${TGT}\"\ncolor = \"green\"\n[[gen]]\nrule = \"r\"\ntarget = \"x\"\n");
-    let out = Command::new(KILN).arg("build").current_dir(s.root()).env("CLICOLOR_FORCE", "1").env_remove("NO_COLOR").output().unwrap();
+    let out = Command::new(KILN)
+        .arg("build")
+        .current_dir(s.root())
+        .env("CLICOLOR_FORCE", "1")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("[1/1] \x1b[32mr\x1b[0m: -> build/x"), "{err:?}");
+    assert!(
+        err.contains("[1/1] \x1b[32mr\x1b[0m: -> build/x"),
+        "{err:?}"
+    );
     s.kiln(&["clean"]).ok();
     let plain = s.kiln(&["build"]).ok();
     assert!(plain.stderr.contains("[1/1] r: -> build/x"));
-    Test::new().build_file("[rule.r]\nrun = \"x\"\ncolor = \"grene\"\n").status(2).stderr_has("unknown color `grene`").stderr_has("did you mean `green`?").run();
+    Test::new()
+        .build_file("[rule.r]\nrun = \"x\"\ncolor = \"grene\"\n")
+        .status(2)
+        .stderr_has("unknown color `grene`")
+        .stderr_has("did you mean `green`?")
+        .run();
 }
 
 #[test]
 fn unreadable_state_is_discarded_with_a_warning() {
     let s = Space::new();
-    s.write("build.toml", "[[gen]]\nrun = \"echo x > ${TGT}; echo ran >> log\"\ntarget = \"x\"\n");
+    s.write(
+        "build.toml",
+        "[[gen]]\nrun = \"echo x > ${TGT}; echo ran >> log\"\ntarget = \"x\"\n",
+    );
     s.kiln(&["build"]).ok();
     s.write("build/.kiln/store", "this is not a store");
-    s.kiln(&["build"]).ok().stderr_has("warning: kiln's state is unreadable");
+    s.kiln(&["build"])
+        .ok()
+        .stderr_has("warning: kiln's state is unreadable");
     assert_eq!(s.lines("log").len(), 2, "the task ran again");
-    assert!(s.kiln(&["build"]).ok().stderr.lines().all(|l| !l.starts_with("warning")));
+    assert!(
+        s.kiln(&["build"])
+            .ok()
+            .stderr
+            .lines()
+            .all(|l| !l.starts_with("warning"))
+    );
 }
 
 #[test]
@@ -90,7 +131,13 @@ fn a_closed_output_stream_stops_the_build_without_killing_kiln() {
     let s = Space::new();
     let gens: String = (0..40).map(|i| format!("[[gen]]\nrun = \"sleep 0.05; echo output {i}; touch ${{TGT}}\"\ntarget = \"t{i}\"\n")).collect();
     s.write("build.toml", &gens);
-    let mut child = Command::new(KILN).args(["build", "-j2"]).current_dir(s.root()).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(KILN)
+        .args(["build", "-j2"])
+        .current_dir(s.root())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut reader = BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
     reader.read_line(&mut first).unwrap();
@@ -101,7 +148,11 @@ fn a_closed_output_stream_stops_the_build_without_killing_kiln() {
     let t = Instant::now();
     let status = child.wait().unwrap();
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert_eq!(status.code(), Some(141), "kiln exits as on SIGPIPE, not killed by it: {status:?}");
+    assert_eq!(
+        status.code(),
+        Some(141),
+        "kiln exits as on SIGPIPE, not killed by it: {status:?}"
+    );
     // What finished was recorded: the next build completes the rest.
     let run = s.kiln(&["build", "-j2"]).ok();
     assert!(run.ran().len() < 40, "{}", run.ran().len());
