@@ -50,9 +50,15 @@ pub struct Args {
     /// Fail at once (exit 2) instead of waiting when another kiln works in the build directory
     #[arg(long = "no-wait", global = true)]
     no_wait: bool,
+    /// Print why each task that runs must run (on stdout)
+    #[arg(long, global = true)]
+    explain: bool,
+    /// Debugging modes: `-d explain` is --explain
+    #[arg(short = 'd', value_name = "MODE", value_parser = ["explain"], global = true)]
+    debug: Vec<String>,
 }
 
-#[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Subcommand, Clone, PartialEq, Eq)]
 enum Command {
     /// Build everything (all groups, in order); the default
     Build,
@@ -62,6 +68,12 @@ enum Command {
     Distclean,
     /// List generators and their outputs
     List,
+    /// Say why targets (generator names or output paths) are or are not up to date, building nothing
+    Explain {
+        /// Generator names or output paths
+        #[arg(required = true, value_name = "TARGET")]
+        targets: Vec<String>,
+    },
 }
 
 fn parse_define(s: &str) -> Result<(String, String), String> {
@@ -101,26 +113,28 @@ fn run(args: &Args) -> Result<i32, Error> {
         out: args.out.clone(),
         defines: args.define.clone(),
     };
-    let command = args.command.unwrap_or(Command::Build);
+    let command = args.command.clone().unwrap_or(Command::Build);
     let ws = Workspace::load(&location)?;
     let mut progress = progress::for_stderr();
     match command {
         Command::List => list(&ws),
-        Command::Build => {
+        Command::Build | Command::Explain { .. } => {
             let signals = crate::interrupt::listen()
                 .map_err(|e| Error::io("cannot listen for signals", e))?;
+            let explaining = matches!(command, Command::Explain { .. });
+            let targets = match &command {
+                Command::Explain { targets } => targets.clone(),
+                _ => args.targets.clone(),
+            };
             let opts = BuildOptions {
                 jobs: args.jobs.map_or_else(default_jobs, |j| j as usize),
                 keep_going: args.keep_going,
-                dry_run: args.dry_run,
+                dry_run: args.dry_run || explaining,
                 verbose: args.verbose,
-                targets: args
-                    .targets
-                    .iter()
-                    .filter(|t| !t.is_empty())
-                    .cloned()
-                    .collect(),
+                targets: targets.into_iter().filter(|t| !t.is_empty()).collect(),
                 no_wait: args.no_wait,
+                explain: args.explain || explaining || args.debug.iter().any(|d| d == "explain"),
+                explain_targets: explaining,
             };
             driver::build(&ws, &opts, progress.as_mut(), &signals)
         }

@@ -135,20 +135,29 @@ pub fn plan_group(
                 None => "(precedence)".to_string(),
             })
             .collect();
-        return Err(Diagnostic::in_file(&project.source, format!("dependency cycle: {}", names.join(" -> ")))
+        // Located at the generator of a task on the cycle.
+        let at = cycle
+            .iter()
+            .find_map(|&n| nodes[n].task)
+            .map(|t| project.gens[graph.task(t).generator].span.clone());
+        let message = format!("dependency cycle: {}", names.join(" -> "));
+        let diagnostic = match at {
+            Some(span) => project.error_at(span, message),
+            None => Diagnostic::in_file(&project.source, message),
+        };
+        return Err(diagnostic
             .note("each task must be able to run after the ones it depends on; break the cycle in sources, use, deps or before/after")
             .into());
     }
 
-    // Implicit dependencies from last time, where they keep the plan acyclic.
-    if project.groups[group].order == Order::Parallel {
-        for (i, &t) in tasks.iter().enumerate() {
-            for f in (facts.implicit)(t) {
-                let Some(p) = graph.producer(f) else { continue };
-                let Some(&j) = node_of.get(&p) else { continue };
-                if j != i && !nodes[j].succs.contains(&(i, Edge::Hard)) && !reaches(&nodes, i, j) {
-                    nodes[j].succs.push((i, Edge::Hard));
-                }
+    // Implicit dependencies from last time, where they keep the plan acyclic (in a sequence
+    // group, where they agree with the declared order).
+    for (i, &t) in tasks.iter().enumerate() {
+        for f in (facts.implicit)(t) {
+            let Some(p) = graph.producer(f) else { continue };
+            let Some(&j) = node_of.get(&p) else { continue };
+            if j != i && !nodes[j].succs.contains(&(i, Edge::Hard)) && !reaches(&nodes, i, j) {
+                nodes[j].succs.push((i, Edge::Hard));
             }
         }
     }

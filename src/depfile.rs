@@ -1,5 +1,5 @@
 //! Depfiles: the implicit dependencies a command reports in the Makefile syntax gcc and clang write
-//! (`-MD`, `-MMD`, `-MP`). Several rules and several targets per rule, `\` line continuations, CRLF
+//! (`-MD`, `-MMD`, `-MP`). Several rules and several targets per rule (`a.o:a.c` too), `\` line continuations, CRLF
 //! line ends, `\ ` for a space in a name (2N+1 backslashes and a space are N backslashes and a
 //! space; 2N backslashes end the name), `\#` for `#`, `$$` for `$`, and `#` comments. The result is
 //! every prerequisite of every rule, in order of first appearance.
@@ -28,7 +28,7 @@ pub fn parse(text: &[u8]) -> Result<Vec<String>, String> {
                 }
             }
             _ => {
-                let (token, is_target, next) = token(text, i);
+                let (token, is_target, next) = token(text, i, !in_prereqs);
                 i = next;
                 if is_target {
                     if in_prereqs {
@@ -70,7 +70,7 @@ fn next_target_colon(text: &[u8], mut i: usize) -> Option<()> {
             b'\\' if continuation_at(text, i).is_some() => i = continuation_at(text, i)?,
             b' ' | b'\t' | b'\r' => i += 1,
             _ => {
-                let (_, is_target, next) = token(text, i);
+                let (_, is_target, next) = token(text, i, true);
                 if is_target {
                     return Some(());
                 }
@@ -82,8 +82,9 @@ fn next_target_colon(text: &[u8], mut i: usize) -> Option<()> {
 }
 
 /// Reads one name starting at `i`: its text, whether it ended with a target's `:`, and where the
-/// scan stopped.
-fn token(text: &[u8], mut i: usize) -> (String, bool, usize) {
+/// scan stopped. Where a target may stand, a `:` ends it even without a space after it
+/// (`a.o:a.c`), except before `\` or `/` (a drive letter, `c:\path`).
+fn token(text: &[u8], mut i: usize, target_position: bool) -> (String, bool, usize) {
     let mut out: Vec<u8> = Vec::new();
     let n = text.len();
     while i < n {
@@ -129,7 +130,9 @@ fn token(text: &[u8], mut i: usize) -> (String, bool, usize) {
                 out.push(b'$');
                 i += 2;
             }
-            b':' if matches!(text.get(i + 1), None | Some(b' ' | b'\t' | b'\n' | b'\r')) => {
+            b':' if matches!(text.get(i + 1), None | Some(b' ' | b'\t' | b'\n' | b'\r'))
+                || (target_position && !matches!(text.get(i + 1), Some(b'\\' | b'/'))) =>
+            {
                 return (String::from_utf8_lossy(&out).into_owned(), true, i + 1);
             }
             _ => {
@@ -172,6 +175,8 @@ mod tests {
         assert_eq!(deps("a.o: two\\\\ spaces.h\n"), vec!["two\\", "spaces.h"]);
         assert_eq!(deps("a.o: three\\\\\\ x.h\n"), vec!["three\\ x.h"]);
         assert_eq!(deps("a.o: c:\\path\\x.h\n"), vec!["c:\\path\\x.h"]);
+        assert_eq!(deps("a.o:a.c b.h\n"), vec!["a.c", "b.h"]);
+        assert_eq!(deps("a.o: x:y.h\n"), vec!["x:y.h"]);
     }
 
     #[test]

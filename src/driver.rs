@@ -14,6 +14,7 @@
 use crate::clean;
 use crate::constraints::{self, TaskFacts};
 use crate::error::Error;
+use crate::explain::Reason;
 use crate::filestate::{self, FsClock, Hash, MISSING, Recorded, Stat};
 use crate::generator::Expansion;
 use crate::interrupt;
@@ -48,6 +49,10 @@ pub struct BuildOptions {
     pub targets: Vec<String>,
     /// Do not wait for another kiln holding the lock.
     pub no_wait: bool,
+    /// Print why each task that runs must run (on stdout).
+    pub explain: bool,
+    /// `kiln explain`: also say which tasks are up to date, and end with a verdict on stdout.
+    pub explain_targets: bool,
 }
 
 /// The state a task ended in (waf's task states).
@@ -64,23 +69,6 @@ pub enum TaskState {
     /// Up to date.
     Skipped,
     Success,
-}
-
-/// Why a task runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reason {
-    New,
-    Always,
-    Untrusted,
-    DependencyRebuilt,
-    OutputMissing(String),
-    OutputChanged(String),
-    OutputsChanged,
-    CommandChanged { old: Vec<String>, new: Vec<String> },
-    EnvChanged(String),
-    InputChanged(String),
-    InputsChanged,
-    ImplicitChanged(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,16 +160,18 @@ pub fn build(
         }
     }
     let store_path = state_dir.join("store");
-    let (store, warnings) = if opts.dry_run {
-        if has_state {
-            Store::open(&store_path, false)
-        } else {
-            Ok((Store::empty(&store_path), Vec::new()))
-        }
+    let (store, warnings) = if !opts.dry_run {
+        Store::open_or_reset(&store_path)
     } else {
-        Store::open(&store_path, true)
-    }
-    .map_err(|e| Error::io("cannot open kiln's state", e))?;
+        match Store::open(&store_path, false) {
+            Ok(opened) if has_state => opened,
+            Ok(_) => (Store::empty(&store_path), Vec::new()),
+            Err(e) => (
+                Store::empty(&store_path),
+                vec![format!("kiln's state cannot be read ({e})")],
+            ),
+        }
+    };
     for w in warnings {
         progress.message(&format!("warning: {w}"));
     }
@@ -271,7 +261,6 @@ impl Build<'_> {
         started: Instant,
     ) -> Result<i32, Error> {
         let groups = self.project.groups.len();
-        self.select_targets()?;
         let expanded: Vec<GroupId> = (0..first_lazy.min(groups)).collect();
         self.after_expansion(&expanded)?;
 
@@ -294,7 +283,18 @@ impl Build<'_> {
                 continue;
             }
             if !self.x.expanded[g] {
-                self.x.expand_group(self.project, g)?;
+                if let Err(e) = self.x.expand_group(self.project, g) {
+                    if !self.opts.dry_run {
+                        return Err(e);
+                    }
+                    // What the earlier groups would make is not there yet: the dry run ends.
+                    self.progress.message(&format!(
+                        "note: the dry run stops before group `{}`, which cannot be expanded until the earlier groups have run:\n{}",
+                        self.project.groups[g].name,
+                        e.to_string().trim_end()
+                    ));
+                    break;
+                }
                 for w in std::mem::take(&mut self.x.warnings) {
                     self.progress.message(&format!("warning: {w}"));
                 }
@@ -326,9 +326,7 @@ impl Build<'_> {
             self.prediction.push(Prediction::Unknown);
             self.ran.push(false);
         }
-        if let Some(sel) = &mut self.selected {
-            sel.resize(tasks, false);
-        }
+        self.select_targets()?;
         // Plans first: a cycle is an error, and errors come before anything is deleted.
         for &g in groups {
             let tasks = self.group_tasks(g);
@@ -376,7 +374,8 @@ impl Build<'_> {
             .is_none_or(|s| s.get(t.index()).copied().unwrap_or(false))
     }
 
-    /// `--targets`: the named generators' or outputs' tasks and everything they need.
+    /// `--targets`: the named generators' or outputs' tasks and everything they need. Made again
+    /// after every expansion of a lazy group, which may add tasks to the selection.
     fn select_targets(&mut self) -> Result<(), Error> {
         if self.opts.targets.is_empty() {
             return Ok(());
@@ -410,6 +409,9 @@ impl Build<'_> {
                     last_group = last_group.max(group);
                     roots.push(found);
                 }
+                // It may be an output of a lazy group not expanded yet: everything before the
+                // last group is built, and the selection is made again after each expansion.
+                None if !self.x.complete() => last_group = project.groups.len() - 1,
                 None => {
                     let names = project.gens.iter().map(|g| g.name.as_str());
                     let mut msg = format!(
@@ -605,13 +607,13 @@ impl Build<'_> {
             };
         }
         for (k, v) in &task.env {
-            if rec
-                .env
-                .iter()
-                .find(|(rk, _)| rk == k)
-                .is_none_or(|(_, rv)| rv != v)
-            {
-                return Reason::EnvChanged(k.clone());
+            let old = rec.env.iter().find(|(rk, _)| rk == k).map(|(_, rv)| rv);
+            if old != Some(v) {
+                return Reason::EnvChanged {
+                    name: k.clone(),
+                    old: old.cloned(),
+                    new: v.clone(),
+                };
             }
         }
         let reads: Vec<FileId> = task.reads().collect();
@@ -704,14 +706,28 @@ impl Build<'_> {
 
     /// The decision for a task the scheduler offers now.
     fn decide_now(&self, t: TaskId) -> Decision {
-        let producer_ran = self.producers(t).iter().any(|p| self.ran[p.index()]);
-        if self.opts.dry_run && producer_ran {
-            return Decision::Run(Reason::DependencyRebuilt);
+        let rebuilt = self.rebuilt_input(t);
+        if let (true, Some(f)) = (self.opts.dry_run, rebuilt) {
+            return Decision::Run(Reason::DependencyRebuilt(self.x.graph.path(f).to_string()));
         }
         match &self.prediction[t.index()] {
-            Prediction::Decided(d) if !producer_ran => d.clone(),
+            Prediction::Decided(d) if rebuilt.is_none() => d.clone(),
             _ => self.decide(t),
         }
+    }
+
+    /// A file `t` reads (declared or from its last depfile) whose producer ran in this build.
+    fn rebuilt_input(&self, t: TaskId) -> Option<FileId> {
+        let graph = &self.x.graph;
+        graph
+            .task(t)
+            .reads()
+            .chain(self.implicit[t.index()].iter().copied())
+            .find(|&f| {
+                graph
+                    .producer(f)
+                    .is_some_and(|p| p != t && self.ran[p.index()])
+            })
     }
 
     fn run_group(&mut self, g: GroupId, runner: Option<&Runner>, signals: &Receiver<i32>) {
@@ -736,10 +752,17 @@ impl Build<'_> {
         let results = runner.map_or(&no_results, |r| r.results());
         loop {
             while self.interrupted.is_none() {
+                // A signal that arrived while tasks were being decided starts nothing new.
+                if let Ok(sig) = signals.try_recv() {
+                    self.interrupt(sig, runner, &mut sched);
+                    break;
+                }
                 let Some((node, t)) = sched.next_task() else {
                     break;
                 };
-                match self.decide_now(t) {
+                let decision = self.decide_now(t);
+                self.explain(t, &decision);
+                match decision {
                     Decision::Skip => {
                         if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
                             self.expected = self.expected.saturating_sub(1);
@@ -810,6 +833,27 @@ impl Build<'_> {
                 self.not_run += 1;
             }
         }
+    }
+
+    /// With --explain, says why a task runs (and, for `kiln explain`, that it is up to date).
+    fn explain(&mut self, t: TaskId, decision: &Decision) {
+        let text = match decision {
+            Decision::Run(reason) if self.opts.explain => reason.to_string(),
+            Decision::Skip if self.opts.explain_targets => "up to date".to_string(),
+            _ => return,
+        };
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        let name = if task.outputs.is_empty() {
+            self.project.rules[task.rule].name.clone()
+        } else {
+            task.outputs
+                .iter()
+                .map(|&f| graph.path(f))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        self.progress.report(&format!("explain: {name}: {text}"));
     }
 
     /// Counts the expected tasks of a group the build never reached.
@@ -928,8 +972,9 @@ impl Build<'_> {
     /// Handles a finished job; returns whether the task succeeded.
     fn finished(&mut self, f: Finished) -> bool {
         let t = TaskId(f.id as u32);
-        let interrupted = self.interrupted.is_some()
-            && matches!(f.exit, Exit::Signaled { .. } | Exit::NotStarted);
+        // After an interrupt, any command that did not succeed was (or may have been) cut short,
+        // even one that caught the signal and exited with a status of its own.
+        let interrupted = self.interrupted.is_some() && f.exit != Exit::Success;
         if interrupted {
             self.discard_interrupted(t, &f);
             self.progress.finished(&f.output.text);
@@ -1045,8 +1090,9 @@ impl Build<'_> {
         records.extend(self.learn(&implicit));
 
         // Did anything the task read change while it ran? Known files are compared with their
-        // stat before the run; a file first seen in the depfile has no earlier stat, so only a
-        // modification in a later timestamp tick than the run's start can be seen.
+        // stat before the run. A file first seen in the depfile has no earlier stat: it counts as
+        // changed if its mtime lies after the run started and no later than a fresh reading of
+        // the clock taken after it was stat'ed (a file dated in the future tells nothing).
         let task = self.x.graph.task(t);
         let watched: Vec<FileId> = task
             .reads()
@@ -1057,14 +1103,14 @@ impl Build<'_> {
             .zip(&f.watch)
             .find(|(w, now)| self.files[w.index()].stat != **now)
             .map(|(w, _)| *w);
-        if changed.is_none() {
-            changed = implicit
+        if changed.is_none() && !first_seen.is_empty() {
+            let now = self.clock.as_ref().map_or(i64::MAX, |c| c.fresh());
+            changed = first_seen
                 .iter()
                 .find(|i| {
-                    first_seen.contains(i)
-                        && self.files[i.index()]
-                            .stat
-                            .is_some_and(|s| s.mtime > f.started_at)
+                    self.files[i.index()]
+                        .stat
+                        .is_some_and(|s| s.mtime > f.started_at && s.mtime <= now)
                 })
                 .copied();
         }
@@ -1291,6 +1337,16 @@ impl Build<'_> {
                 self.not_run
             ));
             return 1;
+        }
+        if self.opts.explain_targets {
+            let n = self.started_count;
+            let targets = self.opts.targets.join(", ");
+            let verdict = if n == 0 {
+                format!("{targets}: up to date")
+            } else {
+                format!("{targets}: not up to date: {n} {} would run", plural(n))
+            };
+            self.progress.report(&verdict);
         }
         if self.opts.dry_run {
             let n = self.started_count;

@@ -64,6 +64,12 @@ impl Diagnostic {
         }
     }
 
+    /// Points the diagnostic at another span of the same file.
+    pub fn with_span(mut self, span: Range<usize>) -> Self {
+        self.span = Some(span);
+        self
+    }
+
     /// Adds a line of help ("did you mean", "expected ...").
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());

@@ -113,6 +113,17 @@ impl FsClock {
         {
             return value;
         }
+        self.read(&mut last)
+    }
+
+    /// A reading taken now, never reused: no earlier than any timestamp the file system gave
+    /// before this call.
+    pub fn fresh(&self) -> i64 {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        self.read(&mut last)
+    }
+
+    fn read(&self, last: &mut Option<(Instant, i64)>) -> i64 {
         let taken = Instant::now();
         let value = self
             .file

@@ -29,11 +29,32 @@ pub struct Expansion {
     pub expanded: Vec<bool>,
     /// Things worth telling the user (a glob that matched nothing).
     pub warnings: Vec<String>,
+    /// Which generators have been expanded.
+    done: Vec<bool>,
     /// Every directory a glob walked, for knowing when a cached expansion is still valid.
     pub glob_dirs: BTreeSet<String>,
     /// Declared targets by kiln path and by the text written (relative to out/).
-    declared: HashMap<String, GenId>,
+    declared: HashMap<String, (GenId, std::ops::Range<usize>)>,
     declared_text: HashMap<String, String>,
+}
+
+/// Why a generator could not be expanded: a source that may yet appear (retry later), or anything
+/// else.
+enum Failure {
+    Missing(Error),
+    Fatal(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Fatal(e)
+    }
+}
+
+impl From<Diagnostic> for Failure {
+    fn from(d: Diagnostic) -> Self {
+        Failure::Fatal(d.into())
+    }
 }
 
 /// The rule, if any, whose `ext_in` takes `path`, with the matched extension (the longest wins).
@@ -58,6 +79,7 @@ impl Expansion {
             gen_outputs: vec![Vec::new(); project.gens.len()],
             expanded: vec![false; project.groups.len()],
             warnings: Vec::new(),
+            done: vec![false; project.gens.len()],
             glob_dirs: BTreeSet::new(),
             declared: HashMap::new(),
             declared_text: HashMap::new(),
@@ -122,10 +144,12 @@ impl Expansion {
                         .note("name a file inside the build directory")
                         .into());
                 }
-                if let Some(&other) = x.declared.get(&path) {
-                    return Err(duplicate(project, &path, other, g).into());
+                if let Some((other, _)) = x.declared.get(&path) {
+                    return Err(duplicate(project, &path, *other, g)
+                        .with_span(t.span.clone())
+                        .into());
                 }
-                x.declared.insert(path.clone(), g);
+                x.declared.insert(path.clone(), (g, t.span.clone()));
                 x.declared_text
                     .insert(paths::normalize(&text), path.clone());
                 let id = x.graph.file(&path);
@@ -145,10 +169,73 @@ impl Expansion {
         if self.expanded[group] {
             return Ok(());
         }
-        for g in self.group_order(project, group)? {
-            self.expand_gen(project, g)?;
+        // A source that does not exist yet may be the mapped output of a generator later in the
+        // group: such a generator waits until the others are expanded, and the error stands only
+        // when a round makes no progress.
+        let mut pending = self.group_order(project, group)?;
+        while !pending.is_empty() {
+            let mut deferred = Vec::new();
+            let mut missing = None;
+            let mut progressed = false;
+            for g in pending {
+                let waits_for_use = project.gens[g]
+                    .uses
+                    .iter()
+                    .any(|(u, _)| project.gens[*u].group == group && !self.done[*u]);
+                if waits_for_use {
+                    deferred.push(g);
+                    continue;
+                }
+                let warnings = self.warnings.len();
+                match self.expand_gen(project, g) {
+                    Ok(()) => {
+                        self.done[g] = true;
+                        progressed = true;
+                    }
+                    Err(Failure::Missing(e)) => {
+                        self.warnings.truncate(warnings);
+                        missing.get_or_insert(e);
+                        deferred.push(g);
+                    }
+                    Err(Failure::Fatal(e)) => return Err(e),
+                }
+            }
+            if !progressed {
+                // Nothing left can resolve the missing source: report it. (Without one, only
+                // `use` holds generators back, and `use` within a group is acyclic and ordered.)
+                match missing {
+                    Some(e) => return Err(e),
+                    None => break,
+                }
+            }
+            pending = deferred;
         }
+        self.check_group_order(project)?;
         self.expanded[group] = true;
+        Ok(())
+    }
+
+    /// Every task reads only outputs of its own group or earlier ones (a plain path can name a
+    /// file that a later group turns out to make).
+    fn check_group_order(&self, project: &Project) -> Result<(), Error> {
+        for t in self.graph.task_ids() {
+            let task = self.graph.task(t);
+            for f in task.reads() {
+                let Some(p) = self.graph.producer(f) else {
+                    continue;
+                };
+                let producer = self.graph.task(p);
+                if producer.group > task.group {
+                    return Err(later_group(
+                        project,
+                        task.generator,
+                        producer.generator,
+                        project.gens[task.generator].span.clone(),
+                    )
+                    .into());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -211,7 +298,7 @@ impl Expansion {
         Ok(order)
     }
 
-    fn expand_gen(&mut self, project: &Project, g: GenId) -> Result<(), Error> {
+    fn expand_gen(&mut self, project: &Project, g: GenId) -> Result<(), Failure> {
         let gn = &project.gens[g];
         let own_rule = gn.rule;
         let excludes = gn
@@ -254,8 +341,16 @@ impl Expansion {
         deps.sort_unstable();
         deps.dedup();
 
+        // The generator's own rule takes a source when one of its extensions ends the name, even
+        // if another rule claims a longer suffix.
         let takes = |path: &str| {
-            own_rule.is_some_and(|r| rule_for(project, path).is_some_and(|(x, _)| x == r))
+            own_rule.is_some_and(|r| {
+                let name = path.rsplit('/').next().unwrap_or(path);
+                project.rules[r]
+                    .ext_in
+                    .iter()
+                    .any(|e| name.ends_with(e.as_str()) && name.len() > e.len())
+            })
         };
         let mut fed = Vec::new();
         for src in &sources {
@@ -382,7 +477,7 @@ impl Expansion {
         key: &str,
         excludes: &[Pattern],
         into: &mut Vec<FileId>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Failure> {
         let gn = &project.gens[g];
         for item in self.expand_entry(project, g, entry, key)? {
             if item.trim().is_empty() {
@@ -406,7 +501,7 @@ impl Expansion {
                 .cloned()
                 .or_else(|| self.declared.contains_key(&norm).then(|| norm.clone()));
             if let Some(path) = declared {
-                let producer = self.declared[&path];
+                let producer = self.declared[&path].0;
                 self.check_reference(project, g, producer, &path, entry)?;
                 let file = self.graph.file(&path);
                 into.push(file);
@@ -426,7 +521,8 @@ impl Expansion {
                     .note("sources must lie under the build file's directory (or in the build directory)")
                     .into());
             }
-            if glob::is_glob(&norm) {
+            let literal_file = crate::project::absolute(&project.root, &norm).is_file();
+            if glob::is_glob(&norm) && !literal_file {
                 let pattern = Pattern::new(&norm)
                     .map_err(|m| Error::from(project.error_at(entry.span.clone(), m)))?;
                 let found = glob::expand(&project.root, &pattern, &project.out);
@@ -479,7 +575,7 @@ impl Expansion {
                     ) {
                         d = d.note(format!("did you mean the target `{close}`?"));
                     }
-                    return Err(d.into());
+                    return Err(Failure::Missing(d.into()));
                 }
             }
         }
@@ -554,12 +650,18 @@ impl Expansion {
                     .expand(&env, &task_paths, false, &mut buf)
                     .map_err(|e| expand_error(project, d, &e, &owner, &gn.name))?;
                 let path = paths::normalize(&buf);
-                if paths::is_outside_project(&path) && !paths::is_within(&path, &project.out) {
+                let (allowed, place) = if r.update_outputs {
+                    (!paths::is_outside_project(&path), "the project")
+                } else {
+                    (
+                        paths::is_within(&path, &project.out) && path != project.out,
+                        "the build directory",
+                    )
+                };
+                if !allowed {
                     return Err(project
-                        .error_at(
-                            d.span.clone(),
-                            format!("depfile `{path}` lies outside the project"),
-                        )
+                        .error_at(d.span.clone(), format!("depfile `{path}` lies outside {place}"))
+                        .note(format!("kiln writes only inside {place}: name it after an output, such as \"${{TGT[0]}}.d\""))
                         .into());
                 }
                 Some(self.graph.file(&path))
@@ -594,13 +696,35 @@ impl Expansion {
             update_outputs: r.update_outputs,
             key,
         };
+        // The same work declared twice (a committed generated source that a glob also matches,
+        // two generators mapping one source the same way) is one task.
+        if let Some(existing) = task.outputs.first().and_then(|&o| self.graph.producer(o)) {
+            let e = self.graph.task(existing);
+            if e.rule == task.rule
+                && e.inputs == task.inputs
+                && e.outputs == task.outputs
+                && e.deps == task.deps
+                && e.depfile == task.depfile
+                && e.commands == task.commands
+            {
+                if !self.gen_tasks[g].contains(&existing) {
+                    self.gen_tasks[g].push(existing);
+                }
+                return Ok(existing);
+            }
+        }
         match self.graph.add_task(task) {
             Ok(id) => {
                 self.gen_tasks[g].push(id);
                 Ok(id)
             }
             Err((file, other)) => {
-                let other_gen = self.graph.task(other).generator;
+                // A task naming one file twice (an output as its own depfile) has no id yet.
+                let other_gen = self
+                    .graph
+                    .tasks()
+                    .get(other.index())
+                    .map_or(g, |t| t.generator);
                 Err(duplicate(project, self.graph.path(file), other_gen, g).into())
             }
         }

@@ -55,15 +55,20 @@ impl Graph {
         (0..self.tasks.len() as u32).map(TaskId)
     }
 
-    /// Adds a task; if one of its outputs is already produced, returns that output and its producer.
+    /// Adds a task; if one of its outputs (or its depfile) is already produced, returns that file
+    /// and its producer.
     pub fn add_task(&mut self, task: Task) -> Result<TaskId, (FileId, TaskId)> {
-        for &out in &task.outputs {
+        let made: Vec<FileId> = task.outputs.iter().chain(&task.depfile).copied().collect();
+        for (i, &out) in made.iter().enumerate() {
             if let Some(other) = self.producer[out.index()] {
                 return Err((out, other));
             }
+            if made[..i].contains(&out) {
+                return Err((out, TaskId(self.tasks.len() as u32)));
+            }
         }
         let id = TaskId(self.tasks.len() as u32);
-        for &out in &task.outputs {
+        for &out in &made {
             self.producer[out.index()] = Some(id);
         }
         self.tasks.push(task);

@@ -12,6 +12,7 @@ pub mod depfile;
 pub mod driver;
 pub mod env;
 pub mod error;
+pub mod explain;
 pub mod filestate;
 pub mod generator;
 pub mod glob;

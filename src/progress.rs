@@ -50,6 +50,17 @@ pub trait Progress {
     fn done(&mut self, summary: &str);
     /// Whether stderr has been closed under us.
     fn broken(&self) -> bool;
+    /// A query's answer (`--explain`), on stdout.
+    fn report(&mut self, text: &str);
+}
+
+/// Writes a line to stdout; a closed stdout is ignored (the reader has what it wanted).
+fn stdout_line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_all(text.as_bytes())
+        .and_then(|_| out.write_all(b"\n"))
+        .and_then(|_| out.flush());
 }
 
 /// Writes to stderr, remembering whether it was closed.
@@ -159,6 +170,10 @@ impl Progress for Lines {
     fn broken(&self) -> bool {
         self.out.broken
     }
+
+    fn report(&mut self, text: &str) {
+        stdout_line(text);
+    }
 }
 
 /// A live bar for terminals, with messages and task output printed above it.
@@ -219,5 +234,9 @@ impl Progress for Bar {
 
     fn broken(&self) -> bool {
         self.out.broken
+    }
+
+    fn report(&mut self, text: &str) {
+        self.bar.suspend(|| stdout_line(text));
     }
 }

@@ -330,7 +330,9 @@ impl Builder<'_> {
             }
             (None, None) => "build".to_string(),
         };
-        if out == "." || out == ".." || out.split('/').all(|c| c == "..") {
+        // Resolved through symlinks and `..`, the build directory may not be the project or hold it.
+        let out_canonical = canonical_prefix(&absolute(&root, &out));
+        if out == "." || root.starts_with(&out_canonical) {
             let span = project_def.and_then(|p| p.out.as_ref()).map(|o| o.span());
             let msg = format!(
                 "the build directory `{out}` would contain the project: kiln writes and cleans there"

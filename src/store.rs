@@ -115,6 +115,38 @@ impl Store {
         Ok((store, warnings))
     }
 
+    /// Opens the store like [`Store::open`], but never fails: what cannot be opened is removed and
+    /// created afresh, and if even that fails the build goes on without saved state. Unreadable
+    /// state is a warning, never an error.
+    pub fn open_or_reset(path: &Path) -> (Store, Vec<String>) {
+        match Store::open(path, true) {
+            Ok(opened) => opened,
+            Err(first) => {
+                let mut warnings = vec![format!(
+                    "kiln's state at {} cannot be used ({first}); starting afresh",
+                    path.display()
+                )];
+                let removed = match fs::symlink_metadata(path) {
+                    Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+                    Ok(_) => fs::remove_file(path),
+                    Err(e) => Err(e),
+                };
+                match removed.and_then(|_| Store::open(path, true)) {
+                    Ok((store, more)) => {
+                        warnings.extend(more);
+                        (store, warnings)
+                    }
+                    Err(e) => {
+                        warnings.push(format!(
+                            "kiln cannot write its state ({e}); this build records nothing"
+                        ));
+                        (Store::empty(path), warnings)
+                    }
+                }
+            }
+        }
+    }
+
     /// Reads `bytes` into the maps; returns a warning if anything was damaged.
     fn load(&mut self, bytes: &[u8]) -> Option<String> {
         if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {

@@ -116,7 +116,7 @@ fn duplicate_output_names_both_generators() {
         "[[gen]]\nname = \"one\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.txt\"\ntarget = \"a.out\"\n[[gen]]\nname = \"two\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.txt\"\ntarget = \"a.out\"\n",
         &["build"],
         &[
-            "build.toml:6:1: error: generators `one` and `two` both declare the output `build/a.out`",
+            "build.toml:10:10: error: generators `one` and `two` both declare the output `build/a.out`",
             "`one` is at build.toml:1",
         ],
     );
@@ -124,13 +124,56 @@ fn duplicate_output_names_both_generators() {
 
 #[test]
 fn duplicate_mapped_output_names_both_generators() {
+    // Two generators map a.c differently (their env differs): one output, two producers.
     let (s, _) = Test::new()
         .file("a.c", "x")
-        .build_file("[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n[[gen]]\nname = \"x\"\nsource = \"a.c\"\n[[gen]]\nname = \"y\"\nsource = \"a.c\"\n")
+        .build_file(
+            "[rule.cc]\nrun = \"cp ${SRC} ${TGT} # ${FLAGS}\"\next_in = [\".c\"]\next_out = [\".o\"]\n[env]\nFLAGS = \"\"\n\
+             [[gen]]\nname = \"x\"\nsource = \"a.c\"\n[[gen]]\nname = \"y\"\nsource = \"a.c\"\nenv = { FLAGS = \"-g\" }\n",
+        )
         .status(2)
-        .stderr_has("build.toml:8:1: error: generators `x` and `y` both declare the output `build/a.o`")
+        .stderr_has("build.toml:10:1: error: generators `x` and `y` both declare the output `build/a.o`")
         .run();
     assert!(!s.exists("build"));
+}
+
+#[test]
+fn the_same_mapping_declared_twice_is_one_task() {
+    let (_, run) = Test::new()
+        .file("a.c", "x")
+        .build_file(
+            "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+             [[gen]]\nname = \"x\"\nsource = \"a.c\"\n[[gen]]\nname = \"y\"\nsource = \"a.c\"\n",
+        )
+        .args(&["build"])
+        .run();
+    assert_eq!(run.ran(), vec!["cc: a.c -> build/a.o"]);
+}
+
+#[test]
+fn a_depfile_must_lie_in_the_build_directory() {
+    let (s, _) = Test::new()
+        .file("a.c", "x")
+        .build_file(
+            "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\ndepfile = \"${SRC[0]}.d\"\n[[gen]]\nname = \"x\"\nsource = \"a.c\"\n",
+        )
+        .status(2)
+        .stderr_has("build.toml:5:11: error: depfile `a.c.d` lies outside the build directory")
+        .run();
+    assert!(!s.exists("build"));
+}
+
+#[test]
+fn two_tasks_sharing_a_depfile_is_a_duplicate_output() {
+    Test::new()
+        .file("a.c", "x")
+        .file("b.c", "x")
+        .build_file(
+            "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\ndepfile = \"${OUT}/deps.d\"\n[[gen]]\nname = \"x\"\nsource = \"*.c\"\n",
+        )
+        .status(2)
+        .stderr_has("declares the output `build/deps.d` twice")
+        .run();
 }
 
 #[test]
@@ -139,7 +182,7 @@ fn cycles_print_the_cycle() {
         "[[gen]]\nname = \"a\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"b.out\"\ntarget = \"a.out\"\n[[gen]]\nname = \"b\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.out\"\ntarget = \"b.out\"\n",
         &["build"],
         &[
-            "error: dependency cycle: ",
+            "build.toml:1:1: error: dependency cycle: ",
             "a (build/a.out)",
             "b (build/b.out)",
         ],
@@ -148,7 +191,7 @@ fn cycles_print_the_cycle() {
     bad_edit(
         "[rule.x]\nrun = \"touch ${TGT}\"\nbefore = [\"y\"]\n[rule.y]\nrun = \"touch ${TGT}\"\nbefore = [\"x\"]\n[[gen]]\nrule = \"x\"\ntarget = \"x\"\n[[gen]]\nrule = \"y\"\ntarget = \"y\"\n",
         &["build"],
-        &["error: dependency cycle: ", "(precedence)"],
+        &["build.toml:7:1: error: dependency cycle: ", "(precedence)"],
     );
 }
 
@@ -277,4 +320,19 @@ fn generators_need_a_name_or_target_and_not_both_rule_and_run() {
         .status(2)
         .stderr_has("build.toml:5:8: error: a generator has `rule` or `run`, not both")
         .run();
+}
+
+#[test]
+fn a_build_directory_that_resolves_to_the_project_is_refused() {
+    let parent = Space::new();
+    parent.write("proj/a.c", "x");
+    parent.write(
+        "proj/build.toml",
+        "[project]\nout = \"../proj\"\n[[gen]]\nrun = \"touch ${TGT}\"\ntarget = \"x\"\n",
+    );
+    parent.kiln_in("proj", &["build"]).status(2).stderr_has(
+        "build.toml:2:7: error: the build directory `../proj` would contain the project",
+    );
+    parent.kiln_in("proj", &["clean"]).status(2);
+    assert!(!parent.exists("proj/x") && parent.exists("proj/a.c"));
 }

@@ -441,3 +441,36 @@ fn exit_status_is_0_1_or_2() {
         .status(2)
         .run();
 }
+
+#[test]
+fn an_interrupted_command_that_traps_the_signal_still_loses_its_partial_output() {
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[[gen]]\nrun = \"echo partial > ${TGT}; trap 'exit 1' INT; touch started; sleep 5; echo done >> ${TGT}\"\ntarget = \"slow\"\n",
+    );
+    let child = Command::new(KILN)
+        .arg("build")
+        .current_dir(s.root())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !s.exists("started") {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        !err.contains("task failed"),
+        "an interrupted task is not a failure: {err}"
+    );
+    assert!(!s.exists("build/slow"), "the partial output is deleted");
+}

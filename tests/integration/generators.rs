@@ -230,3 +230,67 @@ fn a_generator_name_defaults_to_its_first_target() {
         .run();
     assert_eq!(run.stdout, "one build/one build/two\n");
 }
+
+#[test]
+fn a_source_may_name_a_mapped_output_of_a_generator_declared_later() {
+    let (s, _) = Test::new()
+        .file("src/a.c", "A\n")
+        .build_file(
+            "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+             [[gen]]\nname = \"link\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"build/src/a.o\"]\ntarget = \"prog\"\n\
+             [[gen]]\nname = \"objs\"\nsource = [\"src/*.c\"]\n",
+        )
+        .run();
+    assert_eq!(s.read("build/prog"), "A\n");
+    // Still a missing source when nothing makes it.
+    s.kiln(&["clean"]).ok();
+    s.write(
+        "build.toml",
+        s.read("build.toml").replace("src/*.c", "src/*.nope"),
+    );
+    s.kiln(&["build"])
+        .status(2)
+        .stderr_has("missing source `build/src/a.o`");
+}
+
+#[test]
+fn a_committed_generated_source_matched_by_a_glob_builds_again() {
+    let s = Space::new();
+    s.write("src/p.y", "grammar\n");
+    s.write("src/main.c", "main\n");
+    s.write(
+        "build.toml",
+        "[rule.yacc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".y\"]\next_out = [\".c\"]\nupdate_outputs = true\n\
+         [rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+         [[gen]]\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"src/*.y\", \"src/*.c\"]\ntarget = \"prog\"\n",
+    );
+    s.kiln(&["build"]).ok();
+    assert_eq!(s.read("src/p.c"), "grammar\n");
+    // Now src/*.c also matches the committed src/p.c.
+    assert!(s.kiln(&["build"]).ok().ran().is_empty());
+    assert_eq!(s.read("build/prog"), "grammar\nmain\n");
+}
+
+#[test]
+fn the_generators_own_rule_wins_over_a_longer_suffix_of_another() {
+    let (s, _) = Test::new()
+        .file("x.tab.c", "x\n")
+        .build_file(
+            "[rule.cc]\nrun = \"(echo cc; cat ${SRC}) > ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+             [rule.tab]\nrun = \"echo tab > ${TGT}\"\next_in = [\".tab.c\"]\next_out = [\".c\"]\n\
+             [[gen]]\nrule = \"cc\"\nsource = \"x.tab.c\"\ntarget = \"x.o\"\n",
+        )
+        .run();
+    assert_eq!(s.read("build/x.o"), "cc\nx\n");
+}
+
+#[test]
+fn a_file_name_with_glob_characters_is_that_file() {
+    let (s, _) = Test::new()
+        .file("data[1].txt", "one\n")
+        .build_file(
+            "[[gen]]\nrun = \"cat ${SRC} > ${TGT}\"\nsource = \"data[1].txt\"\ntarget = \"x\"\n",
+        )
+        .run();
+    assert_eq!(s.read("build/x"), "one\n");
+}

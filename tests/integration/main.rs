@@ -7,6 +7,7 @@ mod constraints;
 mod example;
 mod generators;
 mod outputs;
+mod property;
 mod scheduling;
 mod scriptlets;
 mod signatures;

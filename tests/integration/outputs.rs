@@ -157,3 +157,20 @@ fn a_closed_output_stream_stops_the_build_without_killing_kiln() {
     let run = s.kiln(&["build", "-j2"]).ok();
     assert!(run.ran().len() < 40, "{}", run.ran().len());
 }
+
+#[test]
+fn state_that_cannot_be_opened_is_replaced_with_a_warning() {
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[[gen]]\nrun = \"echo x > ${TGT}; echo ran >> log\"\ntarget = \"x\"\n",
+    );
+    s.kiln(&["build"]).ok();
+    std::fs::remove_file(s.path("build/.kiln/store")).unwrap();
+    std::fs::create_dir_all(s.path("build/.kiln/store/oops")).unwrap();
+    s.kiln(&["build"])
+        .ok()
+        .stderr_has("warning: kiln's state at");
+    assert_eq!(s.lines("log").len(), 2);
+    assert!(s.kiln(&["build"]).ok().ran().is_empty());
+}

@@ -236,3 +236,38 @@ fn keep_going_runs_everything_that_does_not_depend_on_a_failure() {
     let run = s.kiln(&["build", "--keep-going", "-j2"]).status(1);
     assert_eq!(run.summary(), "'build' failed: 1 task failed, 2 not run");
 }
+
+#[test]
+fn targets_reach_into_lazy_groups() {
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[project]\npost = \"lazy\"\n[[group]]\nname = \"a\"\n[[group]]\nname = \"b\"\n\
+         [[gen]]\nname = \"one\"\ngroup = \"a\"\nrun = \"echo one > ${TGT}\"\ntarget = \"one.txt\"\n\
+         [[gen]]\nname = \"two\"\ngroup = \"b\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"one.txt\"]\ntarget = \"two.txt\"\n\
+         [[gen]]\nname = \"three\"\ngroup = \"b\"\nrun = \"echo three > ${TGT}\"\ntarget = \"three.txt\"\n",
+    );
+    let run = s.kiln(&["build", "--targets", "two"]).ok();
+    assert_eq!(run.ran_outputs(), set(&["build/one.txt", "build/two.txt"]));
+    let run = s.kiln(&["build", "--targets", "build/three.txt"]).ok();
+    assert_eq!(run.ran_outputs(), set(&["build/three.txt"]));
+}
+
+#[test]
+fn a_dry_run_stops_before_a_lazy_group_it_cannot_expand_yet() {
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[project]\npost = \"lazy\"\n[[group]]\nname = \"gen\"\n[[group]]\nname = \"use\"\n\
+         [[gen]]\nname = \"make\"\ngroup = \"gen\"\nrun = \"touch ${TGT} side-effect.txt\"\ntarget = \"one\"\n\
+         [[gen]]\nname = \"needs\"\ngroup = \"use\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"side-effect.txt\"]\ntarget = \"two\"\n",
+    );
+    let run = s
+        .kiln(&["build", "-n"])
+        .ok()
+        .stderr_has("the dry run stops before group `use`");
+    assert_eq!(run.ran(), vec!["make: -> build/one"]);
+    assert!(!s.exists("side-effect.txt") && !s.exists("build"));
+    s.kiln(&["build"]).ok();
+    assert!(s.exists("build/two"));
+}
