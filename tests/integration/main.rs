@@ -4,6 +4,7 @@
 mod buildfile;
 mod cli;
 mod constraints;
+mod correctness;
 mod example;
 mod generators;
 mod outputs;
