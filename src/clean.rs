@@ -86,20 +86,19 @@ pub fn check_removable(root: &Path, out: &str) -> Result<PathBuf, Error> {
 
 /// `kiln clean`: deletes what kiln made inside the build directory. Returns the exit status.
 pub fn clean(
-    ws: &crate::workspace::Workspace,
+    project: &crate::project::Project,
     progress: &mut dyn crate::progress::Progress,
     signals: &crossbeam_channel::Receiver<i32>,
     wait: bool,
 ) -> Result<i32, Error> {
     let started = std::time::Instant::now();
-    let project = &ws.project;
     // The whole build file must be good before anything is deleted.
     let mut x = crate::generator::Expansion::new(project)?;
     for g in 0..project.groups.len() {
         x.expand_group(project, g)?;
     }
-    let state_dir = ws.state_dir();
-    let out_abs = ws.out_dir();
+    let state_dir = project.out_dir().join(".kiln");
+    let out_abs = project.out_dir();
     if !out_abs.is_dir() {
         progress.done(&format!(
             "'clean' finished successfully ({:.3}s): nothing to clean",
@@ -160,8 +159,8 @@ pub fn clean(
         );
     }
     if let Some(store) = &store {
-        for rec in store.tasks.values().filter(|r| !r.update_outputs) {
-            candidates.extend(rec.outputs.iter().map(|(p, _)| p.clone()));
+        for rec in store.tasks().filter(|r| !r.update_outputs) {
+            candidates.extend(rec.outputs().map(|(p, _)| p.to_string()));
         }
     }
     let mut deleted = Vec::new();
@@ -193,14 +192,13 @@ pub fn clean(
 
 /// `kiln distclean`: deletes the build directory and kiln's state in it.
 pub fn distclean(
-    ws: &crate::workspace::Workspace,
+    project: &crate::project::Project,
     progress: &mut dyn crate::progress::Progress,
     signals: &crossbeam_channel::Receiver<i32>,
     wait: bool,
 ) -> Result<i32, Error> {
     let started = std::time::Instant::now();
-    let project = &ws.project;
-    let out_abs = ws.out_dir();
+    let out_abs = project.out_dir();
     if out_abs.symlink_metadata().is_err() {
         progress.done(&format!(
             "'distclean' finished successfully ({:.3}s): {} does not exist",
@@ -210,7 +208,7 @@ pub fn distclean(
         return Ok(0);
     }
     let canon = check_removable(&project.root, &project.out)?;
-    let state_dir = ws.state_dir();
+    let state_dir = project.out_dir().join(".kiln");
     if !state_dir.is_dir() {
         return Err(Error::Refused(format!(
             "`{}` holds no kiln state (no {}/.kiln); kiln deletes only build directories it made",

@@ -53,8 +53,8 @@ pub struct Args {
     /// Print why each task that runs must run (on stdout)
     #[arg(long, global = true)]
     explain: bool,
-    /// Debugging modes: `-d explain` is --explain
-    #[arg(short = 'd', value_name = "MODE", value_parser = ["explain"], global = true)]
+    /// Debugging modes: `-d explain` is --explain; `-d stats` prints how long each phase took
+    #[arg(short = 'd', value_name = "MODE", value_parser = ["explain", "stats"], global = true)]
     debug: Vec<String>,
 }
 
@@ -92,7 +92,12 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             return e.exit_code();
         }
     };
-    match run(&args) {
+    crate::stats::start();
+    let result = run(&args);
+    if args.debug.iter().any(|d| d == "stats") {
+        let _ = std::io::stderr().write_all(crate::stats::report().as_bytes());
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             let text = e.to_string();
@@ -114,7 +119,7 @@ fn run(args: &Args) -> Result<i32, Error> {
         defines: args.define.clone(),
     };
     let command = args.command.clone().unwrap_or(Command::Build);
-    let ws = Workspace::load(&location)?;
+    let ws = Workspace::locate(&location)?;
     let mut progress = progress::for_stderr();
     match command {
         Command::List => list(&ws),
@@ -142,9 +147,9 @@ fn run(args: &Args) -> Result<i32, Error> {
             let signals = crate::interrupt::listen()
                 .map_err(|e| Error::io("cannot listen for signals", e))?;
             if command == Command::Clean {
-                crate::clean::clean(&ws, progress.as_mut(), &signals, !args.no_wait)
+                crate::clean::clean(&ws.load()?, progress.as_mut(), &signals, !args.no_wait)
             } else {
-                crate::clean::distclean(&ws, progress.as_mut(), &signals, !args.no_wait)
+                crate::clean::distclean(&ws.load()?, progress.as_mut(), &signals, !args.no_wait)
             }
         }
     }
@@ -157,7 +162,7 @@ fn default_jobs() -> usize {
 
 /// `kiln list`: one line per generator, its name then its outputs, on stdout.
 fn list(ws: &Workspace) -> Result<i32, Error> {
-    let project = &ws.project;
+    let project = &ws.load()?;
     let mut x = Expansion::new(project)?;
     for g in 0..project.groups.len() {
         x.expand_group(project, g)?;

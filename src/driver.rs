@@ -26,9 +26,10 @@ use crate::project::{GroupId, Project, absolute};
 use crate::runner::{self, Exit, Finished, Job, Runner};
 use crate::scheduler::{NodeId, PlanNode, Scheduler};
 use crate::signature;
-use crate::store::{Record, Store, TaskRecord};
+use crate::stats;
+use crate::store::{Record, Store, TaskRecord, TaskView};
 use crate::task::{FileId, TaskId};
-use crate::workspace::Workspace;
+use crate::workspace::{Loaded, Workspace};
 use crossbeam_channel::{Receiver, never, select};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -81,6 +82,8 @@ enum Decision {
 struct FileState {
     stat: Option<Stat>,
     hash: Option<Hash>,
+    /// The file system's time when `hash` was taken (for the racy-timestamp rule).
+    recorded_at: i64,
     checked: bool,
 }
 
@@ -101,7 +104,32 @@ pub fn build(
     signals: &Receiver<i32>,
 ) -> Result<i32, Error> {
     let started = Instant::now();
-    let project = &ws.project;
+    let mut loaded = ws.load_for_build(opts.dry_run, false)?;
+    loop {
+        match build_loaded(loaded, opts, progress, signals, started)? {
+            Some(code) => return Ok(code),
+            // The cached graph names a source that is gone: parse the build file after all.
+            None => loaded = ws.load_for_build(opts.dry_run, true)?,
+        }
+    }
+}
+
+/// Builds a loaded project; `None` when its cached graph turned out to be stale.
+fn build_loaded(
+    loaded: Loaded,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
+    started: Instant,
+) -> Result<Option<i32>, Error> {
+    let Loaded {
+        project,
+        expansion: x,
+        from_cache,
+        cache_key,
+        snapshot,
+    } = loaded;
+    let project = &project;
     if project.is_empty() {
         progress.message(&format!(
             "nothing to do: {} declares no generators",
@@ -111,24 +139,20 @@ pub fn build(
             "'build' finished successfully ({:.3}s)",
             started.elapsed().as_secs_f64()
         ));
-        return Ok(0);
+        return Ok(Some(0));
     }
-    let mut x = Expansion::new(project)?;
     let groups = project.groups.len();
     let first_lazy = match project.post {
         PostMode::AtOnce => groups,
         PostMode::Lazy => 1,
     };
-    for g in 0..first_lazy.min(groups) {
-        x.expand_group(project, g)?;
-    }
-    for w in std::mem::take(&mut x.warnings) {
+    for w in &x.warnings {
         progress.message(&format!("warning: {w}"));
     }
 
     // kiln's state: created, locked and loaded only once the build file is known to be good.
-    let state_dir = ws.state_dir();
-    let out_abs = ws.out_dir();
+    let state_dir = project.out_dir().join(".kiln");
+    let out_abs = project.out_dir();
     let has_state = state_dir.is_dir();
     let mut lock = None;
     if !opts.dry_run || has_state {
@@ -155,11 +179,53 @@ pub fn build(
                     project.out
                 )));
             }
-            Err(LockError::Interrupted(sig)) => return Ok(interrupt::exit_status(sig)),
+            Err(LockError::Interrupted(sig)) => return Ok(Some(interrupt::exit_status(sig))),
             Err(LockError::Io(e)) => return Err(Error::io("cannot lock the build directory", e)),
         }
     }
     let store_path = state_dir.join("store");
+
+    // The snapshot's way: if the store is as the last build left it, every file's stat decides.
+    let mut seeded = None;
+    if let Some(snap) = &snapshot
+        && opts.targets.is_empty()
+        && snap.store.is_some()
+        && crate::cache::store_mark(&store_path) == snap.store
+    {
+        let stats = stat_all(&project.root, &x.graph);
+        stats::mark("stat");
+        let unchanged: Vec<bool> = snap
+            .files
+            .iter()
+            .zip(&stats)
+            .map(|(m, s)| m.unchanged(s.as_ref()))
+            .collect();
+        let clean: Vec<bool> = x
+            .graph
+            .task_ids()
+            .map(|t| {
+                let task = x.graph.task(t);
+                snap.clean[t.index()]
+                    && task
+                        .reads()
+                        .chain(snap.implicit[t.index()].iter().copied())
+                        .chain(task.outputs.iter().copied())
+                        .chain(task.depfile)
+                        .all(|f| unchanged[f.index()])
+            })
+            .collect();
+        if clean.iter().all(|&c| c) {
+            let secs = started.elapsed().as_secs_f64();
+            progress.done(&if opts.dry_run {
+                format!("'build' dry run: 0 tasks would run ({secs:.3}s)")
+            } else {
+                format!("'build' finished successfully ({secs:.3}s)")
+            });
+            stats::mark("decide");
+            return Ok(Some(0));
+        }
+        seeded = Some((stats, clean));
+    }
     let (store, warnings) = if !opts.dry_run {
         Store::open_or_reset(&store_path)
     } else {
@@ -175,6 +241,7 @@ pub fn build(
     for w in warnings {
         progress.message(&format!("warning: {w}"));
     }
+    stats::mark("load store");
     let clock = if opts.dry_run {
         None
     } else {
@@ -212,10 +279,12 @@ pub fn build(
         not_run: 0,
         interrupted: None,
         interrupted_at: None,
-        lock_fd: lock.as_ref().map(BuildLock::fd),
         out_canon,
         state_dir,
         signal_count: 0,
+        from_cache,
+        cache_key,
+        seeded,
     };
     let result = b.run(signals, first_lazy, started);
     drop(lock);
@@ -247,10 +316,15 @@ struct Build<'a> {
     not_run: usize,
     interrupted: Option<i32>,
     interrupted_at: Option<Instant>,
-    lock_fd: Option<std::os::fd::RawFd>,
     out_canon: PathBuf,
     state_dir: PathBuf,
     signal_count: usize,
+    /// The graph came from the cache (and may prove stale).
+    from_cache: bool,
+    /// What to record in the graph cache at the end of the build.
+    cache_key: Option<crate::cache::Key>,
+    /// From the snapshot: every graph file's stat, and which tasks are known up to date.
+    seeded: Option<(Vec<Option<Stat>>, Vec<bool>)>,
 }
 
 impl Build<'_> {
@@ -259,11 +333,12 @@ impl Build<'_> {
         signals: &Receiver<i32>,
         first_lazy: usize,
         started: Instant,
-    ) -> Result<i32, Error> {
+    ) -> Result<Option<i32>, Error> {
         let groups = self.project.groups.len();
         let expanded: Vec<GroupId> = (0..first_lazy.min(groups)).collect();
-        self.after_expansion(&expanded)?;
-
+        if !self.after_expansion(&expanded)? {
+            return Ok(None);
+        }
         let runner = (!self.opts.dry_run).then(|| {
             Runner::new(
                 self.opts.jobs,
@@ -271,7 +346,6 @@ impl Build<'_> {
                     cwd: self.project.root.clone(),
                     scratch: self.state_dir.join("tmp"),
                     clock: self.clock.clone(),
-                    keep_fd: self.lock_fd,
                     memory_limit: 4 << 20,
                 },
             )
@@ -303,12 +377,17 @@ impl Build<'_> {
             self.run_group(g, runner.as_ref(), signals);
         }
         drop(runner);
-        Ok(self.summary(started))
+        stats::mark("run");
+        let code = self.summary(started);
+        self.save_cache();
+        Ok(Some(code))
     }
 
     /// Sizes the per-task and per-file tables, deletes stale outputs of the new groups, learns the
     /// new files' states, plans the groups and predicts what will run.
-    fn after_expansion(&mut self, groups: &[GroupId]) -> Result<(), Error> {
+    /// Returns false when the graph came from the cache and names a source that no longer exists
+    /// (nothing has been deleted yet: the build starts again from the build file).
+    fn after_expansion(&mut self, groups: &[GroupId]) -> Result<bool, Error> {
         let tasks = self.x.graph.tasks().len();
         let first_new = self.command_part.len();
         for t in first_new..tasks {
@@ -316,9 +395,8 @@ impl Build<'_> {
             self.command_part.push(signature::command_part(task));
             let implicit: Vec<String> = self
                 .store
-                .tasks
-                .get(&task.key)
-                .map(|r| r.implicit.iter().map(|(p, _)| p.clone()).collect())
+                .task(self.x.graph.key(TaskId(t as u32)))
+                .map(|r| r.implicit().map(|(p, _)| p.to_string()).collect())
                 .unwrap_or_default();
             let ids = implicit.iter().map(|p| self.x.graph.file(p)).collect();
             self.implicit.push(ids);
@@ -334,8 +412,7 @@ impl Build<'_> {
                 implicit: &|t| self.implicit[t.index()].clone(),
                 weight: &|t| {
                     self.store
-                        .tasks
-                        .get(&self.x.graph.task(t).key)
+                        .task(self.x.graph.key(t))
                         .map_or(1, |r| r.duration_ms + 1)
                 },
                 blocked: &|_| false,
@@ -348,15 +425,81 @@ impl Build<'_> {
                 &facts,
             )?);
         }
-        self.delete_stale(groups);
+        stats::mark("plan");
         self.check_files();
+        stats::mark("stat");
+        if self.from_cache && self.missing_source() {
+            return Ok(false);
+        }
+        self.delete_stale(groups);
         let mut new_tasks = Vec::new();
         for &g in groups {
             new_tasks.extend(self.group_tasks(g));
         }
         self.predict(&new_tasks);
+        stats::mark("decide");
         self.progress.set_total(self.expected);
-        Ok(())
+        Ok(true)
+    }
+
+    /// Records the graph and how this build ended, for the next build (at-once projects only).
+    fn save_cache(&mut self) {
+        let Some(key) = self.cache_key.take() else {
+            return;
+        };
+        if self.opts.dry_run || self.project.post != PostMode::AtOnce || !self.x.complete() {
+            return;
+        }
+        let graph = &self.x.graph;
+        let files = (0..graph.file_count())
+            .map(|i| match self.files.get(i) {
+                Some(s) if s.checked => match s.stat {
+                    None => crate::cache::FileMark::Missing,
+                    Some(stat) => crate::cache::FileMark::Present {
+                        stat,
+                        recorded_at: s.recorded_at,
+                    },
+                },
+                _ => crate::cache::FileMark::Unknown,
+            })
+            .collect();
+        let clean = graph
+            .task_ids()
+            .map(|t| match self.state[t.index()] {
+                _ if graph.task(t).always => false,
+                TaskState::Skipped => true,
+                TaskState::Success => self
+                    .store
+                    .task(graph.key(t))
+                    .is_some_and(|r| r.signature != MISSING),
+                _ => false,
+            })
+            .collect();
+        let snapshot = crate::cache::Snapshot {
+            store: crate::cache::store_mark(&self.state_dir.join("store")),
+            files,
+            clean,
+            implicit: self.implicit.clone(),
+        };
+        let path = self.state_dir.join("graph");
+        if let Err(e) = crate::cache::save(&path, &key, self.project, &self.x, &snapshot) {
+            self.progress
+                .message(&format!("warning: cannot write kiln's graph cache: {e}"));
+        }
+        stats::mark("save cache");
+    }
+
+    /// Whether a task reads a file that no task makes and that does not exist: a source named by
+    /// plain path that has gone since the graph was cached.
+    fn missing_source(&self) -> bool {
+        let graph = &self.x.graph;
+        graph.tasks().iter().flat_map(|t| t.reads()).any(|f| {
+            graph.producer(f).is_none()
+                && self
+                    .files
+                    .get(f.index())
+                    .is_some_and(|s| s.checked && s.stat.is_none())
+        })
     }
 
     /// The selected tasks of a group, in creation order.
@@ -446,8 +589,8 @@ impl Build<'_> {
                 continue;
             }
             stack.extend(self.x.graph.producers_of(t));
-            let recorded = self.store.tasks.get(&self.x.graph.task(t).key);
-            for (p, _) in recorded.map(|r| r.implicit.as_slice()).unwrap_or_default() {
+            let recorded = self.store.task(self.x.graph.key(t));
+            for (p, _) in recorded.iter().flat_map(|r| r.implicit()) {
                 if let Some(pt) = self
                     .x
                     .graph
@@ -476,11 +619,18 @@ impl Build<'_> {
         }
         let root = &self.project.root;
         let graph = &self.x.graph;
-        let abs: Vec<PathBuf> = todo
-            .iter()
-            .map(|&f| absolute(root, graph.path(f)))
-            .collect();
-        let stats = filestate::par_map(&abs, |p| filestate::stat(p));
+        let stats = match &self.seeded {
+            // Taken just before, for the snapshot: not again.
+            Some((seeded, _)) if todo.iter().all(|f| f.index() < seeded.len()) => {
+                todo.iter().map(|f| seeded[f.index()]).collect()
+            }
+            _ => match filestate::Dir::open(root) {
+                Ok(dir) => filestate::par_map(&todo, |&f| dir.stat(graph.path(f))),
+                Err(_) => {
+                    filestate::par_map(&todo, |&f| filestate::stat(&absolute(root, graph.path(f))))
+                }
+            },
+        };
         let mut to_hash = Vec::new();
         for (i, &f) in todo.iter().enumerate() {
             let state = &mut self.files[f.index()];
@@ -488,8 +638,11 @@ impl Build<'_> {
             state.stat = stats[i];
             match stats[i] {
                 None => state.hash = Some(MISSING),
-                Some(stat) => match self.store.files.get(graph.path(f)) {
-                    Some(rec) if rec.trusted_for(&stat) => state.hash = Some(rec.hash),
+                Some(stat) => match self.store.file(graph.path(f)) {
+                    Some(rec) if rec.trusted_for(&stat) => {
+                        state.hash = Some(rec.hash);
+                        state.recorded_at = rec.recorded_at;
+                    }
                     _ => to_hash.push(i),
                 },
             }
@@ -498,7 +651,9 @@ impl Build<'_> {
             return;
         }
         let recorded_at = self.clock.as_ref().map_or(i64::MIN, |c| c.now());
-        let hashes = filestate::par_map(&to_hash, |&i| filestate::hash_file(&abs[i]).ok());
+        let hashes = filestate::par_map(&to_hash, |&i| {
+            filestate::hash_file(&absolute(root, graph.path(todo[i]))).ok()
+        });
         let mut records = Vec::new();
         for (&i, hash) in to_hash.iter().zip(hashes) {
             let f = todo[i];
@@ -506,6 +661,7 @@ impl Build<'_> {
             match (hash, state.stat) {
                 (Some(hash), Some(stat)) => {
                     state.hash = Some(hash);
+                    state.recorded_at = recorded_at;
                     records.push(Record::File(
                         graph.path(f).to_string(),
                         Recorded {
@@ -566,40 +722,51 @@ impl Build<'_> {
         if task.always {
             return Decision::Run(Reason::Always);
         }
-        let Some(rec) = self.store.tasks.get(&task.key) else {
+        let Some(rec) = self.store.task(graph.key(t)) else {
             return Decision::Run(Reason::New);
         };
         if rec.signature == MISSING {
             return Decision::Run(Reason::Untrusted);
         }
         let outputs = self.recorded_outputs(t);
-        if outputs.len() != rec.outputs.len()
+        if outputs.len() != rec.output_count()
             || outputs
                 .iter()
-                .zip(&rec.outputs)
+                .zip(rec.outputs())
                 .any(|(&f, (p, _))| graph.path(f) != p)
         {
             return Decision::Run(Reason::OutputsChanged);
         }
-        for (&f, (path, hash)) in outputs.iter().zip(&rec.outputs) {
+        for (&f, (path, hash)) in outputs.iter().zip(rec.outputs()) {
             let now = self.hash(f);
             if now == MISSING {
-                return Decision::Run(Reason::OutputMissing(path.clone()));
+                return Decision::Run(Reason::OutputMissing(path.to_string()));
             }
-            if now != *hash {
-                return Decision::Run(Reason::OutputChanged(path.clone()));
+            if now != hash {
+                return Decision::Run(Reason::OutputChanged(path.to_string()));
             }
         }
         if self.signature(t) == rec.signature {
             return Decision::Skip;
         }
-        Decision::Run(self.what_changed(t, rec))
+        Decision::Run(self.what_changed(t, &rec))
     }
 
-    /// The first difference between a task and its record, for saying why it runs.
-    fn what_changed(&self, t: TaskId, rec: &TaskRecord) -> Reason {
+    /// The first difference between a task and its record, for saying why it runs. The record's
+    /// details (commands, env values, input hashes) are read only here.
+    fn what_changed(&self, t: TaskId, view: &TaskView) -> Reason {
         let graph = &self.x.graph;
         let task = graph.task(t);
+        let implicit_changed = || {
+            self.implicit[t.index()]
+                .iter()
+                .zip(view.implicit())
+                .find(|(f, (_, hash))| self.hash(**f) != *hash)
+                .map(|(_, (path, _))| Reason::ImplicitChanged(path.to_string()))
+        };
+        let Some(rec) = self.store.details(view) else {
+            return implicit_changed().unwrap_or(Reason::InputsChanged);
+        };
         if task.commands != rec.commands {
             return Reason::CommandChanged {
                 old: rec.commands.clone(),
@@ -628,55 +795,59 @@ impl Build<'_> {
                 return Reason::InputChanged(path.clone());
             }
         }
-        for (&f, (path, hash)) in self.implicit[t.index()].iter().zip(&rec.implicit) {
-            if self.hash(f) != *hash {
-                return Reason::ImplicitChanged(path.clone());
-            }
-        }
-        Reason::InputsChanged
-    }
-
-    /// The tasks that make what `t` reads, declared or reported by its last depfile.
-    fn producers(&self, t: TaskId) -> Vec<TaskId> {
-        let mut p = self.x.graph.producers_of(t);
-        p.extend(
-            self.implicit[t.index()]
-                .iter()
-                .filter_map(|&f| self.x.graph.producer(f)),
-        );
-        p.retain(|&q| q != t);
-        p
+        implicit_changed().unwrap_or(Reason::InputsChanged)
     }
 
     /// Decides every new task as far as can be known before running anything, in dependency
     /// order, and counts those expected to run.
     fn predict(&mut self, tasks: &[TaskId]) {
-        let in_batch: HashSet<TaskId> = tasks.iter().copied().collect();
-        let mut pending: HashMap<TaskId, usize> = HashMap::new();
-        let mut consumers: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
-        for &t in tasks {
-            let ps: Vec<TaskId> = self
-                .producers(t)
-                .into_iter()
-                .filter(|p| in_batch.contains(p))
-                .collect();
-            pending.insert(t, ps.len());
-            for p in ps {
-                consumers.entry(p).or_default().push(t);
-            }
+        // Dense, allocation-light: batch positions by task, producer -> consumer edges in one
+        // sorted list, Kahn's algorithm over it.
+        let mut local = vec![u32::MAX; self.x.graph.tasks().len()];
+        for (i, &t) in tasks.iter().enumerate() {
+            local[t.index()] = i as u32;
         }
-        let mut ready: Vec<TaskId> = tasks.iter().copied().filter(|t| pending[t] == 0).collect();
+        let mut pending = vec![0u32; tasks.len()];
+        let mut edges: Vec<(u32, u32)> = Vec::new();
+        for (i, &t) in tasks.iter().enumerate() {
+            self.each_producer(t, |p| {
+                let j = local[p.index()];
+                if j != u32::MAX {
+                    edges.push((j, i as u32));
+                    pending[i] += 1;
+                }
+            });
+        }
+        edges.sort_unstable();
+        let mut first = vec![0usize; tasks.len() + 1];
+        for &(p, _) in &edges {
+            first[p as usize + 1] += 1;
+        }
+        for i in 0..tasks.len() {
+            first[i + 1] += first[i];
+        }
+        let mut ready: Vec<u32> = (0..tasks.len() as u32)
+            .filter(|&i| pending[i as usize] == 0)
+            .collect();
         let mut visited = 0;
-        while let Some(t) = ready.pop() {
+        while let Some(i) = ready.pop() {
             visited += 1;
-            let downstream = self.producers(t).iter().any(|p| {
-                matches!(
+            let t = tasks[i as usize];
+            let mut downstream = false;
+            self.each_producer(t, |p| {
+                downstream |= matches!(
                     self.prediction[p.index()],
                     Prediction::Downstream | Prediction::Decided(Decision::Run(_))
-                )
+                );
             });
+            let known_clean = self
+                .seeded
+                .as_ref()
+                .is_some_and(|(_, clean)| clean.get(t.index()) == Some(&true));
             let prediction = if downstream {
                 Prediction::Downstream
+            } else if known_clean {
+                Prediction::Decided(Decision::Skip)
             } else {
                 Prediction::Decided(self.decide(t))
             };
@@ -684,10 +855,9 @@ impl Build<'_> {
                 self.expected += 1;
             }
             self.prediction[t.index()] = prediction;
-            for &c in consumers.get(&t).map(Vec::as_slice).unwrap_or_default() {
-                let n = pending.get_mut(&c).expect("consumer in batch");
-                *n -= 1;
-                if *n == 0 {
+            for &(_, c) in &edges[first[i as usize]..first[i as usize + 1]] {
+                pending[c as usize] -= 1;
+                if pending[c as usize] == 0 {
                     ready.push(c);
                 }
             }
@@ -700,6 +870,23 @@ impl Build<'_> {
                     self.prediction[t.index()] = Prediction::Downstream;
                     self.expected += 1;
                 }
+            }
+        }
+    }
+
+    /// Calls `f` with the producer of every file `t` reads, declared or from its last depfile
+    /// (a producer may come more than once).
+    fn each_producer(&self, t: TaskId, mut f: impl FnMut(TaskId)) {
+        let graph = &self.x.graph;
+        for file in graph
+            .task(t)
+            .reads()
+            .chain(self.implicit[t.index()].iter().copied())
+        {
+            if let Some(p) = graph.producer(file)
+                && p != t
+            {
+                f(p);
             }
         }
     }
@@ -953,7 +1140,7 @@ impl Build<'_> {
             .collect();
         let log = self.state_dir.join("logs").join(format!(
             "{}.log",
-            &blake3::hash(task.key.as_bytes()).to_hex()[..16]
+            &blake3::hash(graph.key(t).as_bytes()).to_hex()[..16]
         ));
         Ok(Job {
             id: t.index(),
@@ -1040,6 +1227,7 @@ impl Build<'_> {
                 Some((stat, hash)) => {
                     state.stat = Some(stat);
                     state.hash = Some(hash.unwrap_or(MISSING));
+                    state.recorded_at = if hash.is_some() { f.ended_at } else { i64::MIN };
                     if let Some(hash) = hash {
                         let rec = Recorded {
                             stat,
@@ -1134,7 +1322,7 @@ impl Build<'_> {
                 .collect()
         };
         records.push(Record::Task(TaskRecord {
-            key: task.key.clone(),
+            key: graph.key(t).to_string(),
             group: self.project.groups[task.group].name.clone(),
             signature,
             duration_ms: f.duration.as_millis() as u64,
@@ -1167,14 +1355,18 @@ impl Build<'_> {
             if let Some(stat) = stat {
                 let trusted = self
                     .store
-                    .files
-                    .get(self.x.graph.path(id))
-                    .filter(|r| r.trusted_for(&stat))
-                    .map(|r| r.hash);
-                let recorded_at = self.clock.as_ref().map_or(i64::MIN, |c| c.now());
-                let hash = trusted.or_else(|| filestate::hash_file(&abs).ok());
+                    .file(self.x.graph.path(id))
+                    .filter(|r| r.trusted_for(&stat));
+                let recorded_at = trusted.map_or_else(
+                    || self.clock.as_ref().map_or(i64::MIN, |c| c.now()),
+                    |r| r.recorded_at,
+                );
+                let hash = trusted
+                    .map(|r| r.hash)
+                    .or_else(|| filestate::hash_file(&abs).ok());
                 let state = &mut self.files[id.index()];
                 state.hash = Some(hash.unwrap_or(MISSING));
+                state.recorded_at = recorded_at;
                 if let (Some(hash), None) = (hash, trusted) {
                     records.push(Record::File(
                         self.x.graph.path(id).to_string(),
@@ -1195,7 +1387,7 @@ impl Build<'_> {
         let outputs = self.recorded_outputs(t);
         let task = self.x.graph.task(t);
         let update = task.update_outputs;
-        let key = task.key.clone();
+        let key = self.x.graph.key(t).to_string();
         for (i, &o) in outputs.iter().enumerate() {
             let before = self.files[o.index()].stat;
             let after = f.outputs[i].map(|(s, _)| s);
@@ -1224,7 +1416,7 @@ impl Build<'_> {
         for c in &task.commands {
             text.push_str(&format!("command: {c}\n"));
         }
-        let key = task.key.clone();
+        let key = self.x.graph.key(t).to_string();
         self.progress.message(text.trim_end());
         self.progress.finished(output);
         self.state[t.index()] = state;
@@ -1244,7 +1436,7 @@ impl Build<'_> {
             .collect();
         let first = groups.contains(&0);
         let known_group = |name: &str| project.groups.iter().any(|g| g.name == name);
-        let keys: HashSet<&str> = graph.tasks().iter().map(|t| t.key.as_str()).collect();
+        let keys: HashSet<&str> = graph.task_ids().map(|t| graph.key(t)).collect();
         let declared: HashSet<&str> = (0..graph.file_count() as u32)
             .map(FileId)
             .filter(|&f| graph.producer(f).is_some())
@@ -1259,21 +1451,20 @@ impl Build<'_> {
             .collect();
         let mut stale: Vec<String> = Vec::new();
         let mut forget: Vec<String> = Vec::new();
-        for rec in self.store.tasks.values() {
-            let relevant =
-                group_names.contains(rec.group.as_str()) || (first && !known_group(&rec.group));
+        for rec in self.store.tasks() {
+            let relevant = group_names.contains(rec.group) || (first && !known_group(rec.group));
             if !relevant {
                 continue;
             }
-            if !keys.contains(rec.key.as_str()) {
-                forget.push(rec.key.clone());
+            if !keys.contains(rec.key) {
+                forget.push(rec.key.to_string());
             }
             if rec.update_outputs {
                 continue;
             }
-            for (p, _) in &rec.outputs {
-                if !declared.contains(p.as_str()) && paths::is_within(p, &project.out) {
-                    stale.push(p.clone());
+            for (p, _) in rec.outputs() {
+                if !declared.contains(p) && paths::is_within(p, &project.out) {
+                    stale.push(p.to_string());
                 }
             }
         }
@@ -1291,6 +1482,16 @@ impl Build<'_> {
             match clean::remove_inside(&project.root, &self.out_canon, &p) {
                 Ok(true) => {
                     self.progress.message(&format!("deleted stale output {p}"));
+                    if let Some(f) = self.x.graph.lookup(&p)
+                        && let Some(state) = self.files.get_mut(f.index())
+                    {
+                        *state = FileState {
+                            stat: None,
+                            hash: Some(MISSING),
+                            recorded_at: i64::MIN,
+                            checked: true,
+                        };
+                    }
                     deleted.push(p);
                 }
                 Ok(false) => {}
@@ -1378,6 +1579,15 @@ impl Finished {
                 text
             }
         }
+    }
+}
+
+/// The stat of every file of the graph, in parallel, relative to the project root.
+fn stat_all(root: &std::path::Path, graph: &crate::graph::Graph) -> Vec<Option<Stat>> {
+    let ids: Vec<FileId> = (0..graph.file_count() as u32).map(FileId).collect();
+    match filestate::Dir::open(root) {
+        Ok(dir) => filestate::par_map(&ids, |&f| dir.stat(graph.path(f))),
+        Err(_) => filestate::par_map(&ids, |&f| filestate::stat(&absolute(root, graph.path(f)))),
     }
 }
 

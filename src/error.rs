@@ -88,6 +88,8 @@ impl Diagnostic {
     pub fn location(&self) -> Option<String> {
         let source = self.source.as_ref()?;
         Some(match &self.span {
+            // Without the text (a project read from kiln's cache) there is no line to name.
+            Some(_) if source.text.is_empty() => source.name.clone(),
             Some(span) => {
                 let (line, col) = source.line_col(span.start);
                 format!("{}:{line}:{col}", source.name)
@@ -103,7 +105,9 @@ impl fmt::Display for Diagnostic {
             Some(loc) => writeln!(f, "{loc}: error: {}", self.message)?,
             None => writeln!(f, "error: {}", self.message)?,
         }
-        if let (Some(source), Some(span)) = (&self.source, &self.span) {
+        if let (Some(source), Some(span)) = (&self.source, &self.span)
+            && !source.text.is_empty()
+        {
             let (line, col) = source.line_col(span.start);
             let text = source.text.lines().nth(line - 1).unwrap_or("");
             let gutter = line.to_string().len();

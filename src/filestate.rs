@@ -45,6 +45,31 @@ pub fn stat(path: &Path) -> Option<Stat> {
     std::fs::metadata(path).ok().map(|m| Stat::of(&m))
 }
 
+/// A directory to stat paths relative to: the kernel walks only the relative part.
+pub struct Dir(std::os::fd::OwnedFd);
+
+impl Dir {
+    pub fn open(path: &Path) -> std::io::Result<Dir> {
+        use rustix::fs::{Mode, OFlags};
+        Ok(Dir(rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?))
+    }
+
+    /// The stat of `rel` (relative to this directory, or absolute), following symlinks.
+    pub fn stat(&self, rel: &str) -> Option<Stat> {
+        let st = rustix::fs::statat(&self.0, rel, rustix::fs::AtFlags::empty()).ok()?;
+        Some(Stat {
+            size: st.st_size as u64,
+            mtime: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64,
+            ctime: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec as i64,
+            ino: st.st_ino,
+        })
+    }
+}
+
 /// The blake3 hash of a file's content. A directory hashes to a fixed marker.
 pub fn hash_file(path: &Path) -> io::Result<Hash> {
     let mut file = File::open(path)?;
@@ -236,6 +261,17 @@ mod tests {
         assert!(stat(&p).unwrap().mtime > before);
         std::thread::sleep(Duration::from_millis(30));
         assert!(clock.now() > stat(&p).unwrap().mtime);
+    }
+
+    #[test]
+    fn stat_relative_to_a_directory_agrees_with_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a"), "abc").unwrap();
+        let d = Dir::open(dir.path()).unwrap();
+        assert_eq!(d.stat("sub/a"), stat(&dir.path().join("sub/a")));
+        assert_eq!(d.stat("sub/a").unwrap().size, 3);
+        assert!(d.stat("sub/missing").is_none());
     }
 
     #[test]

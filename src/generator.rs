@@ -15,7 +15,7 @@ use crate::project::{GenId, GroupId, Located, Project, RuleId};
 use crate::task::{FileId, Task, TaskId};
 use crate::template::{Lookup, Paths, Template};
 use crate::{paths, template};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The tasks of the groups expanded so far, and what expansion learned on the way.
 #[derive(Debug)]
@@ -31,8 +31,9 @@ pub struct Expansion {
     pub warnings: Vec<String>,
     /// Which generators have been expanded.
     done: Vec<bool>,
-    /// Every directory a glob walked, for knowing when a cached expansion is still valid.
-    pub glob_dirs: BTreeSet<String>,
+    /// Every directory a glob walked, with its stat then, for knowing when a cached expansion
+    /// is still valid.
+    pub glob_dirs: BTreeMap<String, Option<crate::filestate::Stat>>,
     /// Declared targets by kiln path and by the text written (relative to out/).
     declared: HashMap<String, (GenId, std::ops::Range<usize>)>,
     declared_text: HashMap<String, String>,
@@ -80,7 +81,7 @@ impl Expansion {
             expanded: vec![false; project.groups.len()],
             warnings: Vec::new(),
             done: vec![false; project.gens.len()],
-            glob_dirs: BTreeSet::new(),
+            glob_dirs: BTreeMap::new(),
             declared: HashMap::new(),
             declared_text: HashMap::new(),
         };
@@ -157,6 +158,29 @@ impl Expansion {
             }
         }
         Ok(x)
+    }
+
+    /// An expansion read back from the graph cache: every group expanded.
+    pub fn from_cache(
+        graph: Graph,
+        gen_tasks: Vec<Vec<TaskId>>,
+        gen_outputs: Vec<Vec<FileId>>,
+        groups: usize,
+        warnings: Vec<String>,
+        glob_dirs: BTreeMap<String, Option<crate::filestate::Stat>>,
+    ) -> Expansion {
+        let gens = gen_tasks.len();
+        Expansion {
+            graph,
+            gen_tasks,
+            gen_outputs,
+            expanded: vec![true; groups],
+            warnings,
+            glob_dirs,
+            done: vec![true; gens],
+            declared: HashMap::new(),
+            declared_text: HashMap::new(),
+        }
     }
 
     /// Whether every group has been expanded.
@@ -678,10 +702,7 @@ impl Expansion {
                 )
             })
             .collect();
-        let key = match outputs.first() {
-            Some(&o) => self.graph.path(o).to_string(),
-            None => format!("\0{}", gn.name),
-        };
+        let own_key = outputs.is_empty().then(|| format!("\0{}", gn.name));
         let task = Task {
             generator: g,
             group: gn.group,
@@ -694,7 +715,7 @@ impl Expansion {
             env: env_pairs,
             always: r.always,
             update_outputs: r.update_outputs,
-            key,
+            own_key,
         };
         // The same work declared twice (a committed generated source that a glob also matches,
         // two generators mapping one source the same way) is one task.

@@ -4,6 +4,7 @@
 //! names them; symlinked directories are not entered (no loops); results are sorted. The directories
 //! walked are returned too, so that a cached expansion can tell when a glob could match differently.
 
+use crate::filestate::Stat;
 use crate::paths;
 use globset::{GlobBuilder, GlobMatcher};
 use std::path::Path;
@@ -81,8 +82,9 @@ impl Pattern {
 pub struct Matches {
     /// Matching files, sorted, as kiln paths.
     pub files: Vec<String>,
-    /// Every directory the walk listed, as kiln paths.
-    pub dirs: Vec<String>,
+    /// Every directory the walk listed, as kiln paths, with its stat when it was listed; a
+    /// starting directory that does not exist is listed without a stat.
+    pub dirs: Vec<(String, Option<Stat>)>,
     /// Entries that were passed over, for a warning (e.g. non-UTF-8 names).
     pub skipped: Vec<String>,
 }
@@ -94,6 +96,7 @@ pub fn expand(root: &Path, pattern: &Pattern, out: &str) -> Matches {
     let prefix = pattern.literal_prefix();
     let start = crate::project::absolute(root, &prefix);
     if !start.is_dir() {
+        found.dirs.push((prefix, crate::filestate::stat(&start)));
         return found;
     }
     let inside_out = paths::is_within(&prefix, out);
@@ -135,7 +138,9 @@ pub fn expand(root: &Path, pattern: &Pattern, out: &str) -> Matches {
         };
         let ft = entry.file_type();
         if ft.is_dir() {
-            found.dirs.push(rel);
+            found
+                .dirs
+                .push((rel, entry.metadata().ok().map(|m| Stat::of(&m))));
             continue;
         }
         let is_file =

@@ -2,41 +2,105 @@
 //! [`TaskId`], and the task that produces each file. Adding a task whose output another task
 //! already produces is refused, naming that task.
 
+use crate::codec::{Fast, key_hash};
 use crate::task::{FileId, Task, TaskId};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 #[derive(Debug, Default)]
 pub struct Graph {
-    paths: Vec<Box<str>>,
-    index: HashMap<Box<str>, FileId>,
+    /// Every path, one after the other; `ends[i]` is where path `i` ends.
+    blob: String,
+    ends: Vec<u32>,
+    /// Paths to ids, built when first needed (a build that only checks files never needs it).
+    index: OnceLock<PathIndex>,
     producer: Vec<Option<TaskId>>,
     tasks: Vec<Task>,
+}
+
+/// Path hashes to ids; a path whose hash another path has already goes to `collided`.
+#[derive(Debug, Default)]
+struct PathIndex {
+    by_hash: HashMap<u64, u32, Fast>,
+    collided: HashMap<Box<str>, u32>,
 }
 
 impl Graph {
     /// The id of `path`, adding it if new.
     pub fn file(&mut self, path: &str) -> FileId {
-        if let Some(&id) = self.index.get(path) {
+        if let Some(id) = self.lookup(path) {
             return id;
         }
-        let id = FileId(self.paths.len() as u32);
-        self.paths.push(path.into());
-        self.index.insert(path.into(), id);
+        let id = self.push_path(path);
+        let index = self.index.get_mut().expect("built by lookup");
+        match index.by_hash.entry(key_hash(path)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id.0);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                index.collided.insert(path.into(), id.0);
+            }
+        }
+        id
+    }
+
+    /// Adds a path known not to be present yet (from kiln's own cache), without indexing it.
+    pub fn push_new_path(&mut self, path: &str) -> FileId {
+        self.index = OnceLock::new();
+        self.push_path(path)
+    }
+
+    fn push_path(&mut self, path: &str) -> FileId {
+        let id = FileId(self.ends.len() as u32);
+        self.blob.push_str(path);
+        self.ends.push(self.blob.len() as u32);
         self.producer.push(None);
         id
     }
 
     /// The id of `path`, if known.
     pub fn lookup(&self, path: &str) -> Option<FileId> {
-        self.index.get(path).copied()
+        let index = self.index.get_or_init(|| {
+            let mut index = PathIndex::default();
+            index.by_hash.reserve(self.ends.len());
+            for i in 0..self.ends.len() as u32 {
+                let p = self.path(FileId(i));
+                match index.by_hash.entry(key_hash(p)) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(i);
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        index.collided.insert(p.into(), i);
+                    }
+                }
+            }
+            index
+        });
+        match index.by_hash.get(&key_hash(path)) {
+            Some(&i) if self.path(FileId(i)) == path => Some(FileId(i)),
+            Some(_) => index.collided.get(path).map(|&i| FileId(i)),
+            None => None,
+        }
     }
 
     pub fn path(&self, id: FileId) -> &str {
-        &self.paths[id.index()]
+        let i = id.index();
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.blob[start..self.ends[i] as usize]
     }
 
     pub fn file_count(&self) -> usize {
-        self.paths.len()
+        self.ends.len()
+    }
+
+    /// The task's identity across builds: its first output, or the name its generator gave it.
+    pub fn key(&self, id: TaskId) -> &str {
+        let t = &self.tasks[id.index()];
+        match (&t.own_key, t.outputs.first()) {
+            (Some(k), _) => k,
+            (None, Some(&o)) => self.path(o),
+            (None, None) => "",
+        }
     }
 
     pub fn producer(&self, id: FileId) -> Option<TaskId> {
@@ -58,17 +122,17 @@ impl Graph {
     /// Adds a task; if one of its outputs (or its depfile) is already produced, returns that file
     /// and its producer.
     pub fn add_task(&mut self, task: Task) -> Result<TaskId, (FileId, TaskId)> {
-        let made: Vec<FileId> = task.outputs.iter().chain(&task.depfile).copied().collect();
-        for (i, &out) in made.iter().enumerate() {
+        let id = TaskId(self.tasks.len() as u32);
+        let made = || task.outputs.iter().chain(&task.depfile).copied();
+        for (i, out) in made().enumerate() {
             if let Some(other) = self.producer[out.index()] {
                 return Err((out, other));
             }
-            if made[..i].contains(&out) {
-                return Err((out, TaskId(self.tasks.len() as u32)));
+            if made().take(i).any(|o| o == out) {
+                return Err((out, id));
             }
         }
-        let id = TaskId(self.tasks.len() as u32);
-        for &out in &made {
+        for out in made() {
             self.producer[out.index()] = Some(id);
         }
         self.tasks.push(task);

@@ -5,8 +5,10 @@
 //! ([`signature`]) over file contents ([`filestate`]) are checked against the [`store`]; the
 //! [`scheduler`] picks what runs next and the [`runner`] runs commands, knowing nothing of the graph.
 
+pub mod cache;
 pub mod clean;
 pub mod cli;
+pub mod codec;
 pub mod constraints;
 pub mod depfile;
 pub mod driver;
@@ -26,6 +28,7 @@ pub mod project;
 pub mod runner;
 pub mod scheduler;
 pub mod signature;
+pub mod stats;
 pub mod store;
 pub mod task;
 pub mod template;

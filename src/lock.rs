@@ -6,12 +6,12 @@
 use crossbeam_channel::Receiver;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
 pub struct BuildLock {
-    file: File,
+    /// Held open: the lock lasts as long as this descriptor (and its inherited copies).
+    _file: File,
 }
 
 /// How acquiring the lock ended, when it did not succeed.
@@ -43,7 +43,13 @@ impl BuildLock {
         let mut told = Some(waiting);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(BuildLock { file }),
+                Ok(()) => {
+                    // Commands inherit the descriptor (it is not close-on-exec), so the lock is
+                    // held until the last of them ends, even if kiln itself is killed.
+                    rustix::io::fcntl_setfd(&file, rustix::io::FdFlags::empty())
+                        .map_err(|e| LockError::Io(e.into()))?;
+                    return Ok(BuildLock { _file: file });
+                }
                 Err(TryLockError::WouldBlock) => {
                     if !wait {
                         return Err(LockError::Busy);
@@ -62,11 +68,6 @@ impl BuildLock {
                 Err(TryLockError::Error(e)) => return Err(LockError::Io(e)),
             }
         }
-    }
-
-    /// The descriptor commands inherit.
-    pub fn fd(&self) -> RawFd {
-        self.file.as_raw_fd()
     }
 }
 

@@ -144,9 +144,19 @@ impl Color {
 impl Project {
     /// Reads and validates the build file at `path` (already known to exist).
     pub fn load(path: &Path, display_name: &str, overrides: &Overrides) -> Result<Project, Error> {
-        let text =
+        let bytes =
             std::fs::read(path).map_err(|e| Error::io(format!("cannot read {display_name}"), e))?;
-        let text = String::from_utf8(text).map_err(|e| {
+        Project::from_bytes(bytes, path, display_name, overrides)
+    }
+
+    /// Validates the build file's content, read from `path`.
+    pub fn from_bytes(
+        bytes: Vec<u8>,
+        path: &Path,
+        display_name: &str,
+        overrides: &Overrides,
+    ) -> Result<Project, Error> {
+        let text = String::from_utf8(bytes).map_err(|e| {
             let source = Arc::new(SourceText {
                 name: display_name.to_string(),
                 text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
@@ -202,6 +212,48 @@ impl Project {
     pub fn gen_named(&self, name: &str) -> Option<GenId> {
         self.gens.iter().position(|g| g.name == name)
     }
+}
+
+/// Where the build file puts the build directory, read without parsing it: `out` in `[project]`
+/// (or `project.out`), else "build". Only a hint for finding kiln's state before parsing; the
+/// state itself proves it belongs to this build file.
+pub fn out_hint(text: &str) -> String {
+    let value = |line: &str, key: &str| -> Option<String> {
+        let rest = line
+            .trim_start()
+            .strip_prefix(key)?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
+        let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let inner = &rest[1..];
+        let end = inner.find(quote)?;
+        let v = &inner[..end];
+        (!v.contains('\\')).then(|| v.to_string())
+    };
+    let mut table = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            table = t
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            continue;
+        }
+        let found = match table.as_str() {
+            "project" => value(t, "out"),
+            "" => value(t, "project.out"),
+            _ => None,
+        };
+        if let Some(v) = found {
+            return v;
+        }
+    }
+    "build".to_string()
 }
 
 /// `path` (a kiln path) as an absolute path under `root`.

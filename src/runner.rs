@@ -4,7 +4,9 @@
 //! commands ended, what they printed, and the stats (and, after success, the hashes) of the paths
 //! the job named, taken on the worker so that hashing outputs is spread over the cores.
 //!
-//! A command longer than the kernel accepts as one argument runs from a script file instead.
+//! Commands start through posix_spawn (no per-spawn hook in the child), which costs the same
+//! whatever kiln's own size. A command longer than the kernel accepts as one argument runs from a
+//! script file instead.
 //! Output beyond a memory limit goes to a log file, keeping the tail in memory. [`Runner::signal`]
 //! forwards a signal to every running process group, and commands not yet started are not started.
 
@@ -14,7 +16,6 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -98,8 +99,6 @@ pub struct Config {
     /// For script files of long commands.
     pub scratch: PathBuf,
     pub clock: Option<Arc<FsClock>>,
-    /// A descriptor every command inherits (the build lock, so a later kiln waits for orphans).
-    pub keep_fd: Option<RawFd>,
     /// Output kept in memory per job before it spills to the log file.
     pub memory_limit: usize,
 }
@@ -311,17 +310,6 @@ fn run_command(
             .stdout(writer.try_clone()?)
             .stderr(writer)
             .process_group(0);
-        if let Some(fd) = config.keep_fd {
-            // SAFETY: only async-signal-safe fcntl between fork and exec, on a descriptor that stays
-            // open for the runner's life.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let fd = BorrowedFd::borrow_raw(fd);
-                    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())
-                        .map_err(io::Error::from)
-                });
-            }
-        }
         let child = cmd.spawn();
         // `cmd` is dropped here, closing this process's copies of the pipe's write end.
         (reader, child)
@@ -435,7 +423,6 @@ mod tests {
                 cwd: dir.to_path_buf(),
                 scratch: dir.join("tmp"),
                 clock: None,
-                keep_fd: None,
                 memory_limit: limit,
             },
         )

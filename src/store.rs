@@ -1,27 +1,35 @@
-//! The on-disk store under `<out>/.kiln/store`: a versioned, append-only binary log of file hashes
-//! and task records. Each record is written whole with one `write` as soon as a task finishes, so a
-//! crash loses at most the tasks that were running.
+//! The on-disk store under `<out>/.kiln/`: kiln's memory of file hashes and finished tasks, as
+//! two append-only binary logs. `store` holds what every build reads (file hashes; each task's
+//! signature, outputs and implicit dependencies); `details` holds what only `--explain` reads (a
+//! task's commands, env values and input hashes), referenced by offset. Each finished task is
+//! appended with one `write` per file (details first) as soon as it finishes, so a crash loses at
+//! most the tasks that were running.
 //!
-//! Format: the header `KILNSTOR` and a little-endian u32 version, then records, each
-//! `[0xA5][u32 payload length][u32 crc32 of payload][payload]`. The payload starts with a tag:
-//! 1 a file's recorded hash, 2 a task's record, 3 forget a task. Strings are a varint length and
-//! UTF-8 bytes; integers are LEB128 varints (signed ones zigzag-encoded); hashes are 32 bytes.
-//! The last record for a key wins.
+//! Format of both: the header (`KILNSTOR` or `KILNDETL` and a little-endian u32 version), then
+//! records `[0xA5][u32 payload length][u32 crc32 of payload][payload]`. A `store` payload starts
+//! with a tag: 1 a file's recorded hash, 2 a task's record, 3 forget a task. Strings are a varint
+//! length and UTF-8 bytes; integers LEB128 varints (zigzag for signed); hashes 32 bytes. The last
+//! record for a key wins.
 //!
-//! Loading never fails: a record whose checksum does not match is skipped and reading resumes at
-//! the next position where an intact record starts (a torn tail simply ends the log); a bad header
-//! or another version discards the store with a warning. Damage, or dead records outnumbering
-//! live ones two to one, makes the store rewrite itself: a new file, fsync, rename.
+//! Loading reads `store` once, checks every record's checksum and indexes records by a 64-bit
+//! hash of their key; nothing is decoded until asked for. Loading never fails: a record whose
+//! checksum does not match is skipped and reading resumes at the next position where an intact
+//! record starts (a torn tail ends the log); a bad header or another version discards the store
+//! with a warning. Damage, or dead records outnumbering live ones two to one, makes the store
+//! rewrite itself: new files, fsync, rename.
 
+use crate::codec::{Fast, Reader, key_hash, put_hashed, put_i64, put_str, put_strings, put_u64};
 use crate::filestate::{Hash, Recorded, Stat};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"KILNSTOR";
+const DETAILS_MAGIC: &[u8; 8] = b"KILNDETL";
 /// The store format version; a store of another version is discarded.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const MARK: u8 = 0xA5;
 const HEADER_LEN: usize = 12;
 const RECORD_HEAD: usize = 9;
@@ -32,7 +40,7 @@ const TAG_FILE: u8 = 1;
 const TAG_TASK: u8 = 2;
 const TAG_FORGET: u8 = 3;
 
-/// What kiln recorded about a task the last time it succeeded.
+/// What kiln records about a task that succeeded.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TaskRecord {
     pub key: String,
@@ -42,15 +50,15 @@ pub struct TaskRecord {
     pub signature: Hash,
     pub duration_ms: u64,
     pub update_outputs: bool,
-    /// Outputs and their hashes after the run.
+    /// Outputs (and the depfile) and their hashes after the run.
     pub outputs: Vec<(String, Hash)>,
     /// Implicit dependencies from the depfile, with their hashes.
     pub implicit: Vec<(String, Hash)>,
-    /// The inputs and manual dependencies, with the hashes the run saw.
+    /// Details, kept apart: the inputs and manual dependencies with the hashes the run saw.
     pub inputs: Vec<(String, Hash)>,
-    /// The command chain as run.
+    /// Details: the command chain as run.
     pub commands: Vec<String>,
-    /// The env values the signature covered.
+    /// Details: the env values the signature covered.
     pub env: Vec<(String, String)>,
 }
 
@@ -62,13 +70,169 @@ pub enum Record {
     Forget(String),
 }
 
-/// The store: what it holds, and an append handle when it may be written.
+/// A task's record as stored, read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskView<'a> {
+    pub key: &'a str,
+    pub group: &'a str,
+    pub signature: Hash,
+    pub duration_ms: u64,
+    pub update_outputs: bool,
+    outputs: (usize, &'a [u8]),
+    implicit: (usize, &'a [u8]),
+    /// Where its details start in the details log.
+    details: Option<u64>,
+}
+
+impl<'a> TaskView<'a> {
+    pub fn outputs(&self) -> PathHashes<'a> {
+        PathHashes {
+            left: self.outputs.0,
+            reader: Reader::new(self.outputs.1),
+        }
+    }
+
+    pub fn implicit(&self) -> PathHashes<'a> {
+        PathHashes {
+            left: self.implicit.0,
+            reader: Reader::new(self.implicit.1),
+        }
+    }
+
+    pub fn output_count(&self) -> usize {
+        self.outputs.0
+    }
+}
+
+/// `(path, hash)` pairs read in place.
+pub struct PathHashes<'a> {
+    left: usize,
+    reader: Reader<'a>,
+}
+
+impl<'a> Iterator for PathHashes<'a> {
+    type Item = (&'a str, Hash);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some((self.reader.str_ref()?, self.reader.hash()?))
+    }
+}
+
+/// A task's details: what the last run ran and saw.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Details {
+    pub commands: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub inputs: Vec<(String, Hash)>,
+}
+
+/// Keys to the offset of their latest record's payload, by hash; a key whose hash another key
+/// already has goes to `collided`.
+#[derive(Default)]
+struct Index {
+    by_hash: HashMap<u64, usize, Fast>,
+    collided: HashMap<Box<str>, usize>,
+}
+
+impl Index {
+    fn get<'k>(&self, key: &str, key_at: impl Fn(usize) -> Option<&'k str>) -> Option<usize> {
+        self.get_hashed(key_hash(key), key, key_at)
+    }
+
+    fn get_hashed<'k>(
+        &self,
+        h: u64,
+        key: &str,
+        key_at: impl Fn(usize) -> Option<&'k str>,
+    ) -> Option<usize> {
+        let at = *self.by_hash.get(&h)?;
+        if key_at(at) == Some(key) {
+            Some(at)
+        } else {
+            self.collided.get(key).copied()
+        }
+    }
+
+    fn insert<'k>(&mut self, key: &str, at: usize, key_at: impl Fn(usize) -> Option<&'k str>) {
+        self.insert_hashed(key_hash(key), key, at, key_at)
+    }
+
+    fn insert_hashed<'k>(
+        &mut self,
+        h: u64,
+        key: &str,
+        at: usize,
+        key_at: impl Fn(usize) -> Option<&'k str>,
+    ) {
+        match self.by_hash.get_mut(&h) {
+            None => {
+                self.by_hash.insert(h, at);
+            }
+            Some(existing) => {
+                if key_at(*existing) == Some(key) {
+                    *existing = at;
+                } else {
+                    self.collided.insert(key.into(), at);
+                }
+            }
+        }
+    }
+
+    fn remove<'k>(&mut self, key: &str, key_at: impl Fn(usize) -> Option<&'k str>) {
+        let h = key_hash(key);
+        if let Some(&at) = self.by_hash.get(&h)
+            && key_at(at) == Some(key)
+        {
+            self.by_hash.remove(&h);
+            // A collided key with the same hash takes the place.
+            if let Some(other) = self.collided.keys().find(|k| key_hash(k) == h).cloned() {
+                let at = self.collided.remove(&other).expect("present");
+                self.by_hash.insert(h, at);
+            }
+        } else {
+            self.collided.remove(key);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.by_hash.len() + self.collided.len()
+    }
+
+    fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.by_hash.values().chain(self.collided.values()).copied()
+    }
+}
+
+/// The store: its records in memory, and append handles when it may be written.
 pub struct Store {
     path: PathBuf,
+    details_path: PathBuf,
     file: Option<File>,
-    pub files: HashMap<String, Recorded>,
-    pub tasks: HashMap<String, TaskRecord>,
+    details: Option<File>,
+    details_len: u64,
+    /// Every record of `store`, as loaded and appended.
+    bytes: Vec<u8>,
+    files: Index,
+    tasks: Index,
     records: usize,
+}
+
+/// The payload that starts at `at`, as long as its frame header says.
+fn payload(bytes: &[u8], at: usize) -> &[u8] {
+    let len = bytes
+        .get(at - RECORD_HEAD + 1..at - RECORD_HEAD + 5)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize);
+    bytes.get(at..at + len).unwrap_or_default()
+}
+
+/// The key of the record whose payload starts at `at` (file path or task key).
+fn key_at(bytes: &[u8], at: usize) -> Option<&str> {
+    let mut r = Reader::new(bytes.get(at + 1..)?);
+    r.str_ref()
 }
 
 impl Store {
@@ -76,9 +240,13 @@ impl Store {
     pub fn empty(path: &Path) -> Store {
         Store {
             path: path.to_path_buf(),
+            details_path: path.with_file_name("details"),
             file: None,
-            files: HashMap::new(),
-            tasks: HashMap::new(),
+            details: None,
+            details_len: 0,
+            bytes: Vec::new(),
+            files: Index::default(),
+            tasks: Index::default(),
             records: 0,
         }
     }
@@ -91,8 +259,7 @@ impl Store {
         let mut rewrite = false;
         match fs::read(path) {
             Ok(bytes) => {
-                let loaded = store.load(&bytes);
-                if let Some(w) = loaded {
+                if let Some(w) = store.load(bytes) {
                     warnings.push(w);
                     rewrite = true;
                 }
@@ -107,10 +274,18 @@ impl Store {
         }
         if writable {
             let live = store.files.len() + store.tasks.len();
-            if rewrite || (store.records > 1000 && store.records > 3 * live) {
+            let details_ok =
+                fs::read(&store.details_path).is_ok_and(|d| d.get(..8) == Some(DETAILS_MAGIC));
+            if rewrite || !details_ok || (store.records > 1000 && store.records > 3 * live) {
                 store.rewrite()?;
             }
             store.file = Some(OpenOptions::new().append(true).open(path)?);
+            let details = OpenOptions::new()
+                .append(true)
+                .read(true)
+                .open(&store.details_path)?;
+            store.details_len = details.metadata()?.len();
+            store.details = Some(details);
         }
         Ok((store, warnings))
     }
@@ -126,12 +301,14 @@ impl Store {
                     "kiln's state at {} cannot be used ({first}); starting afresh",
                     path.display()
                 )];
-                let removed = match fs::symlink_metadata(path) {
-                    Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-                    Ok(_) => fs::remove_file(path),
-                    Err(e) => Err(e),
-                };
-                match removed.and_then(|_| Store::open(path, true)) {
+                for p in [path.to_path_buf(), path.with_file_name("details")] {
+                    let _ = match fs::symlink_metadata(&p) {
+                        Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+                        Ok(_) => fs::remove_file(&p),
+                        Err(e) => Err(e),
+                    };
+                }
+                match Store::open(path, true) {
                     Ok((store, more)) => {
                         warnings.extend(more);
                         (store, warnings)
@@ -147,8 +324,8 @@ impl Store {
         }
     }
 
-    /// Reads `bytes` into the maps; returns a warning if anything was damaged.
-    fn load(&mut self, bytes: &[u8]) -> Option<String> {
+    /// Indexes `bytes` (the whole store file); returns a warning if anything was damaged.
+    fn load(&mut self, bytes: Vec<u8>) -> Option<String> {
         if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
             return Some("kiln's state is unreadable (not a kiln store); starting afresh".into());
         }
@@ -160,25 +337,17 @@ impl Store {
         }
         let mut pos = HEADER_LEN;
         let mut damaged_at = None;
-        let mut skipped = 0usize;
+        let mut offsets = Vec::new();
         while pos < bytes.len() {
-            match record_at(bytes, pos) {
-                Some((payload, next)) => match decode(payload) {
-                    Some(record) => {
-                        self.apply(record);
-                        pos = next;
-                    }
-                    None => {
-                        damaged_at.get_or_insert(pos);
-                        skipped += 1;
-                        pos = next;
-                    }
-                },
-                None => {
+            match record_at(&bytes, pos) {
+                Some((payload, next)) if indexable(payload) => {
+                    offsets.push(pos + RECORD_HEAD);
+                    pos = next;
+                }
+                _ => {
                     damaged_at.get_or_insert(pos);
-                    skipped += 1;
                     match (pos + 1..bytes.len())
-                        .find(|&p| record_at(bytes, p).is_some_and(|(pl, _)| decode(pl).is_some()))
+                        .find(|&p| record_at(&bytes, p).is_some_and(|(pl, _)| indexable(pl)))
                     {
                         Some(p) => pos = p,
                         None => break,
@@ -186,86 +355,204 @@ impl Store {
                 }
             }
         }
+        self.bytes = bytes;
+        for at in offsets {
+            self.index(at);
+        }
         damaged_at.map(|at| {
             format!(
                 "kiln's state was damaged at byte {at} ({} bytes in all); kept {} intact records, the rest will be rebuilt",
-                bytes.len(),
+                self.bytes.len(),
                 self.records
             )
         })
-        .filter(|_| skipped > 0)
     }
 
-    fn apply(&mut self, record: Record) {
+    /// Indexes the record whose payload starts at `at` in `self.bytes`.
+    fn index(&mut self, at: usize) {
         self.records += 1;
-        match record {
-            Record::File(path, rec) => {
-                self.files.insert(path, rec);
-            }
-            Record::Task(t) => {
-                self.tasks.insert(t.key.clone(), t);
-            }
-            Record::Forget(key) => {
-                self.tasks.remove(&key);
-            }
+        let bytes = &self.bytes;
+        let Some(key) = key_at(bytes, at) else { return };
+        let lookup = |o: usize| key_at(bytes, o);
+        match bytes[at] {
+            TAG_FILE => self.files.insert(key, at, lookup),
+            TAG_TASK => self.tasks.insert(key, at, lookup),
+            TAG_FORGET => self.tasks.remove(key, lookup),
+            _ => {}
         }
     }
 
-    /// Appends records with one write, and applies them to the maps.
+    /// The recorded hash of a file.
+    pub fn file(&self, path: &str) -> Option<Recorded> {
+        let at = self.files.get(path, |o| key_at(&self.bytes, o))?;
+        let mut r = Reader::new(payload(&self.bytes, at).get(1..)?);
+        r.str_ref()?;
+        let stat = Stat {
+            size: r.u64()?,
+            mtime: r.i64()?,
+            ctime: r.i64()?,
+            ino: r.u64()?,
+        };
+        Some(Recorded {
+            stat,
+            hash: r.hash()?,
+            recorded_at: r.i64()?,
+        })
+    }
+
+    /// The record of a task.
+    pub fn task(&self, key: &str) -> Option<TaskView<'_>> {
+        let at = self.tasks.get(key, |o| key_at(&self.bytes, o))?;
+        task_view(payload(&self.bytes, at))
+    }
+
+    /// Every task record.
+    pub fn tasks(&self) -> impl Iterator<Item = TaskView<'_>> + '_ {
+        self.tasks
+            .offsets()
+            .filter_map(|at| task_view(payload(&self.bytes, at)))
+    }
+
+    /// The details of a task's record, if they can be read.
+    pub fn details(&self, task: &TaskView) -> Option<Details> {
+        let offset = task.details?;
+        let file = match &self.details {
+            Some(f) => f.try_clone().ok()?,
+            None => File::open(&self.details_path).ok()?,
+        };
+        let mut head = [0u8; RECORD_HEAD];
+        file.read_exact_at(&mut head, offset).ok()?;
+        let len = u32::from_le_bytes(head[1..5].try_into().ok()?) as usize;
+        if head[0] != MARK || len > MAX_RECORD {
+            return None;
+        }
+        let mut payload = vec![0u8; len];
+        file.read_exact_at(&mut payload, offset + RECORD_HEAD as u64)
+            .ok()?;
+        if crc32fast::hash(&payload) != u32::from_le_bytes(head[5..9].try_into().ok()?) {
+            return None;
+        }
+        decode_details(&payload)
+    }
+
+    /// Appends records (task details first, to their own log), and indexes them.
     pub fn append(&mut self, records: Vec<Record>) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
-        if let Some(file) = &mut self.file {
-            let mut buf = Vec::new();
-            for r in &records {
-                frame(r, &mut buf);
-            }
-            file.write_all(&buf)?;
+        let mut hot = Vec::new();
+        let mut cold = Vec::new();
+        for r in &records {
+            let details = match r {
+                Record::Task(t) if self.details.is_some() => {
+                    let at = self.details_len + cold.len() as u64;
+                    frame(&mut cold, |buf| encode_details(t, buf));
+                    Some(at)
+                }
+                _ => None,
+            };
+            frame(&mut hot, |buf| encode(r, details, buf));
         }
-        for r in records {
-            self.apply(r);
+        if let Some(f) = &mut self.details
+            && !cold.is_empty()
+        {
+            f.write_all(&cold)?;
+            self.details_len += cold.len() as u64;
+        }
+        if let Some(file) = &mut self.file {
+            file.write_all(&hot)?;
+        }
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&hot);
+        let mut pos = base;
+        while pos < self.bytes.len() {
+            let len = u32::from_le_bytes(self.bytes[pos + 1..pos + 5].try_into().expect("4 bytes"))
+                as usize;
+            self.index(pos + RECORD_HEAD);
+            pos += RECORD_HEAD + len;
         }
         Ok(())
     }
 
-    /// Rewrites the store with only its live records: a new file, fsync, rename, fsync the directory.
+    /// Rewrites the store and its details with only live records: new files, fsync, rename,
+    /// fsync the directory.
     pub fn rewrite(&mut self) -> io::Result<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut buf = Vec::with_capacity(HEADER_LEN + 64 * (self.files.len() + self.tasks.len()));
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&VERSION.to_le_bytes());
-        let mut files: Vec<_> = self.files.iter().collect();
-        files.sort_by(|a, b| a.0.cmp(b.0));
-        for (path, rec) in files {
-            frame(&Record::File(path.clone(), *rec), &mut buf);
-        }
-        let mut tasks: Vec<_> = self.tasks.values().collect();
+        let mut files: Vec<(String, Recorded)> = self
+            .files
+            .offsets()
+            .filter_map(|at| {
+                let path = key_at(&self.bytes, at)?.to_string();
+                Some((path.clone(), self.file(&path)?))
+            })
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut tasks: Vec<TaskRecord> = self.tasks().map(|v| self.owned(&v)).collect();
         tasks.sort_by(|a, b| a.key.cmp(&b.key));
+
+        let mut hot = Vec::with_capacity(HEADER_LEN + 64 * (files.len() + tasks.len()));
+        hot.extend_from_slice(MAGIC);
+        hot.extend_from_slice(&VERSION.to_le_bytes());
+        let mut cold = Vec::new();
+        cold.extend_from_slice(DETAILS_MAGIC);
+        cold.extend_from_slice(&VERSION.to_le_bytes());
+        for (path, rec) in files {
+            frame(&mut hot, |buf| encode(&Record::File(path, rec), None, buf));
+        }
         for t in tasks {
-            frame(&Record::Task(t.clone()), &mut buf);
+            let at = cold.len() as u64;
+            frame(&mut cold, |buf| encode_details(&t, buf));
+            frame(&mut hot, |buf| encode(&Record::Task(t), Some(at), buf));
         }
-        {
+        for (path, bytes) in [(&self.details_path, &cold), (&self.path, &hot)] {
+            let tmp = path.with_extension("tmp");
             let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
+            f.write_all(bytes)?;
             f.sync_all()?;
+            fs::rename(&tmp, path)?;
         }
-        fs::rename(&tmp, &self.path)?;
         if let Some(dir) = self.path.parent()
             && let Ok(d) = File::open(dir)
         {
             let _ = d.sync_all();
         }
+        let writable = self.file.is_some();
+        let (path, details_path) = (self.path.clone(), self.details_path.clone());
+        *self = Store::empty(&path);
+        self.details_path = details_path;
+        self.load(hot);
         self.records = self.files.len() + self.tasks.len();
-        if self.file.is_some() {
+        if writable {
             self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+            let details = OpenOptions::new()
+                .append(true)
+                .read(true)
+                .open(&self.details_path)?;
+            self.details_len = details.metadata()?.len();
+            self.details = Some(details);
         }
         Ok(())
     }
 
+    /// A task's record with its details, owned.
+    pub fn owned(&self, v: &TaskView) -> TaskRecord {
+        let details = self.details(v).unwrap_or_default();
+        TaskRecord {
+            key: v.key.to_string(),
+            group: v.group.to_string(),
+            signature: v.signature,
+            duration_ms: v.duration_ms,
+            update_outputs: v.update_outputs,
+            outputs: v.outputs().map(|(p, h)| (p.to_string(), h)).collect(),
+            implicit: v.implicit().map(|(p, h)| (p.to_string(), h)).collect(),
+            inputs: details.inputs,
+            commands: details.commands,
+            env: details.env,
+        }
+    }
+
     /// Drops every task record (after `clean`), keeping file hashes.
     pub fn forget_tasks(&mut self) -> io::Result<()> {
-        self.tasks.clear();
+        self.tasks = Index::default();
         self.rewrite()
     }
 }
@@ -285,11 +572,11 @@ fn record_at(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     (crc32fast::hash(payload) == crc).then_some((payload, pos + RECORD_HEAD + len))
 }
 
-/// Appends a framed record to `buf`.
-fn frame(record: &Record, buf: &mut Vec<u8>) {
+/// Appends a framed record, its payload written by `body`.
+fn frame(buf: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     let start = buf.len();
     buf.extend_from_slice(&[MARK, 0, 0, 0, 0, 0, 0, 0, 0]);
-    encode(record, buf);
+    body(buf);
     let payload = &buf[start + RECORD_HEAD..];
     let len = payload.len() as u32;
     let crc = crc32fast::hash(payload);
@@ -297,43 +584,7 @@ fn frame(record: &Record, buf: &mut Vec<u8>) {
     buf[start + 5..start + 9].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn put_u64(buf: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            buf.push(byte);
-            return;
-        }
-        buf.push(byte | 0x80);
-    }
-}
-
-fn put_i64(buf: &mut Vec<u8>, v: i64) {
-    put_u64(buf, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    put_u64(buf, s.len() as u64);
-    buf.extend_from_slice(s.as_bytes());
-}
-
-fn put_hashed(buf: &mut Vec<u8>, items: &[(String, Hash)]) {
-    put_u64(buf, items.len() as u64);
-    for (s, h) in items {
-        put_str(buf, s);
-        buf.extend_from_slice(h);
-    }
-}
-
-fn put_strings(buf: &mut Vec<u8>, items: &[String]) {
-    put_u64(buf, items.len() as u64);
-    for s in items {
-        put_str(buf, s);
-    }
-}
-
-fn encode(record: &Record, buf: &mut Vec<u8>) {
+fn encode(record: &Record, details: Option<u64>, buf: &mut Vec<u8>) {
     match record {
         Record::File(path, r) => {
             buf.push(TAG_FILE);
@@ -354,13 +605,7 @@ fn encode(record: &Record, buf: &mut Vec<u8>) {
             buf.push(u8::from(t.update_outputs));
             put_hashed(buf, &t.outputs);
             put_hashed(buf, &t.implicit);
-            put_hashed(buf, &t.inputs);
-            put_strings(buf, &t.commands);
-            put_u64(buf, t.env.len() as u64);
-            for (k, v) in &t.env {
-                put_str(buf, k);
-                put_str(buf, v);
-            }
+            put_u64(buf, details.map_or(0, |d| d + 1));
         }
         Record::Forget(key) => {
             buf.push(TAG_FORGET);
@@ -369,122 +614,74 @@ fn encode(record: &Record, buf: &mut Vec<u8>) {
     }
 }
 
-/// A cursor over a payload; every read checks bounds.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+fn encode_details(t: &TaskRecord, buf: &mut Vec<u8>) {
+    put_strings(buf, &t.commands);
+    put_u64(buf, t.env.len() as u64);
+    for (k, v) in &t.env {
+        put_str(buf, k);
+        put_str(buf, v);
+    }
+    put_hashed(buf, &t.inputs);
 }
 
-impl<'a> Reader<'a> {
-    fn u8(&mut self) -> Option<u8> {
-        let b = *self.bytes.get(self.pos)?;
-        self.pos += 1;
-        Some(b)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn i64(&mut self) -> Option<i64> {
-        let v = self.u64()?;
-        Some(((v >> 1) as i64) ^ -((v & 1) as i64))
-    }
-
-    fn len(&mut self) -> Option<usize> {
-        let n = usize::try_from(self.u64()?).ok()?;
-        (n <= self.bytes.len() - self.pos).then_some(n)
-    }
-
-    fn str(&mut self) -> Option<String> {
-        let n = self.len()?;
-        let s = std::str::from_utf8(self.bytes.get(self.pos..self.pos + n)?).ok()?;
-        self.pos += n;
-        Some(s.to_string())
-    }
-
-    fn hash(&mut self) -> Option<Hash> {
-        let h: Hash = self.bytes.get(self.pos..self.pos + 32)?.try_into().ok()?;
-        self.pos += 32;
-        Some(h)
-    }
-
-    fn hashed(&mut self) -> Option<Vec<(String, Hash)>> {
-        let n = self.len()?;
-        (0..n).map(|_| Some((self.str()?, self.hash()?))).collect()
-    }
-
-    fn strings(&mut self) -> Option<Vec<String>> {
-        let n = self.len()?;
-        (0..n).map(|_| self.str()).collect()
-    }
+fn decode_details(payload: &[u8]) -> Option<Details> {
+    let mut r = Reader::new(payload);
+    let commands = r.strings()?;
+    let n = r.read_len()?;
+    let env = (0..n)
+        .map(|_| Some((r.str()?, r.str()?)))
+        .collect::<Option<Vec<_>>>()?;
+    let inputs = r.hashed()?;
+    r.at_end().then_some(Details {
+        commands,
+        env,
+        inputs,
+    })
 }
 
-/// Decodes a payload; `None` if it is not a whole, well-formed record.
-fn decode(payload: &[u8]) -> Option<Record> {
-    let mut r = Reader {
-        bytes: payload,
-        pos: 0,
-    };
-    let record = match r.u8()? {
-        TAG_FILE => {
-            let path = r.str()?;
-            let stat = Stat {
-                size: r.u64()?,
-                mtime: r.i64()?,
-                ctime: r.i64()?,
-                ino: r.u64()?,
-            };
-            let hash = r.hash()?;
-            let recorded_at = r.i64()?;
-            Record::File(
-                path,
-                Recorded {
-                    stat,
-                    hash,
-                    recorded_at,
-                },
-            )
-        }
-        TAG_TASK => {
-            let key = r.str()?;
-            let group = r.str()?;
-            let signature = r.hash()?;
-            let duration_ms = r.u64()?;
-            let update_outputs = r.u8()? != 0;
-            let outputs = r.hashed()?;
-            let implicit = r.hashed()?;
-            let inputs = r.hashed()?;
-            let commands = r.strings()?;
-            let n = r.len()?;
-            let env = (0..n)
-                .map(|_| Some((r.str()?, r.str()?)))
-                .collect::<Option<Vec<_>>>()?;
-            Record::Task(TaskRecord {
-                key,
-                group,
-                signature,
-                duration_ms,
-                update_outputs,
-                outputs,
-                implicit,
-                inputs,
-                commands,
-                env,
-            })
-        }
-        TAG_FORGET => Record::Forget(r.str()?),
-        _ => return None,
-    };
-    (r.pos == payload.len()).then_some(record)
+/// Reads `n` `(path, hash)` pairs, returning the bytes they span.
+fn skip_pairs<'a>(r: &mut Reader<'a>) -> Option<(usize, &'a [u8])> {
+    let n = r.read_len()?;
+    let start = r.rest();
+    for _ in 0..n {
+        r.str_ref()?;
+        r.hash()?;
+    }
+    let used = start.len() - r.rest().len();
+    Some((n, &start[..used]))
+}
+
+/// A task record read in place from its payload.
+fn task_view(payload: &[u8]) -> Option<TaskView<'_>> {
+    let mut r = Reader::new(payload);
+    if r.u8()? != TAG_TASK {
+        return None;
+    }
+    let key = r.str_ref()?;
+    let group = r.str_ref()?;
+    let signature = r.hash()?;
+    let duration_ms = r.u64()?;
+    let update_outputs = r.u8()? != 0;
+    let outputs = skip_pairs(&mut r)?;
+    let implicit = skip_pairs(&mut r)?;
+    let details = r.u64()?.checked_sub(1);
+    r.at_end().then_some(TaskView {
+        key,
+        group,
+        signature,
+        duration_ms,
+        update_outputs,
+        outputs,
+        implicit,
+        details,
+    })
+}
+
+/// Whether a payload (already proved intact by its checksum) has a known tag and a key. The rest
+/// is decoded, with every bound checked, only when a build asks for the record.
+fn indexable(payload: &[u8]) -> bool {
+    matches!(payload.first(), Some(&(TAG_FILE | TAG_TASK | TAG_FORGET)))
+        && Reader::new(&payload[1..]).str_ref().is_some()
 }
 
 #[cfg(test)]
@@ -519,6 +716,10 @@ mod tests {
         }
     }
 
+    fn owned(s: &Store, key: &str) -> Option<TaskRecord> {
+        s.task(key).map(|v| s.owned(&v))
+    }
+
     #[test]
     fn round_trips_and_last_record_wins() {
         let dir = tempfile::tempdir().unwrap();
@@ -530,6 +731,7 @@ mod tests {
             Record::Task(task("build/a.o", 1)),
         ])
         .unwrap();
+        assert_eq!(owned(&s, "build/a.o"), Some(task("build/a.o", 1)));
         s.append(vec![
             Record::Task(task("build/a.o", 2)),
             Record::Task(task("build/b.o", 1)),
@@ -539,9 +741,10 @@ mod tests {
         drop(s);
         let (s, w) = Store::open(&path, false).unwrap();
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(s.files["a.c"], file(5));
-        assert_eq!(s.tasks["build/a.o"], task("build/a.o", 2));
-        assert!(!s.tasks.contains_key("build/b.o"));
+        assert_eq!(s.file("a.c"), Some(file(5)));
+        assert_eq!(owned(&s, "build/a.o"), Some(task("build/a.o", 2)));
+        assert!(s.task("build/b.o").is_none());
+        assert_eq!(s.tasks().count(), 1);
     }
 
     #[test]
@@ -557,13 +760,18 @@ mod tests {
         let bytes = fs::read(&path).unwrap();
         fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let (s, w) = Store::open(&path, true).unwrap();
-        assert_eq!(s.tasks.len(), 4);
+        assert_eq!(s.tasks().count(), 4);
         assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            owned(&s, "t3"),
+            Some(task("t3", 1)),
+            "details survive the repair"
+        );
         drop(s);
         // Repaired: the next load is clean.
         let (s, w) = Store::open(&path, false).unwrap();
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!(s.tasks.len(), 4);
+        assert_eq!(s.tasks().count(), 4);
     }
 
     #[test]
@@ -581,8 +789,22 @@ mod tests {
         bytes[mid] ^= 0x10;
         fs::write(&path, &bytes).unwrap();
         let (s, w) = Store::open(&path, false).unwrap();
-        assert_eq!(s.tasks.len(), 4);
+        assert_eq!(s.tasks().count(), 4);
         assert!(w[0].contains("damaged"), "{w:?}");
+    }
+
+    #[test]
+    fn damaged_details_lose_only_the_details() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let (mut s, _) = Store::open(&path, true).unwrap();
+        s.append(vec![Record::Task(task("t", 1))]).unwrap();
+        drop(s);
+        fs::write(dir.path().join("details"), b"KILNDETL\x02\0\0\0garbage").unwrap();
+        let (s, _) = Store::open(&path, false).unwrap();
+        let v = s.task("t").unwrap();
+        assert_eq!(v.signature, [1; 32]);
+        assert!(s.details(&v).is_none());
     }
 
     #[test]
@@ -593,7 +815,7 @@ mod tests {
         bytes.extend_from_slice(&99u32.to_le_bytes());
         fs::write(&path, &bytes).unwrap();
         let (s, w) = Store::open(&path, true).unwrap();
-        assert!(s.tasks.is_empty());
+        assert_eq!(s.tasks().count(), 0);
         assert!(w[0].contains("version 99"), "{w:?}");
         fs::write(&path, b"garbage").unwrap();
         let (_, w) = Store::open(&path, false).unwrap();
@@ -618,6 +840,22 @@ mod tests {
         let (s, _) = Store::open(&path, true).unwrap();
         let after = fs::metadata(&path).unwrap().len();
         assert!(after * 4 < before, "{before} -> {after}");
-        assert_eq!(s.tasks["t1"].signature, [4; 32]);
+        assert_eq!(owned(&s, "t1").unwrap(), task("t1", 4));
+    }
+
+    #[test]
+    fn colliding_keys_stay_apart() {
+        let keys = ["a", "b", "c"];
+        let key_at = |o: usize| keys.get(o).copied();
+        let mut index = Index::default();
+        // Three keys under one hash.
+        for (at, key) in keys.iter().enumerate() {
+            index.insert_hashed(42, key, at, key_at);
+        }
+        for (at, key) in keys.iter().enumerate() {
+            assert_eq!(index.get_hashed(42, key, key_at), Some(at));
+        }
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.get_hashed(42, "d", key_at), None);
     }
 }

@@ -46,8 +46,9 @@ pub struct Task {
     pub always: bool,
     /// Outputs live in the source tree; clean leaves them alone.
     pub update_outputs: bool,
-    /// The task's identity across builds: its first output, or its generator for a task with none.
-    pub key: String,
+    /// For a task without outputs, its identity across builds (from its generator's name); a task
+    /// with outputs is known by its first one ([`crate::graph::Graph::key`]).
+    pub own_key: Option<String>,
 }
 
 impl Task {

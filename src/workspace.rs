@@ -1,8 +1,15 @@
 //! A workspace: the build file (given with `-f`, or `build.toml` in the current directory or its
-//! nearest parent), the project loaded from it, and where kiln keeps its state (`<out>/.kiln/`).
+//! nearest parent) and what the command line adds to it; loading it into a project, for a build
+//! from the graph cache when that is still valid.
 
+use crate::cache::{self, Key, Snapshot};
 use crate::error::Error;
-use crate::project::{Overrides, Project};
+use crate::filestate::FsClock;
+use crate::generator::Expansion;
+use crate::manifest::PostMode;
+use crate::paths;
+use crate::project::{Overrides, Project, absolute, out_hint};
+use crate::stats;
 use std::path::{Path, PathBuf};
 
 /// The name of the build file kiln looks for.
@@ -22,13 +29,28 @@ pub struct Location {
 }
 
 pub struct Workspace {
-    pub project: Project,
+    /// The build file, canonical.
     pub build_file: PathBuf,
+    /// Its name as the user would type it.
+    pub display: String,
+    pub overrides: Overrides,
+}
+
+/// A project ready to build: its tasks for every group expanded so far.
+pub struct Loaded {
+    pub project: Project,
+    pub expansion: Expansion,
+    /// Read from the graph cache rather than parsed.
+    pub from_cache: bool,
+    /// What to record in the graph cache once the expansion is known to be good.
+    pub cache_key: Option<Key>,
+    /// How the last build ended, when the graph came from the cache.
+    pub snapshot: Option<Snapshot>,
 }
 
 impl Workspace {
-    /// Finds and loads the build file.
-    pub fn load(location: &Location) -> Result<Workspace, Error> {
+    /// Finds the build file.
+    pub fn locate(location: &Location) -> Result<Workspace, Error> {
         let cwd = std::env::current_dir()
             .map_err(|e| Error::io("cannot read the current directory", e))?;
         let cwd = match &location.dir {
@@ -58,25 +80,91 @@ impl Workspace {
             }
             None => find(&cwd)?,
         };
+        let build_file = path
+            .canonicalize()
+            .map_err(|e| Error::io(format!("cannot resolve {display}"), e))?;
         let overrides = Overrides {
             defines: location.defines.clone(),
             out: location.out.as_ref().map(|o| cwd.join(o)),
         };
-        let project = Project::load(&path, &display, &overrides)?;
         Ok(Workspace {
-            project,
-            build_file: path,
+            build_file,
+            display,
+            overrides,
         })
     }
 
-    /// The build directory.
-    pub fn out_dir(&self) -> PathBuf {
-        self.project.out_dir()
+    /// Parses and validates the build file.
+    pub fn load(&self) -> Result<Project, Error> {
+        Project::load(&self.build_file, &self.display, &self.overrides)
     }
 
-    /// kiln's state directory inside the build directory.
-    pub fn state_dir(&self) -> PathBuf {
-        self.out_dir().join(".kiln")
+    /// Loads the project for a build: from the graph cache when it is valid, else by parsing the
+    /// build file and expanding the groups that expand before anything runs (all of them, or the
+    /// first of a lazy project). `fresh` skips the cache.
+    pub fn load_for_build(&self, dry_run: bool, fresh: bool) -> Result<Loaded, Error> {
+        let bytes = std::fs::read(&self.build_file)
+            .map_err(|e| Error::io(format!("cannot read {}", self.display), e))?;
+        let file_hash = *blake3::hash(&bytes).as_bytes();
+        let overrides = cache::overrides_digest(&self.overrides);
+        let root = self.build_file.parent().unwrap_or(Path::new("/"));
+        let out_dir = match &self.overrides.out {
+            Some(o) => PathBuf::from(paths::normalize(&o.to_string_lossy())),
+            None => absolute(
+                root,
+                &paths::normalize(&out_hint(&String::from_utf8_lossy(&bytes))),
+            ),
+        };
+        let cache_path = out_dir.join(".kiln").join("graph");
+        stats::mark("read build file");
+        if !fresh
+            && let Some(c) = cache::load(&cache_path, &self.build_file, &file_hash, &overrides)
+        {
+            stats::mark("load cache");
+            return Ok(Loaded {
+                project: c.project,
+                expansion: c.expansion,
+                from_cache: true,
+                cache_key: Some(c.key),
+                snapshot: Some(c.snapshot),
+            });
+        }
+
+        let project = Project::from_bytes(bytes, &self.build_file, &self.display, &self.overrides)?;
+        stats::mark("parse");
+        let mut expansion = Expansion::new(&project)?;
+        // A clock reading before the globs run, for the cache; only where kiln's state already
+        // exists, so that a first build with a bad build file creates nothing.
+        let state_dir = project.out_dir().join(".kiln");
+        let recorded_at = (!dry_run && project.post == PostMode::AtOnce && state_dir.is_dir())
+            .then(|| {
+                FsClock::open(&state_dir.join("clock"))
+                    .ok()
+                    .map(|c| c.fresh())
+            })
+            .flatten();
+        let first_lazy = match project.post {
+            PostMode::AtOnce => project.groups.len(),
+            PostMode::Lazy => 1,
+        };
+        for g in 0..first_lazy.min(project.groups.len()) {
+            expansion.expand_group(&project, g)?;
+        }
+        stats::mark("expand");
+        let cache_key = recorded_at.map(|recorded_at| Key {
+            build_file: self.build_file.clone(),
+            file_hash,
+            overrides,
+            recorded_at,
+            dirs: expansion.glob_dirs.clone(),
+        });
+        Ok(Loaded {
+            project,
+            expansion,
+            from_cache: false,
+            cache_key,
+            snapshot: None,
+        })
     }
 }
 

@@ -1,0 +1,193 @@
+//! The binary encoding shared by kiln's state files (the store and the graph cache): LEB128
+//! varints (zigzag for signed), strings as a length and UTF-8 bytes, 32-byte hashes, and a
+//! bounds-checked [`Reader`] whose every read returns `None` on malformed input.
+
+use crate::filestate::Hash;
+use std::hash::{BuildHasherDefault, Hasher};
+
+pub fn put_u64(buf: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            buf.push(byte);
+            return;
+        }
+        buf.push(byte | 0x80);
+    }
+}
+
+pub fn put_i64(buf: &mut Vec<u8>, v: i64) {
+    put_u64(buf, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+pub fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_u64(buf, s.len() as u64);
+    buf.extend_from_slice(s.as_bytes());
+}
+
+pub fn put_hashed(buf: &mut Vec<u8>, items: &[(String, Hash)]) {
+    put_u64(buf, items.len() as u64);
+    for (s, h) in items {
+        put_str(buf, s);
+        buf.extend_from_slice(h);
+    }
+}
+
+pub fn put_strings(buf: &mut Vec<u8>, items: &[String]) {
+    put_u64(buf, items.len() as u64);
+    for s in items {
+        put_str(buf, s);
+    }
+}
+
+pub fn put_bool(buf: &mut Vec<u8>, v: bool) {
+    buf.push(u8::from(v));
+}
+
+pub fn put_u32s(buf: &mut Vec<u8>, items: impl ExactSizeIterator<Item = u32>) {
+    put_u64(buf, items.len() as u64);
+    for i in items {
+        put_u64(buf, u64::from(i));
+    }
+}
+
+/// A cursor over a payload; every read checks bounds.
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn u8(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    pub fn u64(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    pub fn i64(&mut self) -> Option<i64> {
+        let v = self.u64()?;
+        Some(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    pub fn read_len(&mut self) -> Option<usize> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        (n <= self.bytes.len() - self.pos).then_some(n)
+    }
+
+    pub fn str(&mut self) -> Option<String> {
+        let n = self.read_len()?;
+        let s = std::str::from_utf8(self.bytes.get(self.pos..self.pos + n)?).ok()?;
+        self.pos += n;
+        Some(s.to_string())
+    }
+
+    pub fn hash(&mut self) -> Option<Hash> {
+        let h: Hash = self.bytes.get(self.pos..self.pos + 32)?.try_into().ok()?;
+        self.pos += 32;
+        Some(h)
+    }
+
+    pub fn hashed(&mut self) -> Option<Vec<(String, Hash)>> {
+        let n = self.read_len()?;
+        (0..n).map(|_| Some((self.str()?, self.hash()?))).collect()
+    }
+
+    pub fn strings(&mut self) -> Option<Vec<String>> {
+        let n = self.read_len()?;
+        (0..n).map(|_| self.str()).collect()
+    }
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, pos: 0 }
+    }
+
+    /// Whether everything was read.
+    pub fn at_end(&self) -> bool {
+        self.pos == self.bytes.len()
+    }
+
+    /// A string borrowed from the input.
+    pub fn str_ref(&mut self) -> Option<&'a str> {
+        let n = self.read_len()?;
+        let s = std::str::from_utf8(self.bytes.get(self.pos..self.pos + n)?).ok()?;
+        self.pos += n;
+        Some(s)
+    }
+
+    /// What is left to read.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.pos..]
+    }
+
+    /// Four raw bytes.
+    pub fn hash4(&mut self) -> Option<[u8; 4]> {
+        let b: [u8; 4] = self.bytes.get(self.pos..self.pos + 4)?.try_into().ok()?;
+        self.pos += 4;
+        Some(b)
+    }
+
+    pub fn bool(&mut self) -> Option<bool> {
+        match self.u8()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    pub fn u32(&mut self) -> Option<u32> {
+        u32::try_from(self.u64()?).ok()
+    }
+
+    pub fn u32s(&mut self) -> Option<Vec<u32>> {
+        let n = self.read_len()?;
+        (0..n).map(|_| self.u32()).collect()
+    }
+}
+
+/// A fast hash of keys; collisions are resolved by comparing the stored key.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Hash maps keyed by strings or their hashes, with [`KeyHasher`].
+pub type Fast = BuildHasherDefault<KeyHasher>;
+
+/// A 64-bit hash of a key, well mixed.
+pub fn key_hash(key: &str) -> u64 {
+    let mut h = KeyHasher(key.len() as u64);
+    h.write(key.as_bytes());
+    // Finish with a mix so that the low bits depend on every byte.
+    let x = h.0;
+    (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (x >> 32)
+}

@@ -1,0 +1,56 @@
+//! `-d stats`: how long each phase of a run took, printed to stderr at the end. Marks are cheap
+//! and always taken; printing is optional.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+struct Timings {
+    start: Option<Instant>,
+    last: Option<Instant>,
+    phases: Vec<(&'static str, Duration)>,
+}
+
+static TIMINGS: Mutex<Timings> = Mutex::new(Timings {
+    start: None,
+    last: None,
+    phases: Vec::new(),
+});
+
+/// Starts the clock (the first mark does too).
+pub fn start() {
+    let mut t = TIMINGS.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    t.start = Some(now);
+    t.last = Some(now);
+    t.phases.clear();
+}
+
+/// Ends a phase: the time since the previous mark is charged to `name`.
+pub fn mark(name: &'static str) {
+    let mut t = TIMINGS.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let since = t.last.unwrap_or(now);
+    t.start.get_or_insert(now);
+    t.last = Some(now);
+    match t.phases.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, d)) => *d += now - since,
+        None => t.phases.push((name, now - since)),
+    }
+}
+
+/// The phases so far, one line each, with the total.
+pub fn report() -> String {
+    let t = TIMINGS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut text = String::from("kiln stats (wall time per phase):\n");
+    for (name, d) in &t.phases {
+        text.push_str(&format!("  {name:<12} {:>9.3} ms\n", d.as_secs_f64() * 1e3));
+    }
+    if let (Some(start), Some(last)) = (t.start, t.last) {
+        text.push_str(&format!(
+            "  {:<12} {:>9.3} ms\n",
+            "total",
+            (last - start).as_secs_f64() * 1e3
+        ));
+    }
+    text
+}
