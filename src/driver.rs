@@ -285,6 +285,7 @@ fn build_loaded(
         from_cache,
         cache_key,
         seeded,
+        checked_dirs: HashSet::new(),
     };
     let result = b.run(signals, first_lazy, started);
     drop(lock);
@@ -325,6 +326,8 @@ struct Build<'a> {
     cache_key: Option<crate::cache::Key>,
     /// From the snapshot: every graph file's stat, and which tasks are known up to date.
     seeded: Option<(Vec<Option<Stat>>, Vec<bool>)>,
+    /// Output directories made and checked in this build.
+    checked_dirs: HashSet<String>,
 }
 
 impl Build<'_> {
@@ -347,6 +350,7 @@ impl Build<'_> {
                     scratch: self.state_dir.join("tmp"),
                     clock: self.clock.clone(),
                     memory_limit: 4 << 20,
+                    logs: self.state_dir.join("logs"),
                 },
             )
         });
@@ -405,27 +409,15 @@ impl Build<'_> {
             self.ran.push(false);
         }
         self.select_targets()?;
-        // Plans first: a cycle is an error, and errors come before anything is deleted.
-        for &g in groups {
-            let tasks = self.group_tasks(g);
-            let facts = TaskFacts {
-                implicit: &|t| self.implicit[t.index()].clone(),
-                weight: &|t| {
-                    self.store
-                        .task(self.x.graph.key(t))
-                        .map_or(1, |r| r.duration_ms + 1)
-                },
-                blocked: &|_| false,
-            };
-            self.plans[g] = Some(constraints::plan_group(
-                self.project,
-                &self.x.graph,
-                g,
-                &tasks,
-                &facts,
-            )?);
+        // A build file just parsed is checked first (a cycle is an error, and errors come before
+        // anything is deleted); a cached graph was checked when it was cached.
+        if !self.from_cache {
+            for &g in groups {
+                let tasks = self.group_tasks(g);
+                self.plan(g, &tasks)?;
+            }
         }
-        stats::mark("plan");
+        stats::mark("check");
         self.check_files();
         stats::mark("stat");
         if self.from_cache && self.missing_source() {
@@ -438,8 +430,36 @@ impl Build<'_> {
         }
         self.predict(&new_tasks);
         stats::mark("decide");
+        // The scheduler gets only what may run: a task known to be up to date, none of whose
+        // producers will run, is skipped as it stands.
+        for &g in groups {
+            let (skipped, maybe): (Vec<TaskId>, Vec<TaskId>) = self
+                .group_tasks(g)
+                .into_iter()
+                .partition(|t| self.prediction[t.index()] == Prediction::Decided(Decision::Skip));
+            for t in skipped {
+                self.explain(t, &Decision::Skip);
+                self.state[t.index()] = TaskState::Skipped;
+            }
+            self.plans[g] = Some(self.plan(g, &maybe)?);
+        }
+        stats::mark("plan");
         self.progress.set_total(self.expected);
         Ok(true)
+    }
+
+    /// The scheduler's plan for `tasks` of group `g`.
+    fn plan(&self, g: GroupId, tasks: &[TaskId]) -> Result<Vec<PlanNode>, Error> {
+        let facts = TaskFacts {
+            implicit: &|t| self.implicit[t.index()].clone(),
+            weight: &|t| {
+                self.store
+                    .task(self.x.graph.key(t))
+                    .map_or(1, |r| r.duration_ms + 1)
+            },
+            blocked: &|_| false,
+        };
+        constraints::plan_group(self.project, &self.x.graph, g, tasks, &facts)
     }
 
     /// Records the graph and how this build ended, for the next build (at-once projects only).
@@ -996,8 +1016,17 @@ impl Build<'_> {
                 recv(results) -> finished => {
                     let Ok(finished) = finished else { break };
                     let node = running.remove(&finished.id).expect("a finished job was started");
+                    if finished.exit == Exit::NotStarted && self.interrupted.is_none() {
+                        // Handed out ahead, held back by a failure: not run.
+                        self.state[finished.id] = TaskState::NotRun;
+                        sched.abandon(node);
+                        continue;
+                    }
                     let ok = self.finished(finished);
                     sched.finish(node, ok);
+                    if !ok && !self.opts.keep_going && let Some(r) = runner {
+                        r.hold();
+                    }
                 }
                 recv(signals) -> sig => {
                     if let Ok(sig) = sig {
@@ -1109,39 +1138,50 @@ impl Build<'_> {
             .collect();
         dirs.sort_unstable();
         dirs.dedup();
+        let allowed = if task.update_outputs {
+            root.as_path()
+        } else {
+            self.out_canon.as_path()
+        };
         for d in dirs {
-            let abs = absolute(root, d);
-            std::fs::create_dir_all(&abs)
-                .map_err(|e| format!("cannot create the directory `{d}`: {e}"))?;
-            let canon = abs
-                .canonicalize()
-                .map_err(|e| format!("cannot resolve the directory `{d}`: {e}"))?;
-            let allowed = if task.update_outputs {
-                root.as_path()
-            } else {
-                self.out_canon.as_path()
-            };
-            if !canon.starts_with(allowed) {
-                return Err(format!(
-                    "the directory `{d}` resolves to {} through a symlink, outside the {}; kiln will not write there",
-                    canon.display(),
-                    if task.update_outputs {
-                        "project"
-                    } else {
-                        "build directory"
-                    }
-                ));
+            // Each directory is checked once a build; the check comes before anything is
+            // created, so that a symlink out of the build directory gets nothing made through it.
+            if self.checked_dirs.contains(d) {
+                continue;
             }
+            let abs = absolute(root, d);
+            let mut existing = abs.as_path();
+            while existing.symlink_metadata().is_err() {
+                existing = existing.parent().unwrap_or(root);
+            }
+            let place = if task.update_outputs {
+                "project"
+            } else {
+                "build directory"
+            };
+            for (at, create) in [(existing.to_path_buf(), true), (abs.clone(), false)] {
+                let canon = at
+                    .canonicalize()
+                    .map_err(|e| format!("cannot resolve the directory `{d}`: {e}"))?;
+                if !canon.starts_with(allowed) {
+                    return Err(format!(
+                        "the directory `{d}` resolves to {} through a symlink, outside the {place}; kiln will not write there",
+                        canon.display()
+                    ));
+                }
+                if create {
+                    std::fs::create_dir_all(&abs)
+                        .map_err(|e| format!("cannot create the directory `{d}`: {e}"))?;
+                }
+            }
+            self.checked_dirs.insert(d.to_string());
         }
         let watch = task
             .reads()
             .chain(self.implicit[t.index()].iter().copied())
             .map(|f| absolute(root, graph.path(f)))
             .collect();
-        let log = self.state_dir.join("logs").join(format!(
-            "{}.log",
-            &blake3::hash(graph.key(t).as_bytes()).to_hex()[..16]
-        ));
+
         Ok(Job {
             id: t.index(),
             commands: task.commands.clone(),
@@ -1152,7 +1192,6 @@ impl Build<'_> {
                 .collect(),
             watch,
             depfile: task.depfile.map(|f| absolute(root, graph.path(f))),
-            log,
         })
     }
 
@@ -1390,7 +1429,7 @@ impl Build<'_> {
         let key = self.x.graph.key(t).to_string();
         for (i, &o) in outputs.iter().enumerate() {
             let before = self.files[o.index()].stat;
-            let after = f.outputs[i].map(|(s, _)| s);
+            let after = f.outputs.get(i).copied().flatten().map(|(s, _)| s);
             if after.is_some() && after != before && !update {
                 let path = self.x.graph.path(o).to_string();
                 if let Err(e) = clean::remove_inside(&self.project.root, &self.out_canon, &path) {

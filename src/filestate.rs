@@ -72,22 +72,36 @@ impl Dir {
 
 /// The blake3 hash of a file's content. A directory hashes to a fixed marker.
 pub fn hash_file(path: &Path) -> io::Result<Hash> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with_borrow_mut(|buf| stat_and_hash(path, buf).map(|(_, h)| h))
+}
+
+/// A file's stat and content hash through one open: the stat is taken from the open file, so it
+/// describes what was read. `buf` is scratch space, reused between calls.
+pub fn stat_and_hash(path: &Path, buf: &mut Vec<u8>) -> io::Result<(Stat, Hash)> {
     let mut file = File::open(path)?;
     let meta = file.metadata()?;
+    let stat = Stat::of(&meta);
     if meta.is_dir() {
-        return Ok(*blake3::hash(b"kiln directory").as_bytes());
+        return Ok((stat, *blake3::hash(b"kiln directory").as_bytes()));
     }
+    buf.resize(64 * 1024, 0);
     let mut hasher = blake3::Hasher::new();
-    if meta.len() <= 1 << 20 {
-        let mut buf = Vec::with_capacity(meta.len() as usize + 1);
-        file.read_to_end(&mut buf)?;
-        hasher.update(&buf);
-    } else {
-        hasher.update_reader(&mut file)?;
+    loop {
+        match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
     let hash = *hasher.finalize().as_bytes();
     // An all-zero hash means "missing"; a real file never gets it (2^-256).
-    Ok(if hash == MISSING { [1; 32] } else { hash })
+    Ok((stat, if hash == MISSING { [1; 32] } else { hash }))
 }
 
 /// A recorded hash and when it was taken.
@@ -114,7 +128,7 @@ pub struct FsClock {
 }
 
 /// How long a reading is reused. Timestamp ticks are coarser than this on common file systems.
-const CLOCK_REUSE: Duration = Duration::from_micros(500);
+const CLOCK_REUSE: Duration = Duration::from_millis(2);
 
 impl FsClock {
     pub fn open(path: &Path) -> io::Result<FsClock> {

@@ -20,7 +20,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -40,8 +40,6 @@ pub struct Job {
     pub watch: Vec<PathBuf>,
     /// Read and parse after success.
     pub depfile: Option<PathBuf>,
-    /// Where output beyond the memory limit is kept.
-    pub log: PathBuf,
 }
 
 /// How a job's commands ended.
@@ -99,14 +97,25 @@ pub struct Config {
     /// For script files of long commands.
     pub scratch: PathBuf,
     pub clock: Option<Arc<FsClock>>,
-    /// Output kept in memory per job before it spills to the log file.
+    /// Output kept in memory per job before it spills to a log file in `logs`.
     pub memory_limit: usize,
+    pub logs: PathBuf,
 }
 
 struct Shared {
     config: Config,
     groups: Mutex<HashMap<usize, i32>>,
     stopping: AtomicI32,
+    /// How many commands may run at once, and how many do.
+    permits: Mutex<Permits>,
+    freed: Condvar,
+}
+
+struct Permits {
+    limit: usize,
+    active: usize,
+    /// Start nothing more (a failure without keep-going).
+    held: bool,
 }
 
 pub struct Runner {
@@ -125,13 +134,27 @@ impl Runner {
             config,
             groups: Mutex::new(HashMap::new()),
             stopping: AtomicI32::new(0),
+            permits: Mutex::new(Permits {
+                limit: workers.max(1),
+                active: 0,
+                held: false,
+            }),
+            freed: Condvar::new(),
         });
         let workers = (0..workers.max(1))
             .map(|_| {
                 let (rx, tx, shared) = (job_rx.clone(), done_tx.clone(), shared.clone());
                 std::thread::spawn(move || {
+                    // Scratch space for reading output and hashing outputs, kept across jobs.
+                    let mut buf = Vec::new();
                     for job in rx {
-                        let finished = run_job(&shared, job);
+                        let finished = if shared.acquire() {
+                            let f = run_job(&shared, job, &mut buf);
+                            shared.release();
+                            f
+                        } else {
+                            not_started(job.id)
+                        };
                         if tx.send(finished).is_err() {
                             break;
                         }
@@ -147,6 +170,28 @@ impl Runner {
         }
     }
 
+    /// How many commands may run at once from now on (a group's cap; never above the workers).
+    pub fn set_limit(&self, limit: usize) {
+        let mut p = self
+            .shared
+            .permits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.limit = limit.clamp(1, self.workers.len().max(1));
+        self.shared.freed.notify_all();
+    }
+
+    /// Starts no command that has not started yet: queued jobs come back as not started.
+    pub fn hold(&self) {
+        self.shared
+            .permits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .held = true;
+        self.shared.freed.notify_all();
+    }
+
+    /// Queues a job; it starts when a worker and a permit are free.
     pub fn start(&self, job: Job) {
         if let Some(tx) = &self.jobs {
             tx.send(job)
@@ -165,6 +210,7 @@ impl Runner {
         self.shared
             .stopping
             .store(signal.as_raw(), Ordering::SeqCst);
+        self.shared.freed.notify_all();
         let groups = self.shared.groups.lock().unwrap_or_else(|e| e.into_inner());
         for &pgid in groups.values() {
             kill_group(pgid, signal);
@@ -178,6 +224,46 @@ impl Drop for Runner {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+    }
+}
+
+impl Shared {
+    /// Waits for a permit; false if nothing more may start.
+    fn acquire(&self) -> bool {
+        let mut p = self.permits.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if p.held || self.stopping.load(Ordering::SeqCst) != 0 {
+                return false;
+            }
+            if p.active < p.limit {
+                p.active += 1;
+                return true;
+            }
+            p = self.freed.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn release(&self) {
+        self.permits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .active -= 1;
+        self.freed.notify_one();
+    }
+}
+
+/// The result of a job that never started.
+fn not_started(id: usize) -> Finished {
+    Finished {
+        id,
+        exit: Exit::NotStarted,
+        output: Output::default(),
+        duration: Duration::ZERO,
+        started_at: 0,
+        ended_at: 0,
+        outputs: Vec::new(),
+        watch: Vec::new(),
+        depfile: None,
     }
 }
 
@@ -201,12 +287,14 @@ fn signal_from_raw(raw: i32) -> rustix::process::Signal {
     .unwrap_or(Signal::TERM)
 }
 
-fn run_job(shared: &Shared, job: Job) -> Finished {
+fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
     let config = &shared.config;
     let clock = || config.clock.as_ref().map_or(0, |c| c.now());
-    let started_at = clock();
+    // Only what a depfile reports needs the start time (a file first seen there).
+    let started_at = if job.depfile.is_some() { clock() } else { 0 };
     let start = Instant::now();
-    let mut output = OutputBuf::new(config.memory_limit, job.log.clone());
+    let log = config.logs.join(format!("task-{}.log", job.id));
+    let mut output = OutputBuf::new(config.memory_limit, log);
     let mut exit = Exit::Success;
     for (i, command) in job.commands.iter().enumerate() {
         if shared.stopping.load(Ordering::SeqCst) != 0 {
@@ -220,7 +308,7 @@ fn run_job(shared: &Shared, job: Job) -> Finished {
             };
             break;
         }
-        match run_command(shared, job.id, i, command, &mut output) {
+        match run_command(shared, job.id, i, command, &mut output, buf) {
             Ok(status) => {
                 if let Some(signal) = status.signal() {
                     exit = Exit::Signaled { command: i, signal };
@@ -247,14 +335,11 @@ fn run_job(shared: &Shared, job: Job) -> Finished {
     let outputs = job
         .outputs
         .iter()
-        .map(|p| {
-            let stat = filestate::stat(p)?;
-            let hash = if success {
-                filestate::hash_file(p).ok()
-            } else {
-                None
-            };
-            Some((stat, hash))
+        .map(|p| match success {
+            true => filestate::stat_and_hash(p, buf)
+                .ok()
+                .map(|(s, h)| (s, Some(h))),
+            false => filestate::stat(p).map(|s| (s, None)),
         })
         .collect();
     let watch = job.watch.iter().map(|p| filestate::stat(p)).collect();
@@ -288,6 +373,7 @@ fn run_command(
     index: usize,
     command: &str,
     output: &mut OutputBuf,
+    buf: &mut Vec<u8>,
 ) -> io::Result<std::process::ExitStatus> {
     let config = &shared.config;
     let mut script = None;
@@ -329,9 +415,9 @@ fn run_command(
             kill_group(pgid, signal_from_raw(stopping));
         }
         let mut reader = reader;
-        let mut buf = vec![0u8; 64 * 1024];
+        buf.resize(64 * 1024, 0);
         loop {
-            match reader.read(&mut buf) {
+            match reader.read(buf) {
                 Ok(0) => break,
                 Ok(n) => output.push(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -424,6 +510,7 @@ mod tests {
                 scratch: dir.join("tmp"),
                 clock: None,
                 memory_limit: limit,
+                logs: dir.join("logs"),
             },
         )
     }
@@ -435,7 +522,6 @@ mod tests {
             outputs: vec![dir.join("out")],
             watch: vec![],
             depfile: None,
-            log: dir.join(format!("log{id}")),
         }
     }
 

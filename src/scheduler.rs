@@ -124,6 +124,14 @@ impl Scheduler {
         }
     }
 
+    /// Reports a started task as never run after all (it was handed out ahead of time and the
+    /// build stopped before it began): it and what depends on it are not run.
+    pub fn abandon(&mut self, node: NodeId) {
+        debug_assert_eq!(self.state[node], State::Running);
+        self.running -= 1;
+        self.settle(node, State::NotRun);
+    }
+
     /// Starts nothing more (an interrupt); running tasks may still finish.
     pub fn stop(&mut self) {
         self.stopped = true;

@@ -52,5 +52,25 @@ pub fn report() -> String {
             (last - start).as_secs_f64() * 1e3
         ));
     }
+    // kiln's own processor time, every thread, not the commands it ran (in clock ticks, from
+    // /proc/self/stat: utime and stime are fields 14 and 15).
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+        && let Some((_, rest)) = stat.rsplit_once(')')
+    {
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                * 10.0
+        };
+        text.push_str(&format!(
+            "  {:<12} {:>9.0} ms user, {:.0} ms system\n",
+            "kiln cpu",
+            ticks(11),
+            ticks(12)
+        ));
+    }
     text
 }

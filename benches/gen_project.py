@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Writes the synthetic benchmark project: N sources in modules of 100, one header per module that
+every compile of the module reads, one archive per module, one final output. Every task is
+`cat IN... > OUT`. The same project is written four times, each copy with its own build description
+and build directory `out/`:
+
+  kiln-explicit/   build.toml with one generator per task
+  kiln-idiomatic/  build.toml with globs, extension mapping, `deps` and `use`
+  ninja/           build.ninja
+  make/            Makefile
+
+Usage: gen_project.py N DIR
+"""
+
+import os
+import random
+import sys
+
+MODULE = 100
+
+
+def layout(n):
+    """(module name, [source stems]) for each module."""
+    mods = []
+    for m in range((n + MODULE - 1) // MODULE):
+        count = min(MODULE, n - m * MODULE)
+        mods.append((f"mod{m}", [f"f{k:03d}" for k in range(count)]))
+    return mods
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def write_sources(root, mods, seed=1):
+    rnd = random.Random(seed)
+    for mod, stems in mods:
+        write(f"{root}/{mod}/mod.h", f"/* header of {mod} */\n#define {mod.upper()} 1\n")
+        for s in stems:
+            body = "".join(rnd.choice("abcdefghij \n") for _ in range(80))
+            write(f"{root}/{mod}/{s}.c", f"/* {mod}/{s}.c */\n{body}\n")
+
+
+def kiln_explicit(mods):
+    out = ['[project]\nout = "out"\n\n[rule.cat]\nrun = "cat ${SRC} > ${TGT}"\n']
+    for mod, stems in mods:
+        for s in stems:
+            out.append(f'[[gen]]\nrule = "cat"\nsource = ["{mod}/{s}.c", "{mod}/mod.h"]\ntarget = "{mod}/{s}.o"\n')
+        objs = ", ".join(f'"{mod}/{s}.o"' for s in stems)
+        out.append(f'[[gen]]\nname = "{mod}"\nrule = "cat"\nsource = [{objs}]\ntarget = "lib{mod}.a"\n')
+    libs = ", ".join(f'"lib{mod}.a"' for mod, _ in mods)
+    out.append(f'[[gen]]\nname = "final"\nrule = "cat"\nsource = [{libs}]\ntarget = "final"\n')
+    return "\n".join(out)
+
+
+def kiln_idiomatic(mods):
+    out = [
+        '[project]\nout = "out"\n\n'
+        '[rule.cc]\nrun = "cat ${SRC} ${HDR} > ${TGT}"\next_in = [".c"]\next_out = [".o"]\n\n'
+        '[rule.ar]\nrun = "cat ${SRC} > ${TGT}"\n\n'
+        '[rule.link]\nrun = "cat ${SRC} > ${TGT}"\n'
+    ]
+    for mod, _ in mods:
+        out.append(
+            f'[[gen]]\nname = "{mod}"\nrule = "ar"\nsource = ["{mod}/*.c"]\ndeps = ["{mod}/mod.h"]\n'
+            f'env = {{ HDR = "{mod}/mod.h" }}\ntarget = "lib{mod}.a"\n'
+        )
+    uses = ", ".join(f'"{mod}"' for mod, _ in mods)
+    out.append(f'[[gen]]\nname = "final"\nrule = "link"\nuse = [{uses}]\ntarget = "final"\n')
+    return "\n".join(out)
+
+
+def ninja(mods):
+    out = ["rule cat\n  command = cat $in > $out\n"]
+    for mod, stems in mods:
+        for s in stems:
+            out.append(f"build out/{mod}/{s}.o: cat {mod}/{s}.c {mod}/mod.h")
+        objs = " ".join(f"out/{mod}/{s}.o" for s in stems)
+        out.append(f"build out/lib{mod}.a: cat {objs}")
+    libs = " ".join(f"out/lib{mod}.a" for mod, _ in mods)
+    out.append(f"build out/final: cat {libs}\ndefault out/final\n")
+    return "\n".join(out)
+
+
+def make(mods):
+    libs = " ".join(f"out/lib{mod}.a" for mod, _ in mods)
+    out = [f"out/final: {libs}\n\tcat $^ > $@\n"]
+    for mod, stems in mods:
+        objs = " ".join(f"out/{mod}/{s}.o" for s in stems)
+        out.append(f"out/lib{mod}.a: {objs}\n\tcat $^ > $@\n")
+        for s in stems:
+            out.append(f"out/{mod}/{s}.o: {mod}/{s}.c {mod}/mod.h\n\tcat $^ > $@\n")
+    return "\n".join(out)
+
+
+FORMS = {
+    "kiln-explicit": ("build.toml", kiln_explicit),
+    "kiln-idiomatic": ("build.toml", kiln_idiomatic),
+    "ninja": ("build.ninja", ninja),
+    "make": ("Makefile", make),
+}
+
+
+def generate(n, root):
+    mods = layout(n)
+    for form, (name, render) in FORMS.items():
+        d = f"{root}/{form}"
+        write_sources(d, mods)
+        write(f"{d}/{name}", render(mods))
+        if form == "make":
+            # make does not create directories: they exist before any timing starts.
+            for mod, _ in mods:
+                os.makedirs(f"{d}/out/{mod}", exist_ok=True)
+    return mods
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    generate(int(sys.argv[1]), sys.argv[2])
