@@ -634,9 +634,6 @@ impl Build<'_> {
             .map(FileId)
             .filter(|f| !self.files[f.index()].checked)
             .collect();
-        if todo.is_empty() {
-            return;
-        }
         let root = &self.project.root;
         let graph = &self.x.graph;
         let stats = match &self.seeded {
@@ -651,32 +648,57 @@ impl Build<'_> {
                 }
             },
         };
-        let mut to_hash = Vec::new();
         for (i, &f) in todo.iter().enumerate() {
             let state = &mut self.files[f.index()];
             state.checked = true;
             state.stat = stats[i];
             match stats[i] {
                 None => state.hash = Some(MISSING),
-                Some(stat) => match self.store.file(graph.path(f)) {
-                    Some(rec) if rec.trusted_for(&stat) => {
+                Some(stat) => {
+                    if let Some(rec) = self
+                        .store
+                        .file(graph.path(f))
+                        .filter(|r| r.trusted_for(&stat))
+                    {
                         state.hash = Some(rec.hash);
                         state.recorded_at = rec.recorded_at;
                     }
-                    _ => to_hash.push(i),
-                },
+                }
             }
         }
+        // Hash now only what a decision needs: the files of tasks the store remembers. A task
+        // with no record runs whatever its inputs hold; its worker hashes them after the run.
+        let mut needed = vec![false; n];
+        for t in graph.task_ids() {
+            if self.store.task(graph.key(t)).is_some() {
+                let task = graph.task(t);
+                for f in task
+                    .reads()
+                    .chain(self.implicit[t.index()].iter().copied())
+                    .chain(task.outputs.iter().copied())
+                    .chain(task.depfile)
+                {
+                    needed[f.index()] = true;
+                }
+            }
+        }
+        let to_hash: Vec<FileId> = (0..n as u32)
+            .map(FileId)
+            .filter(|f| {
+                needed[f.index()]
+                    && self.files[f.index()].stat.is_some()
+                    && self.files[f.index()].hash.is_none()
+            })
+            .collect();
         if to_hash.is_empty() {
             return;
         }
         let recorded_at = self.clock.as_ref().map_or(i64::MIN, |c| c.now());
-        let hashes = filestate::par_map(&to_hash, |&i| {
-            filestate::hash_file(&absolute(root, graph.path(todo[i]))).ok()
+        let hashes = filestate::par_map(&to_hash, |&f| {
+            filestate::hash_file(&absolute(root, graph.path(f))).ok()
         });
         let mut records = Vec::new();
-        for (&i, hash) in to_hash.iter().zip(hashes) {
-            let f = todo[i];
+        for (&f, hash) in to_hash.iter().zip(hashes) {
             let state = &mut self.files[f.index()];
             match (hash, state.stat) {
                 (Some(hash), Some(stat)) => {
@@ -1176,10 +1198,15 @@ impl Build<'_> {
             }
             self.checked_dirs.insert(d.to_string());
         }
+        // Inputs not hashed yet are hashed by the worker after the run (hot in the page cache).
         let watch = task
             .reads()
             .chain(self.implicit[t.index()].iter().copied())
-            .map(|f| absolute(root, graph.path(f)))
+            .map(|f| {
+                let unhashed =
+                    self.files[f.index()].stat.is_some() && self.files[f.index()].hash.is_none();
+                (absolute(root, graph.path(f)), unhashed)
+            })
             .collect();
 
         Ok(Job {
@@ -1328,8 +1355,30 @@ impl Build<'_> {
         let mut changed = watched
             .iter()
             .zip(&f.watch)
-            .find(|(w, now)| self.files[w.index()].stat != **now)
+            .find(|(w, now)| self.files[w.index()].stat != now.map(|(s, _)| s))
             .map(|(w, _)| *w);
+        // Hashes the worker took of inputs nobody had hashed: kept if the file is as it was
+        // before the run (otherwise the run is not trusted anyway).
+        for (&w, now) in watched.iter().zip(&f.watch) {
+            let state = &mut self.files[w.index()];
+            if state.hash.is_none() {
+                match *now {
+                    Some((stat, Some(hash))) if state.stat == Some(stat) => {
+                        state.hash = Some(hash);
+                        state.recorded_at = f.ended_at;
+                        records.push(Record::File(
+                            self.x.graph.path(w).to_string(),
+                            Recorded {
+                                stat,
+                                hash,
+                                recorded_at: f.ended_at,
+                            },
+                        ));
+                    }
+                    _ => state.hash = Some(MISSING),
+                }
+            }
+        }
         if changed.is_none() && !first_seen.is_empty() {
             let now = self.clock.as_ref().map_or(i64::MAX, |c| c.fresh());
             changed = first_seen

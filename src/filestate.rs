@@ -89,11 +89,16 @@ pub fn stat_and_hash(path: &Path, buf: &mut Vec<u8>) -> io::Result<(Stat, Hash)>
     }
     buf.resize(64 * 1024, 0);
     let mut hasher = blake3::Hasher::new();
-    loop {
-        match file.read(buf) {
+    // Exactly the size the stat gave: what is hashed is what the stat describes, and no read is
+    // spent learning that the end was reached.
+    let mut left = stat.size;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        match file.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => {
                 hasher.update(&buf[..n]);
+                left -= n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

@@ -545,8 +545,7 @@ impl Expansion {
                     .note("sources must lie under the build file's directory (or in the build directory)")
                     .into());
             }
-            let literal_file = crate::project::absolute(&project.root, &norm).is_file();
-            if glob::is_glob(&norm) && !literal_file {
+            if glob::is_glob(&norm) && !crate::project::absolute(&project.root, &norm).is_file() {
                 let pattern = Pattern::new(&norm)
                     .map_err(|m| Error::from(project.error_at(entry.span.clone(), m)))?;
                 let found = glob::expand(&project.root, &pattern, &project.out);

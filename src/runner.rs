@@ -36,8 +36,9 @@ pub struct Job {
     pub commands: Vec<String>,
     /// Stat afterwards, and hash after success.
     pub outputs: Vec<PathBuf>,
-    /// Stat afterwards, to see whether they changed while the commands ran.
-    pub watch: Vec<PathBuf>,
+    /// Stat afterwards, to see whether they changed while the commands ran; those flagged are
+    /// hashed too (inputs whose hash nobody needed before the run).
+    pub watch: Vec<(PathBuf, bool)>,
     /// Read and parse after success.
     pub depfile: Option<PathBuf>,
 }
@@ -85,7 +86,7 @@ pub struct Finished {
     pub ended_at: i64,
     /// Each output's stat, and its hash after success.
     pub outputs: Vec<Option<(Stat, Option<Hash>)>>,
-    pub watch: Vec<Option<Stat>>,
+    pub watch: Vec<Option<(Stat, Option<Hash>)>>,
     /// The depfile's prerequisites, or why they could not be read.
     pub depfile: Option<Result<Vec<String>, String>>,
 }
@@ -342,7 +343,16 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
             false => filestate::stat(p).map(|s| (s, None)),
         })
         .collect();
-    let watch = job.watch.iter().map(|p| filestate::stat(p)).collect();
+    let watch = job
+        .watch
+        .iter()
+        .map(|(p, hash)| match hash {
+            true => filestate::stat_and_hash(p, buf)
+                .ok()
+                .map(|(s, h)| (s, Some(h))),
+            false => filestate::stat(p).map(|s| (s, None)),
+        })
+        .collect();
     let depfile = match (&job.depfile, success) {
         (Some(path), true) => Some(match std::fs::read(path) {
             Ok(bytes) => depfile::parse(&bytes)

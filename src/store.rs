@@ -1,9 +1,10 @@
 //! The on-disk store under `<out>/.kiln/`: kiln's memory of file hashes and finished tasks, as
 //! two append-only binary logs. `store` holds what every build reads (file hashes; each task's
 //! signature, outputs and implicit dependencies); `details` holds what only `--explain` reads (a
-//! task's commands, env values and input hashes), referenced by offset. Each finished task is
-//! appended with one `write` per file (details first) as soon as it finishes, so a crash loses at
-//! most the tasks that were running.
+//! task's commands, env values and input hashes), referenced by offset. Each finished task's
+//! record is appended with one `write` as soon as it finishes, so a crash loses at most the tasks
+//! that were running. Details are written in batches (a crash may lose some: explain then says
+//! less); each names its task, so a record never shows another task's details.
 //!
 //! Format of both: the header (`KILNSTOR` or `KILNDETL` and a little-endian u32 version), then
 //! records `[0xA5][u32 payload length][u32 crc32 of payload][payload]`. A `store` payload starts
@@ -212,7 +213,9 @@ pub struct Store {
     details_path: PathBuf,
     file: Option<File>,
     details: Option<File>,
+    /// Bytes of `details` on disk, and the batch not written yet (which follows them).
     details_len: u64,
+    pending_details: Vec<u8>,
     /// Every record of `store`, as loaded and appended.
     bytes: Vec<u8>,
     files: Index,
@@ -244,6 +247,7 @@ impl Store {
             file: None,
             details: None,
             details_len: 0,
+            pending_details: Vec::new(),
             bytes: Vec::new(),
             files: Index::default(),
             tasks: Index::default(),
@@ -416,6 +420,14 @@ impl Store {
     /// The details of a task's record, if they can be read.
     pub fn details(&self, task: &TaskView) -> Option<Details> {
         let offset = task.details?;
+        if let Some(at) = offset
+            .checked_sub(self.details_len)
+            .filter(|_| self.details.is_some())
+        {
+            // Still in the batch not written yet.
+            let (payload, _) = record_at(&self.pending_details, usize::try_from(at).ok()?)?;
+            return decode_details(payload, task.key);
+        }
         let file = match &self.details {
             Some(f) => f.try_clone().ok()?,
             None => File::open(&self.details_path).ok()?,
@@ -432,7 +444,19 @@ impl Store {
         if crc32fast::hash(&payload) != u32::from_le_bytes(head[5..9].try_into().ok()?) {
             return None;
         }
-        decode_details(&payload)
+        decode_details(&payload, task.key)
+    }
+
+    /// Writes the batch of details not written yet.
+    pub fn flush_details(&mut self) -> io::Result<()> {
+        if let Some(f) = &mut self.details
+            && !self.pending_details.is_empty()
+        {
+            f.write_all(&self.pending_details)?;
+            self.details_len += self.pending_details.len() as u64;
+            self.pending_details.clear();
+        }
+        Ok(())
     }
 
     /// Appends records (task details first, to their own log), and indexes them.
@@ -441,23 +465,19 @@ impl Store {
             return Ok(());
         }
         let mut hot = Vec::new();
-        let mut cold = Vec::new();
         for r in &records {
             let details = match r {
                 Record::Task(t) if self.details.is_some() => {
-                    let at = self.details_len + cold.len() as u64;
-                    frame(&mut cold, |buf| encode_details(t, buf));
+                    let at = self.details_len + self.pending_details.len() as u64;
+                    frame(&mut self.pending_details, |buf| encode_details(t, buf));
                     Some(at)
                 }
                 _ => None,
             };
             frame(&mut hot, |buf| encode(r, details, buf));
         }
-        if let Some(f) = &mut self.details
-            && !cold.is_empty()
-        {
-            f.write_all(&cold)?;
-            self.details_len += cold.len() as u64;
+        if self.pending_details.len() >= 64 * 1024 {
+            self.flush_details()?;
         }
         if let Some(file) = &mut self.file {
             file.write_all(&hot)?;
@@ -477,6 +497,7 @@ impl Store {
     /// Rewrites the store and its details with only live records: new files, fsync, rename,
     /// fsync the directory.
     pub fn rewrite(&mut self) -> io::Result<()> {
+        self.flush_details()?;
         let mut files: Vec<(String, Recorded)> = self
             .files
             .offsets()
@@ -557,6 +578,12 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.flush_details();
+    }
+}
+
 /// The payload of an intact record at `pos` and where the next record starts.
 fn record_at(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     let head = bytes.get(pos..pos + RECORD_HEAD)?;
@@ -615,6 +642,7 @@ fn encode(record: &Record, details: Option<u64>, buf: &mut Vec<u8>) {
 }
 
 fn encode_details(t: &TaskRecord, buf: &mut Vec<u8>) {
+    put_str(buf, &t.key);
     put_strings(buf, &t.commands);
     put_u64(buf, t.env.len() as u64);
     for (k, v) in &t.env {
@@ -624,8 +652,11 @@ fn encode_details(t: &TaskRecord, buf: &mut Vec<u8>) {
     put_hashed(buf, &t.inputs);
 }
 
-fn decode_details(payload: &[u8]) -> Option<Details> {
+fn decode_details(payload: &[u8], key: &str) -> Option<Details> {
     let mut r = Reader::new(payload);
+    if r.str_ref()? != key {
+        return None;
+    }
     let commands = r.strings()?;
     let n = r.read_len()?;
     let env = (0..n)
@@ -805,6 +836,30 @@ mod tests {
         let v = s.task("t").unwrap();
         assert_eq!(v.signature, [1; 32]);
         assert!(s.details(&v).is_none());
+    }
+
+    #[test]
+    fn details_are_written_in_batches_and_never_shown_for_another_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let (mut s, _) = Store::open(&path, true).unwrap();
+        s.append(vec![Record::Task(task("x", 1))]).unwrap();
+        // Not written yet, but readable.
+        assert_eq!(fs::metadata(dir.path().join("details")).unwrap().len(), 12);
+        assert_eq!(owned(&s, "x"), Some(task("x", 1)));
+        // A record whose details offset holds another task's details (as after a crash that lost
+        // a batch) shows none.
+        let v = s.task("x").unwrap();
+        let mut other = v;
+        other.key = "y";
+        assert!(s.details(&other).is_none());
+        drop(s);
+        let (s, _) = Store::open(&path, false).unwrap();
+        assert_eq!(
+            owned(&s, "x"),
+            Some(task("x", 1)),
+            "written when the store is dropped"
+        );
     }
 
     #[test]
