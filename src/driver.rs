@@ -975,7 +975,13 @@ impl Build<'_> {
         let cap = self.project.groups[g]
             .jobs
             .map_or(self.opts.jobs, |j| j.min(self.opts.jobs));
-        let mut sched = Scheduler::new(nodes, cap, self.opts.keep_going);
+        // The runner runs `cap` commands at once; the scheduler hands it up to twice that, so
+        // that a worker finishing a command starts the next one without waiting for this thread.
+        if let Some(r) = runner {
+            r.set_limit(cap);
+        }
+        let handed_out = if self.opts.dry_run { cap } else { cap * 2 };
+        let mut sched = Scheduler::new(nodes, handed_out, self.opts.keep_going);
         let mut running: HashMap<usize, NodeId> = HashMap::new();
         let no_results = never();
         let results = runner.map_or(&no_results, |r| r.results());

@@ -120,6 +120,8 @@ struct Permits {
 }
 
 pub struct Runner {
+    /// `-j`: no group's cap goes above it.
+    jobs_limit: usize,
     jobs: Option<Sender<Job>>,
     results: Receiver<Finished>,
     shared: Arc<Shared>,
@@ -127,8 +129,12 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Starts `workers` threads.
-    pub fn new(workers: usize, config: Config) -> Runner {
+    /// A runner that runs at most `jobs` jobs at once, one per worker thread. (A worker keeps its
+    /// permit through its bookkeeping after the commands: handing the next command to another
+    /// worker instead measured slower, a wake-up per task.)
+    pub fn new(jobs: usize, config: Config) -> Runner {
+        let jobs = jobs.max(1);
+        let workers = jobs;
         let (job_tx, job_rx) = unbounded::<Job>();
         let (done_tx, done_rx) = unbounded::<Finished>();
         let shared = Arc::new(Shared {
@@ -136,26 +142,20 @@ impl Runner {
             groups: Mutex::new(HashMap::new()),
             stopping: AtomicI32::new(0),
             permits: Mutex::new(Permits {
-                limit: workers.max(1),
+                limit: jobs,
                 active: 0,
                 held: false,
             }),
             freed: Condvar::new(),
         });
-        let workers = (0..workers.max(1))
+        let workers = (0..workers)
             .map(|_| {
                 let (rx, tx, shared) = (job_rx.clone(), done_tx.clone(), shared.clone());
                 std::thread::spawn(move || {
                     // Scratch space for reading output and hashing outputs, kept across jobs.
                     let mut buf = Vec::new();
                     for job in rx {
-                        let finished = if shared.acquire() {
-                            let f = run_job(&shared, job, &mut buf);
-                            shared.release();
-                            f
-                        } else {
-                            not_started(job.id)
-                        };
+                        let finished = run_job(&shared, job, &mut buf);
                         if tx.send(finished).is_err() {
                             break;
                         }
@@ -164,6 +164,7 @@ impl Runner {
             })
             .collect();
         Runner {
+            jobs_limit: jobs,
             jobs: Some(job_tx),
             results: done_rx,
             shared,
@@ -178,7 +179,7 @@ impl Runner {
             .permits
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        p.limit = limit.clamp(1, self.workers.len().max(1));
+        p.limit = limit.clamp(1, self.jobs_limit);
         self.shared.freed.notify_all();
     }
 
@@ -293,6 +294,9 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
     let clock = || config.clock.as_ref().map_or(0, |c| c.now());
     // Only what a depfile reports needs the start time (a file first seen there).
     let started_at = if job.depfile.is_some() { clock() } else { 0 };
+    if !shared.acquire() {
+        return not_started(job.id);
+    }
     let start = Instant::now();
     let log = config.logs.join(format!("task-{}.log", job.id));
     let mut output = OutputBuf::new(config.memory_limit, log);
@@ -364,6 +368,7 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
         }),
         _ => None,
     };
+    shared.release();
     Finished {
         id: job.id,
         exit,
