@@ -1,14 +1,6 @@
 //! The graph cache, `<out>/.kiln/graph`: a binary copy of the validated project (without its
 //! templates, which only expansion needs) and of its expansion into tasks, so that a build whose
-//! build file has not changed neither parses TOML nor walks globs; and a snapshot of how the last
-//! build ended (each file's stat when its hash was taken, each task's implicit dependencies and
-//! whether it was up to date), with the fingerprint of the store at that moment.
-//!
-//! The snapshot lets a build decide without reading the store: if the store is exactly as the
-//! snapshot saw it, a task that was up to date then and none of whose files (inputs, manual and
-//! implicit dependencies, outputs) has a different stat, trusted under the racy-timestamp rule,
-//! is up to date now, since unchanged stats stand for unchanged contents and so for an unchanged
-//! signature. The store remains the record; the snapshot only shortens the way to it.
+//! build file has not changed neither parses TOML nor walks globs.
 //!
 //! The cache is valid only while everything expansion depended on is unchanged: the kiln version,
 //! the build file's path and content (hashed), the command line's overrides (`-D`, `--out`), the
@@ -18,8 +10,16 @@
 //! it back to a full load, which reports the error as always. Lazy projects are not cached:
 //! their later groups depend on what earlier groups make.
 //!
-//! Format: `KILNGRPH`, u32 format version, the kiln version, then the key and the payload in the
-//! codec's encoding, then a crc32 of everything before it.
+//! The file is read in two steps. Its head holds the key, the expansion's warnings and every
+//! file's path: enough for a build to decide, with the [`crate::snapshot`] of how the last build
+//! ended, that nothing needs doing. The body (the project and the tasks) is read only when
+//! something does.
+//!
+//! Format: `KILNGRPH`, u32 format version, u32 crc32 of the head, u64 length of the head; the head
+//! (the kiln version, a 16-byte id that the snapshot names, the key, the root, the build
+//! directory, the warnings, the file count, the paths one after the other as one string, and
+//! where each path ends as little-endian u32s); the body in the codec's encoding; a crc32 of the
+//! body.
 
 use crate::codec::{Reader, put_bool, put_i64, put_str, put_strings, put_u32s, put_u64};
 use crate::env::Env;
@@ -31,13 +31,19 @@ use crate::manifest::{Order, PostMode};
 use crate::project::{Color, Gen, Group, Overrides, Project, Rule, absolute};
 use crate::task::{FileId, Task, TaskId};
 use std::collections::BTreeMap;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
+/// Magic, format, head crc, head length.
+const PREFIX: usize = 24;
+
+/// Names one written graph: a snapshot applies only to the graph it was taken with.
+pub type GraphId = [u8; 16];
 
 /// What a cached expansion depended on.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,49 +56,6 @@ pub struct Key {
     pub recorded_at: i64,
     /// Directories the globs listed (kiln paths) and their stats then.
     pub dirs: BTreeMap<String, Option<Stat>>,
-}
-
-/// What the snapshot knew about a file.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FileMark {
-    Unknown,
-    Missing,
-    /// Present with this stat, its hash taken at `recorded_at`.
-    Present {
-        stat: Stat,
-        recorded_at: i64,
-    },
-}
-
-impl FileMark {
-    /// Whether a file whose stat is now `now` is as the snapshot knew it.
-    pub fn unchanged(&self, now: Option<&Stat>) -> bool {
-        match (self, now) {
-            (FileMark::Missing, None) => true,
-            (FileMark::Present { stat, recorded_at }, Some(now)) => {
-                stat == now && now.mtime < *recorded_at
-            }
-            _ => false,
-        }
-    }
-}
-
-/// The store file's identity and size: unchanged means nothing was appended or rewritten.
-pub fn store_mark(store: &Path) -> Option<Stat> {
-    filestate::stat(store)
-}
-
-/// How the last build ended.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// The store as it was when the snapshot was taken.
-    pub store: Option<Stat>,
-    /// By file id.
-    pub files: Vec<FileMark>,
-    /// By task id: up to date when the build ended.
-    pub clean: Vec<bool>,
-    /// By task id: the implicit dependencies its record names.
-    pub implicit: Vec<Vec<FileId>>,
 }
 
 /// A digest of what the command line adds to the build file.
@@ -112,7 +75,7 @@ pub fn overrides_digest(o: &Overrides) -> Hash {
     *h.finalize().as_bytes()
 }
 
-fn put_stat(buf: &mut Vec<u8>, s: &Option<Stat>) {
+pub fn put_stat(buf: &mut Vec<u8>, s: &Option<Stat>) {
     put_bool(buf, s.is_some());
     if let Some(s) = s {
         put_u64(buf, s.size);
@@ -122,7 +85,7 @@ fn put_stat(buf: &mut Vec<u8>, s: &Option<Stat>) {
     }
 }
 
-fn read_stat(r: &mut Reader) -> Option<Option<Stat>> {
+pub fn read_stat(r: &mut Reader) -> Option<Option<Stat>> {
     if !r.bool()? {
         return Some(None);
     }
@@ -170,34 +133,44 @@ const COLORS: [Color; 9] = [
     Color::Normal,
 ];
 
-/// Writes the cache: a temporary file renamed into place.
-pub fn save(
-    path: &Path,
-    key: &Key,
-    project: &Project,
-    x: &Expansion,
-    snapshot: &Snapshot,
-) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(1 << 16);
+/// Writes the cache (a temporary file renamed into place) and returns the id it was given.
+pub fn save(path: &Path, key: &Key, project: &Project, x: &Expansion) -> io::Result<GraphId> {
+    let graph = &x.graph;
+    let id = new_id(key);
+    let mut head = Vec::with_capacity(1 << 16);
+    put_str(&mut head, env!("CARGO_PKG_VERSION"));
+    head.extend_from_slice(&id);
+    put_str(&mut head, &key.build_file.to_string_lossy());
+    head.extend_from_slice(&key.file_hash);
+    head.extend_from_slice(&key.overrides);
+    put_i64(&mut head, key.recorded_at);
+    put_u64(&mut head, key.dirs.len() as u64);
+    for (d, s) in &key.dirs {
+        put_str(&mut head, d);
+        put_stat(&mut head, s);
+    }
+    put_str(&mut head, &project.root.to_string_lossy());
+    put_str(&mut head, &project.out);
+    put_strings(&mut head, &x.warnings);
+    let files = graph.file_count();
+    put_u64(&mut head, files as u64);
+    let (blob, ends) = graph.paths();
+    put_str(&mut head, blob);
+    for &e in ends {
+        head.extend_from_slice(&e.to_le_bytes());
+    }
+
+    let mut buf = Vec::with_capacity(PREFIX + head.len() + (64 << 10));
     buf.extend_from_slice(MAGIC);
     buf.extend_from_slice(&FORMAT.to_le_bytes());
-    put_str(&mut buf, env!("CARGO_PKG_VERSION"));
-
-    // The key.
-    put_str(&mut buf, &key.build_file.to_string_lossy());
-    buf.extend_from_slice(&key.file_hash);
-    buf.extend_from_slice(&key.overrides);
-    put_i64(&mut buf, key.recorded_at);
-    put_u64(&mut buf, key.dirs.len() as u64);
-    for (d, s) in &key.dirs {
-        put_str(&mut buf, d);
-        put_stat(&mut buf, s);
-    }
+    buf.extend_from_slice(&crc32fast::hash(&head).to_le_bytes());
+    buf.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    buf.extend_from_slice(&head);
+    drop(head);
+    let body_at = buf.len();
 
     // The project, without templates (nor the build file's text: the caller has read it).
     put_str(&mut buf, &project.source.name);
-    put_str(&mut buf, &project.root.to_string_lossy());
-    put_str(&mut buf, &project.out);
     put_bool(&mut buf, project.post == PostMode::Lazy);
     put_bool(&mut buf, project.name.is_some());
     put_str(&mut buf, project.name.as_deref().unwrap_or(""));
@@ -237,11 +210,6 @@ pub fn save(
     }
 
     // The expansion.
-    let graph = &x.graph;
-    put_u64(&mut buf, graph.file_count() as u64);
-    for f in 0..graph.file_count() as u32 {
-        put_str(&mut buf, graph.path(FileId(f)));
-    }
     put_u64(&mut buf, graph.tasks().len() as u64);
     for t in graph.tasks() {
         put_u64(&mut buf, t.generator as u64);
@@ -268,73 +236,104 @@ pub fn save(
     for outs in &x.gen_outputs {
         put_u32s(&mut buf, outs.iter().map(|f| f.0));
     }
-    put_strings(&mut buf, &x.warnings);
-
-    // The snapshot.
-    put_stat(&mut buf, &snapshot.store);
-    put_u64(&mut buf, snapshot.files.len() as u64);
-    for mark in &snapshot.files {
-        match mark {
-            FileMark::Unknown => buf.push(0),
-            FileMark::Missing => buf.push(1),
-            FileMark::Present { stat, recorded_at } => {
-                buf.push(2);
-                put_stat(&mut buf, &Some(*stat));
-                put_i64(&mut buf, *recorded_at);
-            }
-        }
-    }
-    put_u64(&mut buf, snapshot.clean.len() as u64);
-    for (clean, implicit) in snapshot.clean.iter().zip(&snapshot.implicit) {
-        put_bool(&mut buf, *clean);
-        put_u32s(&mut buf, implicit.iter().map(|f| f.0));
-    }
-
-    let crc = crc32fast::hash(&buf);
+    let crc = crc32fast::hash(&buf[body_at..]);
     buf.extend_from_slice(&crc.to_le_bytes());
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, &buf)?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    Ok(id)
 }
 
-/// What a valid cache holds.
-pub struct Cached {
-    pub project: Project,
-    pub expansion: Expansion,
+/// An id no other graph written here has: the key and the moment, hashed.
+fn new_id(key: &Key) -> GraphId {
+    let mut h = blake3::Hasher::new();
+    h.update(&key.file_hash);
+    h.update(&key.overrides);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(&now.as_nanos().to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    id
+}
+
+/// A valid cache whose head has been read: every file's path, and the rest still on disk.
+pub struct Opened {
+    pub id: GraphId,
     pub key: Key,
-    pub snapshot: Snapshot,
+    pub root: PathBuf,
+    /// The build directory as a kiln path.
+    pub out: String,
+    pub warnings: Vec<String>,
+    blob: String,
+    ends: Vec<u32>,
+    file: File,
+    body_len: usize,
 }
 
-/// Reads the cache at `path` if it is valid for this build file (whose content hashes to
-/// `file_hash`) and these overrides; `None` means a full load. The project keeps the build file's
-/// name but not its text: a graph that was cached was validated, and nothing in a build from it
-/// points into the build file.
-pub fn load(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) -> Option<Cached> {
-    let bytes = std::fs::read(path).ok()?;
-    crate::stats::mark("cache: read");
-    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
-    if crc32fast::hash(body).to_le_bytes() != crc || body.get(..8)? != MAGIC {
+impl Opened {
+    pub fn file_count(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn path(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.blob[start..self.ends[i] as usize]
+    }
+
+    /// Reads the body: the project and its expansion. `None` if it is damaged.
+    pub fn load(self) -> Option<(Project, Expansion, Key)> {
+        let mut bytes = vec![0u8; self.body_len];
+        let mut file = self.file;
+        file.read_exact(&mut bytes).ok()?;
+        crate::stats::mark("cache: read");
+        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return None;
+        }
+        let graph = Graph::from_paths(self.blob, self.ends)?;
+        let (project, expansion) =
+            decode_body(body, graph, self.root, self.out, self.warnings, &self.key)?;
+        Some((project, expansion, self.key))
+    }
+}
+
+/// Opens the cache at `path` and reads its head if it is valid for this build file (whose content
+/// hashes to `file_hash`) and these overrides; `None` means a full load.
+pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) -> Option<Opened> {
+    let mut file = File::open(path).ok()?;
+    let total = file.metadata().ok()?.len();
+    let mut prefix = [0u8; PREFIX];
+    file.read_exact(&mut prefix).ok()?;
+    if &prefix[..8] != MAGIC || prefix[8..12] != FORMAT.to_le_bytes() {
         return None;
     }
-    let mut r = Reader::new(body.get(8..)?);
-    if r.hash4()? != FORMAT.to_le_bytes() || r.str()? != env!("CARGO_PKG_VERSION") {
+    let crc = u32::from_le_bytes(prefix[12..16].try_into().ok()?);
+    let head_len = u64::from_le_bytes(prefix[16..24].try_into().ok()?);
+    let body_len = usize::try_from(total.checked_sub(PREFIX as u64 + head_len)?).ok()?;
+    let mut head = vec![0u8; usize::try_from(head_len).ok()?];
+    file.read_exact(&mut head).ok()?;
+    if crc32fast::hash(&head) != crc {
         return None;
     }
-    if Path::new(&r.str()?) != build_file || &r.hash()? != file_hash || &r.hash()? != overrides {
+    let mut r = Reader::new(&head);
+    if r.str_ref()? != env!("CARGO_PKG_VERSION") {
+        return None;
+    }
+    let id: GraphId = r.take(16)?.try_into().ok()?;
+    if Path::new(r.str_ref()?) != build_file || &r.hash()? != file_hash || &r.hash()? != overrides {
         return None;
     }
     let recorded_at = r.i64()?;
-    let n = r.read_len()?;
     let mut dirs = BTreeMap::new();
-    for _ in 0..n {
+    for _ in 0..r.read_len()? {
         let d = r.str()?;
         let s = read_stat(&mut r)?;
         dirs.insert(d, s);
     }
-
-    let name = r.str()?;
-    let text = String::new();
-    let root = PathBuf::from(r.str()?);
+    let root = PathBuf::from(r.str_ref()?);
     if build_file.parent() != Some(root.as_path()) {
         return None;
     }
@@ -351,6 +350,47 @@ pub fn load(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         }
     }
     let out = r.str()?;
+    let warnings = r.strings()?;
+    let files = r.read_len()?;
+    let blob = r.str()?;
+    let raw = r.take(files.checked_mul(4)?)?;
+    if !r.at_end() {
+        return None;
+    }
+    let ends: Vec<u32> = raw
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let key = Key {
+        build_file: build_file.to_path_buf(),
+        file_hash: *file_hash,
+        overrides: *overrides,
+        recorded_at,
+        dirs,
+    };
+    Some(Opened {
+        id,
+        key,
+        root,
+        out,
+        warnings,
+        blob,
+        ends,
+        file,
+        body_len,
+    })
+}
+
+fn decode_body(
+    body: &[u8],
+    mut graph: Graph,
+    root: PathBuf,
+    out: String,
+    warnings: Vec<String>,
+    key: &Key,
+) -> Option<(Project, Expansion)> {
+    let mut r = Reader::new(body);
+    let name = r.str()?;
     let post = if r.bool()? {
         PostMode::Lazy
     } else {
@@ -414,7 +454,10 @@ pub fn load(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         });
     }
     let project = Project {
-        source: Arc::new(SourceText { name, text }),
+        source: Arc::new(SourceText {
+            name,
+            text: String::new(),
+        }),
         root,
         out,
         post,
@@ -424,15 +467,10 @@ pub fn load(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         rules,
         gens,
     };
-
     crate::stats::mark("cache: project");
-    let mut graph = Graph::default();
-    let files = r.read_len()?;
-    for _ in 0..files {
-        graph.push_new_path(r.str_ref()?);
-    }
-    crate::stats::mark("cache: paths");
-    let file_id = |i: u32| (i < files as u32).then_some(FileId(i));
+
+    let files = graph.file_count();
+    let file_id = |i: u32| ((i as usize) < files).then_some(FileId(i));
     // A list of file ids, decoded straight into place.
     fn ids(r: &mut Reader, files: usize) -> Option<Vec<FileId>> {
         let n = r.read_len()?;
@@ -446,7 +484,9 @@ pub fn load(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         }
         Some(v)
     }
-    for _ in 0..r.read_len()? {
+    let n = r.read_len()?;
+    graph.reserve_tasks(n);
+    for _ in 0..n {
         let generator = r.u64()? as usize;
         let group = r.u64()? as usize;
         let rule = r.u64()? as usize;
@@ -460,7 +500,7 @@ pub fn load(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         let outputs = ids(&mut r, files)?;
         let deps = ids(&mut r, files)?;
         let depfile = match read_opt_u64(&mut r)? {
-            Some(f) => Some(file_id(f as u32)?),
+            Some(f) => Some(file_id(u32::try_from(f).ok()?)?),
             None => None,
         };
         let commands = r.strings()?;
@@ -482,15 +522,15 @@ pub fn load(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
             update_outputs: r.bool()?,
             own_key: {
                 let has = r.bool()?;
-                let k = r.str()?;
-                has.then_some(k)
+                let k = r.str_ref()?;
+                has.then(|| k.to_string())
             },
         };
         graph.add_task(task).ok()?;
     }
     crate::stats::mark("cache: tasks");
     let tasks = graph.tasks().len() as u32;
-    let mut gen_tasks = Vec::new();
+    let mut gen_tasks = Vec::with_capacity(project.gens.len());
     for _ in 0..project.gens.len() {
         let n = r.read_len()?;
         let mut v = Vec::with_capacity(n);
@@ -500,66 +540,20 @@ pub fn load(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         }
         gen_tasks.push(v);
     }
-    let mut gen_outputs = Vec::new();
+    let mut gen_outputs = Vec::with_capacity(project.gens.len());
     for _ in 0..project.gens.len() {
         gen_outputs.push(ids(&mut r, files)?);
-    }
-    let warnings = r.strings()?;
-
-    let store = read_stat(&mut r)?;
-    let n = r.read_len()?;
-    if n != files {
-        return None;
-    }
-    let mut marks = Vec::with_capacity(n);
-    for _ in 0..n {
-        marks.push(match r.u8()? {
-            0 => FileMark::Unknown,
-            1 => FileMark::Missing,
-            2 => FileMark::Present {
-                stat: read_stat(&mut r)??,
-                recorded_at: r.i64()?,
-            },
-            _ => return None,
-        });
-    }
-    let n = r.read_len()?;
-    if n != tasks as usize {
-        return None;
-    }
-    let mut clean = Vec::with_capacity(n);
-    let mut implicit = Vec::with_capacity(n);
-    for _ in 0..n {
-        clean.push(r.bool()?);
-        implicit.push(ids(&mut r, files)?);
     }
     if !r.at_end() {
         return None;
     }
-    let key = Key {
-        build_file: build_file.to_path_buf(),
-        file_hash: *file_hash,
-        overrides: *overrides,
-        recorded_at,
-        dirs: dirs.clone(),
-    };
     let expansion = Expansion::from_cache(
         graph,
         gen_tasks,
         gen_outputs,
         project.groups.len(),
         warnings,
-        dirs,
+        key.dirs.clone(),
     );
-    Some(Cached {
-        project,
-        expansion,
-        key,
-        snapshot: Snapshot {
-            store,
-            files: marks,
-            clean,
-            implicit,
-        },
-    })
+    Some((project, expansion))
 }

@@ -129,6 +129,13 @@ impl<'a> Reader<'a> {
         Some(s)
     }
 
+    /// The next `n` bytes, borrowed.
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let b = self.bytes.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(b)
+    }
+
     /// What is left to read.
     pub fn rest(&self) -> &'a [u8] {
         &self.bytes[self.pos..]

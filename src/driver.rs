@@ -26,11 +26,13 @@ use crate::project::{GroupId, Project, absolute};
 use crate::runner::{self, Exit, Finished, Job, Runner};
 use crate::scheduler::{NodeId, PlanNode, Scheduler};
 use crate::signature;
+use crate::snapshot::{self, FileMark, RecordOffsets, Snapshot};
 use crate::stats;
 use crate::store::{Record, Store, TaskRecord, TaskView};
 use crate::task::{FileId, TaskId};
 use crate::workspace::{Loaded, Workspace};
 use crossbeam_channel::{Receiver, never, select};
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,6 +98,28 @@ enum Prediction {
     Downstream,
 }
 
+/// Which task or file a record appended to the store is about.
+enum Slot {
+    Task(TaskId),
+    Forget(TaskId),
+    File(FileId),
+    None,
+}
+
+/// What the snapshot of the last build tells a build whose graph came from the cache.
+struct Seeded {
+    /// Every graph file's stat, taken at the start of this build.
+    stats: Vec<Option<Stat>>,
+    /// By task: known to be up to date.
+    clean: Vec<bool>,
+    /// By file: when its hash was taken, if it is as the snapshot knew it.
+    recorded_at: Vec<i64>,
+    /// By task: the implicit dependencies its record names.
+    implicit: Vec<Vec<FileId>>,
+    /// Where each task's and file's record is in the store.
+    records: RecordOffsets,
+}
+
 /// Builds the workspace's project. Returns the exit status.
 pub fn build(
     ws: &Workspace,
@@ -104,19 +128,127 @@ pub fn build(
     signals: &Receiver<i32>,
 ) -> Result<i32, Error> {
     let started = Instant::now();
-    let mut loaded = ws.load_for_build(opts.dry_run, false)?;
+    let mut fresh = false;
     loop {
-        match build_loaded(loaded, opts, progress, signals, started)? {
+        let file = ws.read_build_file()?;
+        let cached = if fresh { None } else { ws.open_cache(&file) };
+        let mut lock = None;
+        let mut seen = None;
+        if let Some(c) = &cached {
+            // The cache lives in kiln's state directory: lock it, then see whether the snapshot
+            // of the last build settles everything.
+            lock = match lock_state(&file.state_dir, &c.out, opts, progress, signals)? {
+                Ok(l) => Some(l),
+                Err(code) => return Ok(code),
+            };
+            if opts.targets.is_empty() {
+                match look(c, &file.state_dir) {
+                    Look::UpToDate => {
+                        for w in &c.warnings {
+                            progress.message(&format!("warning: {w}"));
+                        }
+                        stats::mark("decide");
+                        finish_unchanged(progress, opts, started);
+                        return Ok(0);
+                    }
+                    Look::Seen(s) => seen = Some(s),
+                    Look::Unknown => {}
+                }
+            }
+        }
+        let loaded = ws.load_for_build(file, cached, opts.dry_run)?;
+        match build_loaded(loaded, lock, seen, opts, progress, signals, started)? {
             Some(code) => return Ok(code),
             // The cached graph names a source that is gone: parse the build file after all.
-            None => loaded = ws.load_for_build(opts.dry_run, true)?,
+            None => fresh = true,
         }
+    }
+}
+
+fn finish_unchanged(progress: &mut dyn Progress, opts: &BuildOptions, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    progress.done(&if opts.dry_run {
+        format!("'build' dry run: 0 tasks would run ({secs:.3}s)")
+    } else {
+        format!("'build' finished successfully ({secs:.3}s)")
+    });
+}
+
+/// What the snapshot of the last build says, with every file's stat now.
+struct Seen {
+    snapshot: Snapshot,
+    stats: Vec<Option<Stat>>,
+}
+
+enum Look {
+    /// Every task was up to date, the store is as it was, and no file has changed.
+    UpToDate,
+    /// Something changed, or some task was not up to date: the tasks must be looked at.
+    Seen(Seen),
+    /// No snapshot of this graph, or the store has changed since.
+    Unknown,
+}
+
+/// Compares every file of the cached graph with the snapshot of the last build.
+fn look(cache: &crate::cache::Opened, state_dir: &std::path::Path) -> Look {
+    let files = cache.file_count();
+    let Some(snapshot) = Snapshot::load(&state_dir.join("snapshot"), &cache.id, files) else {
+        return Look::Unknown;
+    };
+    stats::mark("load snapshot");
+    if snapshot.store.is_none() || snapshot::store_mark(&state_dir.join("store")) != snapshot.store
+    {
+        return Look::Unknown;
+    }
+    let ids: Vec<usize> = (0..files).collect();
+    let stats = match filestate::Dir::open(&cache.root) {
+        Ok(dir) => filestate::par_map(&ids, |&i| dir.stat(cache.path(i))),
+        Err(_) => filestate::par_map(&ids, |&i| {
+            filestate::stat(&absolute(&cache.root, cache.path(i)))
+        }),
+    };
+    stats::mark("stat");
+    if snapshot.all_clean
+        && stats
+            .iter()
+            .enumerate()
+            .all(|(i, s)| snapshot.mark(i).unchanged(s.as_ref()))
+    {
+        return Look::UpToDate;
+    }
+    Look::Seen(Seen { snapshot, stats })
+}
+
+/// Takes the build directory's lock, waiting (with a message) unless `--no-wait`. `Err(code)`
+/// when a signal ended the wait.
+fn lock_state(
+    state_dir: &std::path::Path,
+    out: &str,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
+) -> Result<Result<BuildLock, i32>, Error> {
+    let waiting = || progress.message(&format!("waiting for another kiln working in {out}/ ..."));
+    match BuildLock::acquire(
+        &state_dir.join("lock"),
+        !opts.no_wait,
+        Some(signals),
+        waiting,
+    ) {
+        Ok(l) => Ok(Ok(l)),
+        Err(LockError::Busy) => Err(Error::Refused(format!(
+            "another kiln is working in {out}/ (and --no-wait was given)"
+        ))),
+        Err(LockError::Interrupted(sig)) => Ok(Err(interrupt::exit_status(sig))),
+        Err(LockError::Io(e)) => Err(Error::io("cannot lock the build directory", e)),
     }
 }
 
 /// Builds a loaded project; `None` when its cached graph turned out to be stale.
 fn build_loaded(
     loaded: Loaded,
+    mut lock: Option<BuildLock>,
+    seen: Option<Seen>,
     opts: &BuildOptions,
     progress: &mut dyn Progress,
     signals: &Receiver<i32>,
@@ -127,7 +259,6 @@ fn build_loaded(
         expansion: x,
         from_cache,
         cache_key,
-        snapshot,
     } = loaded;
     let project = &project;
     if project.is_empty() {
@@ -154,79 +285,72 @@ fn build_loaded(
     let state_dir = project.out_dir().join(".kiln");
     let out_abs = project.out_dir();
     let has_state = state_dir.is_dir();
-    let mut lock = None;
-    if !opts.dry_run || has_state {
+    if lock.is_none() && (!opts.dry_run || has_state) {
         if !opts.dry_run {
             std::fs::create_dir_all(&state_dir)
                 .map_err(|e| Error::io(format!("cannot create {}", state_dir.display()), e))?;
         }
-        let waiting = || {
-            progress.message(&format!(
-                "waiting for another kiln working in {}/ ...",
-                project.out
-            ))
+        lock = match lock_state(&state_dir, &project.out, opts, progress, signals)? {
+            Ok(l) => Some(l),
+            Err(code) => return Ok(Some(code)),
         };
-        match BuildLock::acquire(
-            &state_dir.join("lock"),
-            !opts.no_wait,
-            Some(signals),
-            waiting,
-        ) {
-            Ok(l) => lock = Some(l),
-            Err(LockError::Busy) => {
-                return Err(Error::Refused(format!(
-                    "another kiln is working in {}/ (and --no-wait was given)",
-                    project.out
-                )));
-            }
-            Err(LockError::Interrupted(sig)) => return Ok(Some(interrupt::exit_status(sig))),
-            Err(LockError::Io(e)) => return Err(Error::io("cannot lock the build directory", e)),
-        }
     }
     let store_path = state_dir.join("store");
 
-    // The snapshot's way: if the store is as the last build left it, every file's stat decides.
-    let mut seeded = None;
-    if let Some(snap) = &snapshot
-        && opts.targets.is_empty()
-        && snap.store.is_some()
-        && crate::cache::store_mark(&store_path) == snap.store
-    {
-        let stats = stat_all(&project.root, &x.graph);
-        stats::mark("stat");
-        let unchanged: Vec<bool> = snap
-            .files
-            .iter()
-            .zip(&stats)
-            .map(|(m, s)| m.unchanged(s.as_ref()))
-            .collect();
-        let clean: Vec<bool> = x
-            .graph
-            .task_ids()
-            .map(|t| {
-                let task = x.graph.task(t);
-                snap.clean[t.index()]
-                    && task
-                        .reads()
-                        .chain(snap.implicit[t.index()].iter().copied())
-                        .chain(task.outputs.iter().copied())
-                        .chain(task.depfile)
-                        .all(|f| unchanged[f.index()])
+    // The snapshot's way: with the store as the last build left it, every file's stat decides
+    // which tasks are known to be up to date.
+    let seeded = seen
+        .filter(|s| from_cache == Some(s.snapshot.graph) && opts.targets.is_empty())
+        .and_then(|Seen { snapshot, stats }| {
+            let implicit = snapshot.implicit()?;
+            let unchanged: Vec<bool> = stats
+                .iter()
+                .enumerate()
+                .map(|(i, s)| snapshot.mark(i).unchanged(s.as_ref()))
+                .collect();
+            // A file as the snapshot knew it keeps the moment its hash was taken.
+            let recorded_at: Vec<i64> = (0..stats.len())
+                .map(|i| match snapshot.mark(i) {
+                    FileMark::Present { recorded_at, .. } if unchanged[i] => recorded_at,
+                    _ => i64::MIN,
+                })
+                .collect();
+            let clean: Vec<bool> = x
+                .graph
+                .task_ids()
+                .map(|t| {
+                    let task = x.graph.task(t);
+                    snapshot.clean.get(t.index()).copied().unwrap_or(false)
+                        && task
+                            .reads()
+                            .chain(implicit.get(t.index()).into_iter().flatten().copied())
+                            .chain(task.outputs.iter().copied())
+                            .chain(task.depfile)
+                            .all(|f| unchanged[f.index()])
+                })
+                .collect();
+            Some(Seeded {
+                stats,
+                recorded_at,
+                clean,
+                implicit,
+                records: snapshot.records(),
             })
-            .collect();
-        if clean.iter().all(|&c| c) {
-            let secs = started.elapsed().as_secs_f64();
-            progress.done(&if opts.dry_run {
-                format!("'build' dry run: 0 tasks would run ({secs:.3}s)")
-            } else {
-                format!("'build' finished successfully ({secs:.3}s)")
-            });
-            stats::mark("decide");
-            return Ok(Some(0));
-        }
-        seeded = Some((stats, clean));
+        });
+    if seeded.as_ref().is_some_and(|s| s.clean.iter().all(|&c| c)) {
+        stats::mark("decide");
+        finish_unchanged(progress, opts, started);
+        return Ok(Some(0));
     }
-    let (store, warnings) = if !opts.dry_run {
+    let unindexed = match &seeded {
+        Some(_) if !opts.dry_run => Store::open_unindexed(&store_path),
+        _ => None,
+    };
+    // Without the store the snapshot vouched for, the record offsets it gave mean nothing.
+    let seeded = seeded.filter(|_| opts.dry_run || unindexed.is_some());
+    let (store, warnings) = if let Some(store) = unindexed {
+        (store, Vec::new())
+    } else if !opts.dry_run {
         Store::open_or_reset(&store_path)
     } else {
         match Store::open(&store_path, false) {
@@ -266,6 +390,8 @@ fn build_loaded(
         progress,
         files: Vec::new(),
         command_part: Vec::new(),
+        rec: RecordOffsets::default(),
+        maybe: Vec::new(),
         implicit: Vec::new(),
         state: Vec::new(),
         prediction: Vec::new(),
@@ -282,7 +408,8 @@ fn build_loaded(
         out_canon,
         state_dir,
         signal_count: 0,
-        from_cache,
+        from_cache: from_cache.is_some(),
+        graph_id: from_cache,
         cache_key,
         seeded,
         checked_dirs: HashSet::new(),
@@ -300,7 +427,12 @@ struct Build<'a> {
     clock: Option<Arc<FsClock>>,
     progress: &'a mut dyn Progress,
     files: Vec<FileState>,
-    command_part: Vec<Hash>,
+    /// By task: the hash of its commands and env values, taken when first needed.
+    command_part: Vec<OnceCell<Hash>>,
+    /// Where each task's and each file's latest record is in the store.
+    rec: RecordOffsets,
+    /// By task: may run in this build (see [`Build::may_run`]).
+    maybe: Vec<bool>,
     /// The implicit dependencies each task's record names.
     implicit: Vec<Vec<FileId>>,
     state: Vec<TaskState>,
@@ -324,8 +456,10 @@ struct Build<'a> {
     from_cache: bool,
     /// What to record in the graph cache at the end of the build.
     cache_key: Option<crate::cache::Key>,
-    /// From the snapshot: every graph file's stat, and which tasks are known up to date.
-    seeded: Option<(Vec<Option<Stat>>, Vec<bool>)>,
+    /// The id of the graph cache the graph came from.
+    graph_id: Option<crate::cache::GraphId>,
+    /// From the snapshot of the last build.
+    seeded: Option<Seeded>,
     /// Output directories made and checked in this build.
     checked_dirs: HashSet<String>,
 }
@@ -395,14 +529,25 @@ impl Build<'_> {
         let tasks = self.x.graph.tasks().len();
         let first_new = self.command_part.len();
         for t in first_new..tasks {
-            let task = &self.x.graph.tasks()[t];
-            self.command_part.push(signature::command_part(task));
-            let implicit: Vec<String> = self
-                .store
-                .task(self.x.graph.key(TaskId(t as u32)))
-                .map(|r| r.implicit().map(|(p, _)| p.to_string()).collect())
-                .unwrap_or_default();
-            let ids = implicit.iter().map(|p| self.x.graph.file(p)).collect();
+            self.command_part.push(OnceCell::new());
+            let key = self.x.graph.key(TaskId(t as u32));
+            let at = match self.seeded.as_ref() {
+                Some(s) => s.records.tasks.get(t).copied().flatten(),
+                None => self.store.task_offset(key),
+            };
+            self.rec.tasks.push(at);
+            // From the snapshot where it vouches for the store, else from the store.
+            let ids = match self.seeded.as_mut().and_then(|s| s.implicit.get_mut(t)) {
+                Some(ids) => std::mem::take(ids),
+                None => {
+                    let implicit: Vec<String> = self
+                        .store
+                        .task(self.x.graph.key(TaskId(t as u32)))
+                        .map(|r| r.implicit().map(|(p, _)| p.to_string()).collect())
+                        .unwrap_or_default();
+                    implicit.iter().map(|p| self.x.graph.file(p)).collect()
+                }
+            };
             self.implicit.push(ids);
             self.state.push(TaskState::NotRun);
             self.prediction.push(Prediction::Unknown);
@@ -419,11 +564,15 @@ impl Build<'_> {
         }
         stats::mark("check");
         self.check_files();
-        stats::mark("stat");
+        stats::mark("check files");
         if self.from_cache && self.missing_source() {
             return Ok(false);
         }
-        self.delete_stale(groups);
+        // With a snapshot, the last build ran with this very graph and removed what was stale
+        // then; the store has not changed since.
+        if self.seeded.is_none() {
+            self.delete_stale(groups);
+        }
         let mut new_tasks = Vec::new();
         for &g in groups {
             new_tasks.extend(self.group_tasks(g));
@@ -452,11 +601,7 @@ impl Build<'_> {
     fn plan(&self, g: GroupId, tasks: &[TaskId]) -> Result<Vec<PlanNode>, Error> {
         let facts = TaskFacts {
             implicit: &|t| self.implicit[t.index()].clone(),
-            weight: &|t| {
-                self.store
-                    .task(self.x.graph.key(t))
-                    .map_or(1, |r| r.duration_ms + 1)
-            },
+            weight: &|t| self.record(t).map_or(1, |r| r.duration_ms + 1),
             blocked: &|_| false,
         };
         constraints::plan_group(self.project, &self.x.graph, g, tasks, &facts)
@@ -471,38 +616,45 @@ impl Build<'_> {
             return;
         }
         let graph = &self.x.graph;
-        let files = (0..graph.file_count())
+        let files: Vec<FileMark> = (0..graph.file_count())
             .map(|i| match self.files.get(i) {
                 Some(s) if s.checked => match s.stat {
-                    None => crate::cache::FileMark::Missing,
-                    Some(stat) => crate::cache::FileMark::Present {
+                    None => FileMark::Missing,
+                    Some(stat) => FileMark::Present {
                         stat,
                         recorded_at: s.recorded_at,
                     },
                 },
-                _ => crate::cache::FileMark::Unknown,
+                _ => FileMark::Unknown,
             })
             .collect();
-        let clean = graph
+        let clean: Vec<bool> = graph
             .task_ids()
             .map(|t| match self.state[t.index()] {
                 _ if graph.task(t).always => false,
                 TaskState::Skipped => true,
-                TaskState::Success => self
-                    .store
-                    .task(graph.key(t))
-                    .is_some_and(|r| r.signature != MISSING),
+                TaskState::Success => self.record(t).is_some_and(|r| r.signature != MISSING),
                 _ => false,
             })
             .collect();
-        let snapshot = crate::cache::Snapshot {
-            store: crate::cache::store_mark(&self.state_dir.join("store")),
-            files,
-            clean,
-            implicit: self.implicit.clone(),
+        self.rec.files.resize(graph.file_count(), None);
+        // The graph is written only when it was not read from the cache; the snapshot always.
+        let id = match self.graph_id {
+            Some(id) => Ok(id),
+            None => crate::cache::save(&self.state_dir.join("graph"), &key, self.project, &self.x),
         };
-        let path = self.state_dir.join("graph");
-        if let Err(e) = crate::cache::save(&path, &key, self.project, &self.x, &snapshot) {
+        let saved = id.and_then(|id| {
+            Snapshot::save(
+                &self.state_dir.join("snapshot"),
+                &id,
+                snapshot::store_mark(&self.state_dir.join("store")),
+                &files,
+                &clean,
+                &self.rec,
+                &self.implicit,
+            )
+        });
+        if let Err(e) = saved {
             self.progress
                 .message(&format!("warning: cannot write kiln's graph cache: {e}"));
         }
@@ -609,7 +761,7 @@ impl Build<'_> {
                 continue;
             }
             stack.extend(self.x.graph.producers_of(t));
-            let recorded = self.store.task(self.x.graph.key(t));
+            let recorded = self.record(t);
             for (p, _) in recorded.iter().flat_map(|r| r.implicit()) {
                 if let Some(pt) = self
                     .x
@@ -638,8 +790,8 @@ impl Build<'_> {
         let graph = &self.x.graph;
         let stats = match &self.seeded {
             // Taken just before, for the snapshot: not again.
-            Some((seeded, _)) if todo.iter().all(|f| f.index() < seeded.len()) => {
-                todo.iter().map(|f| seeded[f.index()]).collect()
+            Some(seeded) if todo.iter().all(|f| f.index() < seeded.stats.len()) => {
+                todo.iter().map(|f| seeded.stats[f.index()]).collect()
             }
             _ => match filestate::Dir::open(root) {
                 Ok(dir) => filestate::par_map(&todo, |&f| dir.stat(graph.path(f))),
@@ -648,29 +800,23 @@ impl Build<'_> {
                 }
             },
         };
-        for (i, &f) in todo.iter().enumerate() {
-            let state = &mut self.files[f.index()];
-            state.checked = true;
-            state.stat = stats[i];
-            match stats[i] {
-                None => state.hash = Some(MISSING),
-                Some(stat) => {
-                    if let Some(rec) = self
-                        .store
-                        .file(graph.path(f))
-                        .filter(|r| r.trusted_for(&stat))
-                    {
-                        state.hash = Some(rec.hash);
-                        state.recorded_at = rec.recorded_at;
-                    }
-                }
-            }
+        // Where each new file's record is: from the snapshot, or found in the store.
+        self.rec.files.resize(n, None);
+        for &f in &todo {
+            self.rec.files[f.index()] = match &self.seeded {
+                Some(s) => s.records.files.get(f.index()).copied().flatten(),
+                None => self.store.file_offset(graph.path(f)),
+            };
         }
-        // Hash now only what a decision needs: the files of tasks the store remembers. A task
+        // What a decision may need: the files of tasks the store remembers that may run (with a
+        // snapshot, those not known to be up to date and everything downstream of them). A task
         // with no record runs whatever its inputs hold; its worker hashes them after the run.
+        stats::mark("check: offsets");
+        self.maybe = self.may_run();
+        stats::mark("check: may run");
         let mut needed = vec![false; n];
         for t in graph.task_ids() {
-            if self.store.task(graph.key(t)).is_some() {
+            if self.maybe[t.index()] && self.rec.tasks[t.index()].is_some() {
                 let task = graph.task(t);
                 for f in task
                     .reads()
@@ -679,6 +825,30 @@ impl Build<'_> {
                     .chain(task.depfile)
                 {
                     needed[f.index()] = true;
+                }
+            }
+        }
+        for (i, &f) in todo.iter().enumerate() {
+            let seeded_at = match &self.seeded {
+                Some(s) if !needed[f.index()] => s.recorded_at.get(f.index()).copied(),
+                _ => None,
+            };
+            let recorded = match (stats[i], seeded_at) {
+                (Some(stat), None) => self.recorded_file(f).filter(|r| r.trusted_for(&stat)),
+                _ => None,
+            };
+            let state = &mut self.files[f.index()];
+            state.checked = true;
+            state.stat = stats[i];
+            match (stats[i], seeded_at) {
+                (None, _) => state.hash = Some(MISSING),
+                // Nothing that may run reads it: its record is read only if asked for.
+                (Some(_), Some(at)) => state.recorded_at = at,
+                (Some(_), None) => {
+                    if let Some(rec) = recorded {
+                        state.hash = Some(rec.hash);
+                        state.recorded_at = rec.recorded_at;
+                    }
                 }
             }
         }
@@ -704,13 +874,16 @@ impl Build<'_> {
                 (Some(hash), Some(stat)) => {
                     state.hash = Some(hash);
                     state.recorded_at = recorded_at;
-                    records.push(Record::File(
-                        graph.path(f).to_string(),
-                        Recorded {
-                            stat,
-                            hash,
-                            recorded_at,
-                        },
+                    records.push((
+                        Slot::File(f),
+                        Record::File(
+                            graph.path(f).to_string(),
+                            Recorded {
+                                stat,
+                                hash,
+                                recorded_at,
+                            },
+                        ),
                     ));
                 }
                 _ => {
@@ -722,21 +895,59 @@ impl Build<'_> {
         self.append(records);
     }
 
-    fn append(&mut self, records: Vec<Record>) {
+    /// Appends records to the store, and notes where each task's and file's latest record is.
+    fn append(&mut self, records: Vec<(Slot, Record)>) {
         if self.opts.dry_run {
             return;
         }
-        if let Err(e) = self.store.append(records) {
-            self.progress
-                .message(&format!("warning: cannot record kiln's state: {e}"));
+        let (slots, records): (Vec<Slot>, Vec<Record>) = records.into_iter().unzip();
+        match self.store.append(records) {
+            Ok(offsets) => {
+                for (slot, at) in slots.into_iter().zip(offsets) {
+                    match slot {
+                        Slot::Task(t) => self.rec.tasks[t.index()] = Some(at),
+                        Slot::Forget(t) => self.rec.tasks[t.index()] = None,
+                        Slot::File(f) => {
+                            if self.rec.files.len() <= f.index() {
+                                self.rec.files.resize(f.index() + 1, None);
+                            }
+                            self.rec.files[f.index()] = Some(at);
+                        }
+                        Slot::None => {}
+                    }
+                }
+            }
+            Err(e) => self
+                .progress
+                .message(&format!("warning: cannot record kiln's state: {e}")),
         }
     }
 
+    /// The store's record of a task.
+    fn record(&self, t: TaskId) -> Option<TaskView<'_>> {
+        let at = (*self.rec.tasks.get(t.index())?)?;
+        self.store.task_at(at, self.x.graph.key(t))
+    }
+
+    /// The store's record of a file's hash.
+    fn recorded_file(&self, f: FileId) -> Option<Recorded> {
+        let at = (*self.rec.files.get(f.index())?)?;
+        self.store.file_at(at, self.x.graph.path(f))
+    }
+
     fn hash(&self, f: FileId) -> Hash {
-        self.files
-            .get(f.index())
-            .and_then(|s| s.hash)
-            .unwrap_or(MISSING)
+        let Some(state) = self.files.get(f.index()) else {
+            return MISSING;
+        };
+        match (state.hash, state.stat) {
+            (Some(h), _) => h,
+            // Not looked up yet (a build seeded by its snapshot looks up only what may run).
+            (None, Some(stat)) => self
+                .recorded_file(f)
+                .filter(|r| r.trusted_for(&stat))
+                .map_or(MISSING, |r| r.hash),
+            (None, None) => MISSING,
+        }
     }
 
     /// The files whose content a task's record covers as outputs: its outputs and its depfile.
@@ -749,7 +960,7 @@ impl Build<'_> {
         let graph = &self.x.graph;
         let task = graph.task(t);
         signature::signature(
-            &self.command_part[t.index()],
+            self.command_part[t.index()].get_or_init(|| signature::command_part(task)),
             task.reads().map(|f| (graph.path(f), self.hash(f))),
             self.implicit[t.index()]
                 .iter()
@@ -764,7 +975,7 @@ impl Build<'_> {
         if task.always {
             return Decision::Run(Reason::Always);
         }
-        let Some(rec) = self.store.task(graph.key(t)) else {
+        let Some(rec) = self.record(t) else {
             return Decision::Run(Reason::New);
         };
         if rec.signature == MISSING {
@@ -842,7 +1053,51 @@ impl Build<'_> {
 
     /// Decides every new task as far as can be known before running anything, in dependency
     /// order, and counts those expected to run.
+    /// By task: whether it may run. Without a snapshot, every task; with one, those it does not
+    /// know to be up to date and every task downstream of them.
+    fn may_run(&self) -> Vec<bool> {
+        let n = self.x.graph.tasks().len();
+        let Some(seeded) = &self.seeded else {
+            return vec![true; n];
+        };
+        let mut maybe: Vec<bool> = (0..n)
+            .map(|t| !seeded.clean.get(t).copied().unwrap_or(false))
+            .collect();
+        let mut stack: Vec<u32> = (0..n as u32).filter(|&t| maybe[t as usize]).collect();
+        if stack.is_empty() {
+            return maybe;
+        }
+        let mut edges: Vec<(u32, u32)> = Vec::new();
+        for t in self.x.graph.task_ids() {
+            self.each_producer(t, |p| edges.push((p.0, t.0)));
+        }
+        edges.sort_unstable();
+        let mut first = vec![0usize; n + 1];
+        for &(p, _) in &edges {
+            first[p as usize + 1] += 1;
+        }
+        for i in 0..n {
+            first[i + 1] += first[i];
+        }
+        while let Some(t) = stack.pop() {
+            for &(_, c) in &edges[first[t as usize]..first[t as usize + 1]] {
+                if !std::mem::replace(&mut maybe[c as usize], true) {
+                    stack.push(c);
+                }
+            }
+        }
+        maybe
+    }
+
     fn predict(&mut self, tasks: &[TaskId]) {
+        // A task that cannot run is up to date, and so is everything upstream of it.
+        let (tasks, skipped): (Vec<TaskId>, Vec<TaskId>) = tasks
+            .iter()
+            .partition(|t| self.maybe.get(t.index()).copied().unwrap_or(true));
+        for t in skipped {
+            self.prediction[t.index()] = Prediction::Decided(Decision::Skip);
+        }
+        let tasks = &tasks[..];
         // Dense, allocation-light: batch positions by task, producer -> consumer edges in one
         // sorted list, Kahn's algorithm over it.
         let mut local = vec![u32::MAX; self.x.graph.tasks().len()];
@@ -885,7 +1140,7 @@ impl Build<'_> {
             let known_clean = self
                 .seeded
                 .as_ref()
-                .is_some_and(|(_, clean)| clean.get(t.index()) == Some(&true));
+                .is_some_and(|s| s.clean.get(t.index()) == Some(&true));
             let prediction = if downstream {
                 Prediction::Downstream
             } else if known_clean {
@@ -1306,7 +1561,8 @@ impl Build<'_> {
                             hash,
                             recorded_at: f.ended_at,
                         };
-                        records.push(Record::File(self.x.graph.path(o).to_string(), rec));
+                        let path = self.x.graph.path(o).to_string();
+                        records.push((Slot::File(o), Record::File(path, rec)));
                     }
                 }
                 None => {
@@ -1372,13 +1628,16 @@ impl Build<'_> {
                     Some((stat, Some(hash))) if state.stat == Some(stat) => {
                         state.hash = Some(hash);
                         state.recorded_at = f.ended_at;
-                        records.push(Record::File(
-                            self.x.graph.path(w).to_string(),
-                            Recorded {
-                                stat,
-                                hash,
-                                recorded_at: f.ended_at,
-                            },
+                        records.push((
+                            Slot::File(w),
+                            Record::File(
+                                self.x.graph.path(w).to_string(),
+                                Recorded {
+                                    stat,
+                                    hash,
+                                    recorded_at: f.ended_at,
+                                },
+                            ),
                         ));
                     }
                     _ => state.hash = Some(MISSING),
@@ -1415,18 +1674,21 @@ impl Build<'_> {
             ids.map(|f| (graph.path(f).to_string(), self.hash(f)))
                 .collect()
         };
-        records.push(Record::Task(TaskRecord {
-            key: graph.key(t).to_string(),
-            group: self.project.groups[task.group].name.clone(),
-            signature,
-            duration_ms: f.duration.as_millis() as u64,
-            update_outputs: task.update_outputs,
-            outputs: named(&mut outputs.iter().copied()),
-            implicit: named(&mut self.implicit[t.index()].iter().copied()),
-            inputs: named(&mut task.reads()),
-            commands: task.commands.clone(),
-            env: task.env.clone(),
-        }));
+        records.push((
+            Slot::Task(t),
+            Record::Task(TaskRecord {
+                key: graph.key(t).to_string(),
+                group: self.project.groups[task.group].name.clone(),
+                signature,
+                duration_ms: f.duration.as_millis() as u64,
+                update_outputs: task.update_outputs,
+                outputs: named(&mut outputs.iter().copied()),
+                implicit: named(&mut self.implicit[t.index()].iter().copied()),
+                inputs: named(&mut task.reads()),
+                commands: task.commands.clone(),
+                env: task.env.clone(),
+            }),
+        ));
         self.append(records);
         self.state[t.index()] = TaskState::Success;
         self.ran[t.index()] = true;
@@ -1434,7 +1696,7 @@ impl Build<'_> {
     }
 
     /// States of files first seen now (implicit dependencies), hashed and recorded.
-    fn learn(&mut self, ids: &[FileId]) -> Vec<Record> {
+    fn learn(&mut self, ids: &[FileId]) -> Vec<(Slot, Record)> {
         let mut records = Vec::new();
         for &id in ids {
             if self.files[id.index()].checked {
@@ -1462,13 +1724,16 @@ impl Build<'_> {
                 state.hash = Some(hash.unwrap_or(MISSING));
                 state.recorded_at = recorded_at;
                 if let (Some(hash), None) = (hash, trusted) {
-                    records.push(Record::File(
-                        self.x.graph.path(id).to_string(),
-                        Recorded {
-                            stat,
-                            hash,
-                            recorded_at,
-                        },
+                    records.push((
+                        Slot::File(id),
+                        Record::File(
+                            self.x.graph.path(id).to_string(),
+                            Recorded {
+                                stat,
+                                hash,
+                                recorded_at,
+                            },
+                        ),
                     ));
                 }
             }
@@ -1496,7 +1761,7 @@ impl Build<'_> {
         self.state[t.index()] = TaskState::NotRun;
         self.not_run += 1;
         self.poison(t);
-        self.append(vec![Record::Forget(key)]);
+        self.append(vec![(Slot::Forget(t), Record::Forget(key))]);
     }
 
     /// Reports a failed task with its command and output; it is not recorded.
@@ -1516,7 +1781,7 @@ impl Build<'_> {
         self.state[t.index()] = state;
         self.failed.push(t);
         self.poison(t);
-        self.append(vec![Record::Forget(key)]);
+        self.append(vec![(Slot::Forget(t), Record::Forget(key))]);
     }
 
     /// Deletes outputs recorded for tasks the build file no longer has (or no longer declares),
@@ -1596,7 +1861,12 @@ impl Build<'_> {
         }
         clean::remove_empty_dirs(&project.root, &project.out, &deleted);
         forget.sort();
-        self.append(forget.into_iter().map(Record::Forget).collect());
+        self.append(
+            forget
+                .into_iter()
+                .map(|k| (Slot::None, Record::Forget(k)))
+                .collect(),
+        );
     }
 
     fn summary(&mut self, started: Instant) -> i32 {
@@ -1677,14 +1947,6 @@ impl Finished {
 }
 
 /// The stat of every file of the graph, in parallel, relative to the project root.
-fn stat_all(root: &std::path::Path, graph: &crate::graph::Graph) -> Vec<Option<Stat>> {
-    let ids: Vec<FileId> = (0..graph.file_count() as u32).map(FileId).collect();
-    match filestate::Dir::open(root) {
-        Ok(dir) => filestate::par_map(&ids, |&f| dir.stat(graph.path(f))),
-        Err(_) => filestate::par_map(&ids, |&f| filestate::stat(&absolute(root, graph.path(f)))),
-    }
-}
-
 /// How progress lines and failure reports name a task.
 fn task_line<'a>(project: &'a Project, graph: &'a crate::graph::Graph, t: TaskId) -> TaskLine<'a> {
     let task = graph.task(t);

@@ -21,7 +21,7 @@ pub type Hash = [u8; 32];
 pub const MISSING: Hash = [0; 32];
 
 /// What a stat says about a file, as far as kiln compares it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stat {
     pub size: u64,
     pub mtime: i64,

@@ -44,10 +44,36 @@ impl Graph {
         id
     }
 
-    /// Adds a path known not to be present yet (from kiln's own cache), without indexing it.
-    pub fn push_new_path(&mut self, path: &str) -> FileId {
-        self.index = OnceLock::new();
-        self.push_path(path)
+    /// A graph of these paths and no tasks yet, from kiln's own cache: `blob` holds the paths one
+    /// after the other and `ends[i]` is where path `i` ends. `None` if they do not fit together.
+    pub fn from_paths(blob: String, ends: Vec<u32>) -> Option<Graph> {
+        let mut start = 0usize;
+        for &e in &ends {
+            let e = e as usize;
+            if e < start || !blob.is_char_boundary(e) {
+                return None;
+            }
+            start = e;
+        }
+        if start != blob.len() {
+            return None;
+        }
+        Some(Graph {
+            producer: vec![None; ends.len()],
+            blob,
+            ends,
+            index: OnceLock::new(),
+            tasks: Vec::new(),
+        })
+    }
+
+    /// Every path one after the other, and where each ends.
+    pub fn paths(&self) -> (&str, &[u32]) {
+        (&self.blob, &self.ends)
+    }
+
+    pub fn reserve_tasks(&mut self, n: usize) {
+        self.tasks.reserve(n);
     }
 
     fn push_path(&mut self, path: &str) -> FileId {

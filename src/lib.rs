@@ -28,6 +28,7 @@ pub mod project;
 pub mod runner;
 pub mod scheduler;
 pub mod signature;
+pub mod snapshot;
 pub mod stats;
 pub mod store;
 pub mod task;

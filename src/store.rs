@@ -21,6 +21,7 @@
 
 use crate::codec::{Fast, Reader, key_hash, put_hashed, put_i64, put_str, put_strings, put_u64};
 use crate::filestate::{Hash, Recorded, Stat};
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -218,9 +219,66 @@ pub struct Store {
     pending_details: Vec<u8>,
     /// Every record of `store`, as loaded and appended.
     bytes: Vec<u8>,
+    /// Built when loading, or on first use by a store opened without it.
+    index: OnceCell<Indexes>,
+}
+
+/// Where the latest record of each file and task is.
+#[derive(Default)]
+struct Indexes {
     files: Index,
     tasks: Index,
+    /// Records indexed, live or dead.
     records: usize,
+}
+
+impl Indexes {
+    /// Indexes the record whose payload starts at `at` in `bytes`.
+    fn add(&mut self, bytes: &[u8], at: usize) {
+        self.records += 1;
+        let Some(key) = key_at(bytes, at) else { return };
+        let lookup = |o: usize| key_at(bytes, o);
+        match bytes[at] {
+            TAG_FILE => self.files.insert(key, at, lookup),
+            TAG_TASK => self.tasks.insert(key, at, lookup),
+            TAG_FORGET => self.tasks.remove(key, lookup),
+            _ => {}
+        }
+    }
+}
+
+/// The payload offsets of the intact records in `bytes` (a whole store file), and the first
+/// position where damage was found. After damage, reading resumes where an intact record starts.
+fn scan(bytes: &[u8]) -> (Vec<usize>, Option<usize>) {
+    let mut pos = HEADER_LEN;
+    let mut damaged_at = None;
+    let mut offsets = Vec::new();
+    while pos < bytes.len() {
+        match record_at(bytes, pos) {
+            Some((payload, next)) if indexable(payload) => {
+                offsets.push(pos + RECORD_HEAD);
+                pos = next;
+            }
+            _ => {
+                damaged_at.get_or_insert(pos);
+                match (pos + 1..bytes.len())
+                    .find(|&p| record_at(bytes, p).is_some_and(|(pl, _)| indexable(pl)))
+                {
+                    Some(p) => pos = p,
+                    None => break,
+                }
+            }
+        }
+    }
+    (offsets, damaged_at)
+}
+
+fn build_index(bytes: &[u8], offsets: &[usize]) -> Indexes {
+    let mut ix = Indexes::default();
+    for &at in offsets {
+        ix.add(bytes, at);
+    }
+    ix
 }
 
 /// The payload that starts at `at`, as long as its frame header says.
@@ -249,9 +307,7 @@ impl Store {
             details_len: 0,
             pending_details: Vec::new(),
             bytes: Vec::new(),
-            files: Index::default(),
-            tasks: Index::default(),
-            records: 0,
+            index: OnceCell::from(Indexes::default()),
         }
     }
 
@@ -277,10 +333,13 @@ impl Store {
             }
         }
         if writable {
-            let live = store.files.len() + store.tasks.len();
-            let details_ok =
-                fs::read(&store.details_path).is_ok_and(|d| d.get(..8) == Some(DETAILS_MAGIC));
-            if rewrite || !details_ok || (store.records > 1000 && store.records > 3 * live) {
+            let ix = store.ix();
+            let (live, records) = (ix.files.len() + ix.tasks.len(), ix.records);
+            let details_ok = File::open(&store.details_path).is_ok_and(|mut f| {
+                let mut magic = [0u8; 8];
+                std::io::Read::read_exact(&mut f, &mut magic).is_ok() && &magic == DETAILS_MAGIC
+            });
+            if rewrite || !details_ok || (records > 1000 && records > 3 * live) {
                 store.rewrite()?;
             }
             store.file = Some(OpenOptions::new().append(true).open(path)?);
@@ -339,80 +398,97 @@ impl Store {
                 "kiln's state has format version {version}, this kiln reads version {VERSION}; starting afresh"
             ));
         }
-        let mut pos = HEADER_LEN;
-        let mut damaged_at = None;
-        let mut offsets = Vec::new();
-        while pos < bytes.len() {
-            match record_at(&bytes, pos) {
-                Some((payload, next)) if indexable(payload) => {
-                    offsets.push(pos + RECORD_HEAD);
-                    pos = next;
-                }
-                _ => {
-                    damaged_at.get_or_insert(pos);
-                    match (pos + 1..bytes.len())
-                        .find(|&p| record_at(&bytes, p).is_some_and(|(pl, _)| indexable(pl)))
-                    {
-                        Some(p) => pos = p,
-                        None => break,
-                    }
-                }
-            }
-        }
+        let (offsets, damaged_at) = scan(&bytes);
+        let ix = build_index(&bytes, &offsets);
+        let records = ix.records;
         self.bytes = bytes;
-        for at in offsets {
-            self.index(at);
-        }
+        self.index = OnceCell::from(ix);
         damaged_at.map(|at| {
             format!(
                 "kiln's state was damaged at byte {at} ({} bytes in all); kept {} intact records, the rest will be rebuilt",
                 self.bytes.len(),
-                self.records
+                records
             )
         })
     }
 
-    /// Indexes the record whose payload starts at `at` in `self.bytes`.
-    fn index(&mut self, at: usize) {
-        self.records += 1;
-        let bytes = &self.bytes;
-        let Some(key) = key_at(bytes, at) else { return };
-        let lookup = |o: usize| key_at(bytes, o);
-        match bytes[at] {
-            TAG_FILE => self.files.insert(key, at, lookup),
-            TAG_TASK => self.tasks.insert(key, at, lookup),
-            TAG_FORGET => self.tasks.remove(key, lookup),
-            _ => {}
+    /// The index, built now if the store was opened without one.
+    fn ix(&self) -> &Indexes {
+        self.index.get_or_init(|| {
+            let (offsets, _) = scan(&self.bytes);
+            build_index(&self.bytes, &offsets)
+        })
+    }
+
+    /// Opens the store for appending without checking or indexing its records: for a build that
+    /// knows from its snapshot where the records it needs are ([`Store::task_at`],
+    /// [`Store::file_at`]). Lookups by key index the store when first made. `None` if the store
+    /// cannot be opened so; [`Store::open`] then says why.
+    pub fn open_unindexed(path: &Path) -> Option<Store> {
+        let bytes = fs::read(path).ok()?;
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC || bytes[8..12] != VERSION.to_le_bytes()
+        {
+            return None;
         }
+        let mut store = Store::empty(path);
+        store.bytes = bytes;
+        store.index = OnceCell::new();
+        let mut magic = [0u8; 8];
+        let details = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(&store.details_path)
+            .ok()?;
+        details.read_exact_at(&mut magic, 0).ok()?;
+        if &magic != DETAILS_MAGIC {
+            return None;
+        }
+        store.details_len = details.metadata().ok()?.len();
+        store.details = Some(details);
+        store.file = Some(OpenOptions::new().append(true).open(path).ok()?);
+        Some(store)
+    }
+
+    /// The payload of the intact record of kind `tag` and key `key` whose payload starts at `at`.
+    fn payload_at(&self, at: usize, tag: u8, key: &str) -> Option<&[u8]> {
+        let (payload, _) = record_at(&self.bytes, at.checked_sub(RECORD_HEAD)?)?;
+        (payload.first() == Some(&tag) && key_at(&self.bytes, at) == Some(key)).then_some(payload)
+    }
+
+    /// Where the latest record of task `key` starts, for [`Store::task_at`].
+    pub fn task_offset(&self, key: &str) -> Option<usize> {
+        self.ix().tasks.get(key, |o| key_at(&self.bytes, o))
+    }
+
+    /// Where the latest record of file `path` starts, for [`Store::file_at`].
+    pub fn file_offset(&self, path: &str) -> Option<usize> {
+        self.ix().files.get(path, |o| key_at(&self.bytes, o))
+    }
+
+    /// The task record at `at`, if one for `key` is there intact.
+    pub fn task_at(&self, at: usize, key: &str) -> Option<TaskView<'_>> {
+        task_view(self.payload_at(at, TAG_TASK, key)?)
+    }
+
+    /// The file record at `at`, if one for `path` is there intact.
+    pub fn file_at(&self, at: usize, path: &str) -> Option<Recorded> {
+        file_record(self.payload_at(at, TAG_FILE, path)?)
     }
 
     /// The recorded hash of a file.
     pub fn file(&self, path: &str) -> Option<Recorded> {
-        let at = self.files.get(path, |o| key_at(&self.bytes, o))?;
-        let mut r = Reader::new(payload(&self.bytes, at).get(1..)?);
-        r.str_ref()?;
-        let stat = Stat {
-            size: r.u64()?,
-            mtime: r.i64()?,
-            ctime: r.i64()?,
-            ino: r.u64()?,
-        };
-        Some(Recorded {
-            stat,
-            hash: r.hash()?,
-            recorded_at: r.i64()?,
-        })
+        file_record(payload(&self.bytes, self.file_offset(path)?))
     }
 
     /// The record of a task.
     pub fn task(&self, key: &str) -> Option<TaskView<'_>> {
-        let at = self.tasks.get(key, |o| key_at(&self.bytes, o))?;
-        task_view(payload(&self.bytes, at))
+        task_view(payload(&self.bytes, self.task_offset(key)?))
     }
 
     /// Every task record.
     pub fn tasks(&self) -> impl Iterator<Item = TaskView<'_>> + '_ {
-        self.tasks
+        self.ix()
+            .tasks
             .offsets()
             .filter_map(|at| task_view(payload(&self.bytes, at)))
     }
@@ -459,10 +535,11 @@ impl Store {
         Ok(())
     }
 
-    /// Appends records (task details first, to their own log), and indexes them.
-    pub fn append(&mut self, records: Vec<Record>) -> io::Result<()> {
+    /// Appends records (task details first, to their own log), and indexes them. Returns where
+    /// each record starts, in order, for [`Store::task_at`] and [`Store::file_at`].
+    pub fn append(&mut self, records: Vec<Record>) -> io::Result<Vec<usize>> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut hot = Vec::new();
         for r in &records {
@@ -484,14 +561,21 @@ impl Store {
         }
         let base = self.bytes.len();
         self.bytes.extend_from_slice(&hot);
+        let mut offsets = Vec::with_capacity(records.len());
         let mut pos = base;
         while pos < self.bytes.len() {
             let len = u32::from_le_bytes(self.bytes[pos + 1..pos + 5].try_into().expect("4 bytes"))
                 as usize;
-            self.index(pos + RECORD_HEAD);
+            offsets.push(pos + RECORD_HEAD);
             pos += RECORD_HEAD + len;
         }
-        Ok(())
+        // An index not built yet will see these records when it is.
+        if let Some(ix) = self.index.get_mut() {
+            for &at in &offsets {
+                ix.add(&self.bytes, at);
+            }
+        }
+        Ok(offsets)
     }
 
     /// Rewrites the store and its details with only live records: new files, fsync, rename,
@@ -499,6 +583,7 @@ impl Store {
     pub fn rewrite(&mut self) -> io::Result<()> {
         self.flush_details()?;
         let mut files: Vec<(String, Recorded)> = self
+            .ix()
             .files
             .offsets()
             .filter_map(|at| {
@@ -541,7 +626,9 @@ impl Store {
         *self = Store::empty(&path);
         self.details_path = details_path;
         self.load(hot);
-        self.records = self.files.len() + self.tasks.len();
+        if let Some(ix) = self.index.get_mut() {
+            ix.records = ix.files.len() + ix.tasks.len();
+        }
         if writable {
             self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
             let details = OpenOptions::new()
@@ -573,7 +660,10 @@ impl Store {
 
     /// Drops every task record (after `clean`), keeping file hashes.
     pub fn forget_tasks(&mut self) -> io::Result<()> {
-        self.tasks = Index::default();
+        self.ix();
+        if let Some(ix) = self.index.get_mut() {
+            ix.tasks = Index::default();
+        }
         self.rewrite()
     }
 }
@@ -582,6 +672,23 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.flush_details();
     }
+}
+
+/// A file record's content.
+fn file_record(payload: &[u8]) -> Option<Recorded> {
+    let mut r = Reader::new(payload.get(1..)?);
+    r.str_ref()?;
+    let stat = Stat {
+        size: r.u64()?,
+        mtime: r.i64()?,
+        ctime: r.i64()?,
+        ino: r.u64()?,
+    };
+    Some(Recorded {
+        stat,
+        hash: r.hash()?,
+        recorded_at: r.i64()?,
+    })
 }
 
 /// The payload of an intact record at `pos` and where the next record starts.

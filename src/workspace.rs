@@ -2,9 +2,10 @@
 //! nearest parent) and what the command line adds to it; loading it into a project, for a build
 //! from the graph cache when that is still valid.
 
-use crate::cache::{self, Key, Snapshot};
+use crate::cache::{self, GraphId, Key};
 use crate::error::Error;
 use crate::filestate::FsClock;
+use crate::filestate::Hash;
 use crate::generator::Expansion;
 use crate::manifest::PostMode;
 use crate::paths;
@@ -40,12 +41,19 @@ pub struct Workspace {
 pub struct Loaded {
     pub project: Project,
     pub expansion: Expansion,
-    /// Read from the graph cache rather than parsed.
-    pub from_cache: bool,
+    /// Read from the graph cache with this id rather than parsed.
+    pub from_cache: Option<GraphId>,
     /// What to record in the graph cache once the expansion is known to be good.
     pub cache_key: Option<Key>,
-    /// How the last build ended, when the graph came from the cache.
-    pub snapshot: Option<Snapshot>,
+}
+
+/// The build file as read for a build.
+pub struct BuildFile {
+    bytes: Vec<u8>,
+    hash: Hash,
+    overrides: Hash,
+    /// `<out>/.kiln`, where the graph cache is.
+    pub state_dir: PathBuf,
 }
 
 impl Workspace {
@@ -99,13 +107,11 @@ impl Workspace {
         Project::load(&self.build_file, &self.display, &self.overrides)
     }
 
-    /// Loads the project for a build: from the graph cache when it is valid, else by parsing the
-    /// build file and expanding the groups that expand before anything runs (all of them, or the
-    /// first of a lazy project). `fresh` skips the cache.
-    pub fn load_for_build(&self, dry_run: bool, fresh: bool) -> Result<Loaded, Error> {
+    /// Reads the build file and finds where its state would be, without parsing it.
+    pub fn read_build_file(&self) -> Result<BuildFile, Error> {
         let bytes = std::fs::read(&self.build_file)
             .map_err(|e| Error::io(format!("cannot read {}", self.display), e))?;
-        let file_hash = *blake3::hash(&bytes).as_bytes();
+        let hash = *blake3::hash(&bytes).as_bytes();
         let overrides = cache::overrides_digest(&self.overrides);
         let root = self.build_file.parent().unwrap_or(Path::new("/"));
         let out_dir = match &self.overrides.out {
@@ -115,21 +121,55 @@ impl Workspace {
                 &paths::normalize(&out_hint(&String::from_utf8_lossy(&bytes))),
             ),
         };
-        let cache_path = out_dir.join(".kiln").join("graph");
         stats::mark("read build file");
-        if !fresh
-            && let Some(c) = cache::load(&cache_path, &self.build_file, &file_hash, &overrides)
-        {
-            stats::mark("load cache");
-            return Ok(Loaded {
-                project: c.project,
-                expansion: c.expansion,
-                from_cache: true,
-                cache_key: Some(c.key),
-                snapshot: Some(c.snapshot),
-            });
-        }
+        Ok(BuildFile {
+            bytes,
+            hash,
+            overrides,
+            state_dir: out_dir.join(".kiln"),
+        })
+    }
 
+    /// The graph cache's head, if the cache is valid for this build file.
+    pub fn open_cache(&self, file: &BuildFile) -> Option<cache::Opened> {
+        let opened = cache::open(
+            &file.state_dir.join("graph"),
+            &self.build_file,
+            &file.hash,
+            &file.overrides,
+        );
+        stats::mark("open cache");
+        // The cache must be the one of the build directory it was found in.
+        opened.filter(|o| absolute(&o.root, &o.out).join(".kiln") == file.state_dir)
+    }
+
+    /// Loads the project for a build: from the graph cache when it is valid (`cached`), else by
+    /// parsing the build file and expanding the groups that expand before anything runs (all of
+    /// them, or the first of a lazy project).
+    pub fn load_for_build(
+        &self,
+        file: BuildFile,
+        cached: Option<cache::Opened>,
+        dry_run: bool,
+    ) -> Result<Loaded, Error> {
+        if let Some(opened) = cached {
+            let id = opened.id;
+            if let Some((project, expansion, key)) = opened.load() {
+                stats::mark("load cache");
+                return Ok(Loaded {
+                    project,
+                    expansion,
+                    from_cache: Some(id),
+                    cache_key: Some(key),
+                });
+            }
+        }
+        let BuildFile {
+            bytes,
+            hash: file_hash,
+            overrides,
+            ..
+        } = file;
         let project = Project::from_bytes(bytes, &self.build_file, &self.display, &self.overrides)?;
         stats::mark("parse");
         let mut expansion = Expansion::new(&project)?;
@@ -161,9 +201,8 @@ impl Workspace {
         Ok(Loaded {
             project,
             expansion,
-            from_cache: false,
+            from_cache: None,
             cache_key,
-            snapshot: None,
         })
     }
 }
