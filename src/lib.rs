@@ -11,6 +11,7 @@ pub mod cli;
 pub mod codec;
 pub mod constraints;
 pub mod depfile;
+pub mod direct;
 pub mod driver;
 pub mod env;
 pub mod error;

@@ -5,8 +5,9 @@
 //! the job named, taken on the worker so that hashing outputs is spread over the cores.
 //!
 //! Commands start through posix_spawn (no per-spawn hook in the child), which costs the same
-//! whatever kiln's own size. A command longer than the kernel accepts as one argument runs from a
-//! script file instead.
+//! whatever kiln's own size. A command with no shell syntax starts its program directly
+//! ([`crate::direct`]), as the shell would have; others run through `/bin/sh -c`. A command longer
+//! than the kernel accepts as one argument runs from a script file instead.
 //! Output beyond a memory limit goes to a log file, keeping the tail in memory. [`Runner::signal`]
 //! forwards a signal to every running process group, and commands not yet started are not started.
 
@@ -393,27 +394,60 @@ fn run_command(
     let config = &shared.config;
     let mut script = None;
     let (reader, mut child) = {
-        let mut cmd = Command::new("/bin/sh");
-        if command.len() > ARG_LIMIT {
-            std::fs::create_dir_all(&config.scratch)?;
-            let path = config
-                .scratch
-                .join(format!("cmd-{}-{id}-{index}.sh", std::process::id()));
-            std::fs::write(&path, command)?;
-            cmd.arg(&path);
-            script = Some(path);
-        } else {
-            cmd.arg("-c").arg(command);
-        }
         let (reader, writer) = io::pipe()?;
-        cmd.current_dir(&config.cwd)
-            .stdin(Stdio::null())
-            .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .process_group(0);
-        let child = cmd.spawn();
-        // `cmd` is dropped here, closing this process's copies of the pipe's write end.
-        (reader, child)
+        let direct = crate::direct::parse(command).and_then(|d| {
+            let mut cmd = Command::new(d.argv[0]);
+            cmd.args(&d.argv[1..])
+                .current_dir(&config.cwd)
+                .stdin(Stdio::null())
+                .stderr(writer.try_clone().ok()?)
+                .process_group(0);
+            match d.stdout {
+                // Opened as the shell would (mode 0666 less the umask, no close-on-exec in the
+                // child); if it cannot be, the shell says why.
+                Some((file, append)) => {
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .append(append)
+                        .truncate(!append)
+                        .open(config.cwd.join(file))
+                        .ok()?;
+                    cmd.stdout(f);
+                }
+                None => {
+                    cmd.stdout(writer.try_clone().ok()?);
+                }
+            }
+            // A program that cannot be started (not found, not executable, a script without
+            // `#!`) is left to the shell, which says so in its words or runs the script.
+            cmd.spawn().ok()
+        });
+        if let Some(child) = direct {
+            drop(writer);
+            (reader, Ok(child))
+        } else {
+            let mut cmd = Command::new("/bin/sh");
+            if command.len() > ARG_LIMIT {
+                std::fs::create_dir_all(&config.scratch)?;
+                let path = config
+                    .scratch
+                    .join(format!("cmd-{}-{id}-{index}.sh", std::process::id()));
+                std::fs::write(&path, command)?;
+                cmd.arg(&path);
+                script = Some(path);
+            } else {
+                cmd.arg("-c").arg(command);
+            }
+            cmd.current_dir(&config.cwd)
+                .stdin(Stdio::null())
+                .stdout(writer.try_clone()?)
+                .stderr(writer)
+                .process_group(0);
+            let child = cmd.spawn();
+            // `cmd` is dropped here, closing this process's copies of the pipe's write end.
+            (reader, child)
+        }
     };
     let result = (|| {
         let child = child
@@ -603,6 +637,60 @@ mod tests {
         assert_eq!(std::fs::metadata(&log).unwrap().len(), f.output.total);
         assert!(f.output.text.len() <= 16 * 1024 + 64 * 1024);
         assert!(String::from_utf8_lossy(&f.output.text).ends_with("199999\n200000\n"));
+    }
+
+    #[test]
+    fn plain_commands_behave_as_under_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a"), "A\n").unwrap();
+        std::fs::write(d.join("b"), "B\n").unwrap();
+        let r = runner(d, 1 << 20);
+        let run = |commands: &[&str]| {
+            r.start(job(1, commands, d));
+            r.results().recv().unwrap()
+        };
+        // A redirection truncates, `>>` appends, stderr still reaches kiln.
+        let f = run(&["cat a b > out", "cat a >> out", "cat missing-file"]);
+        assert_eq!(std::fs::read_to_string(d.join("out")).unwrap(), "A\nB\nA\n");
+        assert_eq!(
+            f.exit,
+            Exit::Failed {
+                command: 2,
+                code: 1
+            }
+        );
+        assert!(String::from_utf8_lossy(&f.output.text).contains("missing-file"));
+        // A program that is not there: the shell's message and status.
+        let f = run(&["no-such-program-kiln x"]);
+        assert_eq!(
+            f.exit,
+            Exit::Failed {
+                command: 0,
+                code: 127
+            }
+        );
+        assert!(String::from_utf8_lossy(&f.output.text).contains("not found"));
+        // A script without `#!` runs as a shell script, as the shell would run it.
+        std::fs::write(d.join("script"), "echo from-script > out\n").unwrap();
+        std::fs::set_permissions(
+            d.join("script"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        assert_eq!(run(&["./script"]).exit, Exit::Success);
+        assert_eq!(
+            std::fs::read_to_string(d.join("out")).unwrap(),
+            "from-script\n"
+        );
+        // A redirection into a directory that does not exist: the shell reports it.
+        let f = run(&["cat a > no/such/dir/out"]);
+        assert!(
+            matches!(f.exit, Exit::Failed { command: 0, .. }),
+            "{:?}",
+            f.exit
+        );
+        assert!(!String::from_utf8_lossy(&f.output.text).is_empty());
     }
 
     #[test]
