@@ -22,9 +22,9 @@ Scenarios (one table row each):
 
     full build   from clean. kiln: out/ is deleted, its state out/.kiln with it. ninja: out/,
                  .ninja_log and .ninja_deps are deleted. make: the files under out/ are deleted,
-                 the directories are kept (make does not create them). Every tool is cleaned
-                 before the round starts, then sync(2) and a one-second pause, so that the file
-                 system's work on deleted files does not fall on whichever build runs next.
+                 the directories are kept (make does not create them). Each tool's tree is
+                 cleaned just before its build, then sync(2) and a one-second pause, so that the
+                 file system's work on the deleted files is not charged to the build.
                  F rounds (default 3).
     null build   nothing changed. After the last full-build round every tool does one warm-up
                  null build that is not counted, then R timed null builds.
@@ -407,15 +407,15 @@ def bench_size(n, args, kiln, env):
         line = "  ".join(f"{name} {samples[scenario][name]['seconds'][-1]:.3f}s" for name in TOOLS)
         print(f"   {scenario:6} {r + 1:2}: {line}", flush=True)
 
-    for r in range(full_runs):
-        # Every tool's tree is cleaned before the round, and the deletions are flushed to disk,
-        # so that no tool's build pays for the file system's work on another's (or its own)
-        # deleted outputs.
-        for tool in tools.values():
-            tool.clean(mods)
+    def clean_and_settle(tool):
+        # The deletions are flushed to disk and the machine left idle for a second, so that no
+        # build pays for the file system's work on deleted outputs.
+        tool.clean(mods)
         os.sync()
         time.sleep(1)
-        measure("full", r)
+
+    for r in range(full_runs):
+        measure("full", r, before=clean_and_settle)
     check_trees(tools, mods, f"N={n} after the full builds")
     print("   check: same outputs and same tasks as ninja after the full builds", flush=True)
 
