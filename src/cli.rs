@@ -162,10 +162,10 @@ fn default_jobs() -> usize {
 
 /// `kiln list`: one line per generator, its name then its outputs, on stdout.
 fn list(ws: &Workspace) -> Result<i32, Error> {
-    let project = &ws.load()?;
-    let mut x = Expansion::new(project)?;
+    let project = ws.load()?;
+    let mut x = Expansion::new(&project)?;
     for g in 0..project.groups.len() {
-        x.expand_group(project, g)?;
+        x.expand_group(&project, g)?;
     }
     let mut text = String::new();
     for (g, gn) in project.gens.iter().enumerate() {
@@ -178,5 +178,6 @@ fn list(ws: &Workspace) -> Result<i32, Error> {
     }
     // A closed stdout (`| head -1`) is not an error worth a message.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    crate::drop_in_background((project, x));
     Ok(0)
 }

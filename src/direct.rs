@@ -55,6 +55,23 @@ pub fn parse(command: &str) -> Option<Direct<'_>> {
     })
 }
 
+/// Where `execvp` would find `program` along `path` (the `PATH` value): the first regular file
+/// with an execute bit. `None` for a name with a `/`, a `PATH` with a relative (or empty) entry,
+/// or no such file; the caller then leaves the search to `execvp` or the shell.
+pub fn resolve(program: &str, path: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return None;
+    }
+    let dirs: Vec<std::path::PathBuf> = std::env::split_paths(path).collect();
+    if dirs.iter().any(|d| !d.is_absolute()) {
+        return None;
+    }
+    dirs.into_iter().map(|d| d.join(program)).find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +101,24 @@ mod tests {
                 stdout: Some(("log", true)),
             })
         );
+    }
+
+    #[test]
+    fn programs_are_found_along_an_absolute_path_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(a.join("tool"), "").unwrap(); // not executable: passed over
+        std::fs::write(b.join("tool"), "").unwrap();
+        let exe = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(b.join("tool"), exe).unwrap();
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(resolve("tool", &path), Some(b.join("tool")));
+        assert_eq!(resolve("missing", &path), None);
+        assert_eq!(resolve("./tool", &path), None);
+        let relative = std::env::join_paths([std::path::Path::new("bin"), &b]).unwrap();
+        assert_eq!(resolve("tool", &relative), None);
     }
 
     #[test]

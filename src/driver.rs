@@ -255,12 +255,12 @@ fn build_loaded(
     started: Instant,
 ) -> Result<Option<i32>, Error> {
     let Loaded {
-        project,
+        project: owned_project,
         expansion: x,
         from_cache,
         cache_key,
     } = loaded;
-    let project = &project;
+    let project = &owned_project;
     if project.is_empty() {
         progress.message(&format!(
             "nothing to do: {} declares no generators",
@@ -415,7 +415,22 @@ fn build_loaded(
         checked_dirs: HashSet::new(),
     };
     let result = b.run(signals, first_lazy, started);
+    // The store is written out while the lock is held; the large tables are freed on a thread of
+    // their own, so that a finished build need not wait for that.
+    if let Err(e) = b.store.flush_details() {
+        b.progress
+            .message(&format!("warning: cannot record kiln's state: {e}"));
+    }
+    let Build {
+        x,
+        store,
+        files,
+        implicit,
+        rec,
+        ..
+    } = b;
     drop(lock);
+    crate::drop_in_background((owned_project, x, store, files, implicit, rec));
     result
 }
 

@@ -7,6 +7,7 @@
 //!
 //! Expansion is per group so that a lazy project can expand a group after the earlier ones ran.
 
+use crate::codec::Fast;
 use crate::env::Layered;
 use crate::error::{Diagnostic, Error};
 use crate::glob::{self, Pattern};
@@ -35,8 +36,91 @@ pub struct Expansion {
     /// is still valid.
     pub glob_dirs: BTreeMap<String, Option<crate::filestate::Stat>>,
     /// Declared targets by kiln path and by the text written (relative to out/).
-    declared: HashMap<String, (GenId, std::ops::Range<usize>)>,
-    declared_text: HashMap<String, String>,
+    declared: HashMap<String, (GenId, std::ops::Range<usize>), Fast>,
+    declared_text: HashMap<String, String, Fast>,
+    /// What the directories of plain-path sources hold, while a group is being expanded.
+    sources: SourceDirs,
+}
+
+/// What a plain-path source is on disk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SourceKind {
+    File,
+    /// Present, but not a regular file (a directory, most likely).
+    NotFile,
+    Missing,
+}
+
+/// Whether sources exist, read from directory listings: a directory that many sources name is
+/// listed once (one `readdir` instead of a `stat` per source); one named by few is not listed.
+/// Valid for one expansion of a group only (commands may add files before the next).
+#[derive(Default, Debug)]
+struct SourceDirs {
+    dirs: HashMap<String, DirListing, Fast>,
+}
+
+#[derive(Debug)]
+enum DirListing {
+    /// Asked about this many times so far, each answered by a `stat`.
+    Asked(u32),
+    Listed(HashMap<Box<[u8]>, SourceKind, Fast>),
+    Unreadable,
+}
+
+/// A directory is listed once this many of its files have been asked about.
+const LIST_AFTER: u32 = 8;
+
+impl SourceDirs {
+    fn kind(&mut self, root: &std::path::Path, path: &str) -> SourceKind {
+        let stat = |p: &str| match std::fs::metadata(crate::project::absolute(root, p)) {
+            Ok(m) if m.is_file() => SourceKind::File,
+            Ok(_) => SourceKind::NotFile,
+            Err(_) => SourceKind::Missing,
+        };
+        let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
+        let listing = match self.dirs.get_mut(dir) {
+            Some(l) => l,
+            None => self
+                .dirs
+                .entry(dir.to_string())
+                .or_insert(DirListing::Asked(0)),
+        };
+        match listing {
+            DirListing::Asked(n) if *n < LIST_AFTER => {
+                *n += 1;
+                stat(path)
+            }
+            DirListing::Asked(_) => {
+                let abs = crate::project::absolute(root, dir);
+                *listing = match std::fs::read_dir(&abs) {
+                    Ok(entries) => {
+                        let mut names = HashMap::default();
+                        for e in entries.flatten() {
+                            let kind = match e.file_type() {
+                                Ok(t) if t.is_file() => SourceKind::File,
+                                Ok(t) if t.is_dir() => SourceKind::NotFile,
+                                // A symlink or something else: what it leads to decides.
+                                _ => match std::fs::metadata(e.path()) {
+                                    Ok(m) if m.is_file() => SourceKind::File,
+                                    Ok(_) => SourceKind::NotFile,
+                                    Err(_) => SourceKind::Missing,
+                                },
+                            };
+                            names.insert(e.file_name().as_encoded_bytes().into(), kind);
+                        }
+                        DirListing::Listed(names)
+                    }
+                    Err(_) => DirListing::Unreadable,
+                };
+                self.kind(root, path)
+            }
+            DirListing::Listed(names) => names
+                .get(name.as_bytes())
+                .copied()
+                .unwrap_or(SourceKind::Missing),
+            DirListing::Unreadable => stat(path),
+        }
+    }
 }
 
 /// Why a generator could not be expanded: a source that may yet appear (retry later), or anything
@@ -82,8 +166,9 @@ impl Expansion {
             warnings: Vec::new(),
             done: vec![false; project.gens.len()],
             glob_dirs: BTreeMap::new(),
-            declared: HashMap::new(),
-            declared_text: HashMap::new(),
+            declared: HashMap::default(),
+            declared_text: HashMap::default(),
+            sources: SourceDirs::default(),
         };
         let state_dir = paths::join(&project.out, ".kiln");
         for (g, gn) in project.gens.iter().enumerate() {
@@ -178,8 +263,9 @@ impl Expansion {
             warnings,
             glob_dirs,
             done: vec![true; gens],
-            declared: HashMap::new(),
-            declared_text: HashMap::new(),
+            declared: HashMap::default(),
+            declared_text: HashMap::default(),
+            sources: SourceDirs::default(),
         }
     }
 
@@ -196,6 +282,7 @@ impl Expansion {
         // A source that does not exist yet may be the mapped output of a generator later in the
         // group: such a generator waits until the others are expanded, and the error stands only
         // when a round makes no progress.
+        self.sources = SourceDirs::default();
         let mut pending = self.group_order(project, group)?;
         while !pending.is_empty() {
             let mut deferred = Vec::new();
@@ -234,6 +321,7 @@ impl Expansion {
             }
             pending = deferred;
         }
+        self.sources = SourceDirs::default();
         self.check_group_order(project)?;
         self.expanded[group] = true;
         Ok(())
@@ -570,19 +658,18 @@ impl Expansion {
                 }
                 continue;
             }
-            let abs = crate::project::absolute(&project.root, &norm);
-            match std::fs::metadata(&abs) {
-                Ok(m) if m.is_file() => {
+            match self.sources.kind(&project.root, &norm) {
+                SourceKind::File => {
                     let file = self.graph.file(&norm);
                     into.push(file);
                 }
-                Ok(_) => {
+                SourceKind::NotFile => {
                     return Err(project
                         .error_at(entry.span.clone(), format!("`{norm}` in `{key}` of generator `{}` is a directory", gn.name))
                         .note("expected a file; use a glob such as \"dir/*.c\" for a directory's files")
                         .into());
                 }
-                Err(_) => {
+                SourceKind::Missing => {
                     let mut d = project
                         .error_at(
                             entry.span.clone(),

@@ -35,3 +35,10 @@ pub mod store;
 pub mod task;
 pub mod template;
 pub mod workspace;
+
+/// Frees `value` on a thread of its own: a large graph takes a while to free, and a command that is
+/// done need not wait for it (if the process ends first, that frees everything at once).
+pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
+    // Should the thread not start, the value is freed here, as the closure is dropped.
+    let _ = std::thread::Builder::new().spawn(move || drop(value));
+}

@@ -8,6 +8,16 @@ use std::path::{Component, Path};
 /// Normalises a path lexically: drops `.` and empty components and resolves `..` against what
 /// precedes it. The project root itself is `.`.
 pub fn normalize(path: &str) -> String {
+    // Most paths are normal already: no empty, `.` or `..` component, no trailing slash.
+    if !path.is_empty()
+        && !path.ends_with('/')
+        && path
+            .split('/')
+            .enumerate()
+            .all(|(i, c)| (i == 0 || !c.is_empty()) && c != "." && c != "..")
+    {
+        return path.to_string();
+    }
     let absolute = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {

@@ -106,6 +106,8 @@ pub struct Config {
 
 struct Shared {
     config: Config,
+    /// Programs found along `PATH` once, for commands started without a shell.
+    programs: Mutex<HashMap<String, Option<PathBuf>>>,
     groups: Mutex<HashMap<usize, i32>>,
     stopping: AtomicI32,
     /// How many commands may run at once, and how many do.
@@ -140,6 +142,7 @@ impl Runner {
         let (done_tx, done_rx) = unbounded::<Finished>();
         let shared = Arc::new(Shared {
             config,
+            programs: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
             stopping: AtomicI32::new(0),
             permits: Mutex::new(Permits {
@@ -231,6 +234,18 @@ impl Drop for Runner {
 }
 
 impl Shared {
+    /// Where `program` is along `PATH`, looked up once per build (a search per command costs a
+    /// failed exec for every directory before the right one).
+    fn program(&self, program: &str) -> Option<PathBuf> {
+        let mut programs = self.programs.lock().unwrap_or_else(|e| e.into_inner());
+        programs
+            .entry(program.to_string())
+            .or_insert_with(|| {
+                std::env::var_os("PATH").and_then(|p| crate::direct::resolve(program, &p))
+            })
+            .clone()
+    }
+
     /// Waits for a permit; false if nothing more may start.
     fn acquire(&self) -> bool {
         let mut p = self.permits.lock().unwrap_or_else(|e| e.into_inner());
@@ -396,7 +411,12 @@ fn run_command(
     let (reader, mut child) = {
         let (reader, writer) = io::pipe()?;
         let direct = crate::direct::parse(command).and_then(|d| {
-            let mut cmd = Command::new(d.argv[0]);
+            let mut cmd = match shared.program(d.argv[0]) {
+                Some(path) => Command::new(path),
+                None => Command::new(d.argv[0]),
+            };
+            // The program sees its name as written, as under the shell.
+            cmd.arg0(d.argv[0]);
             cmd.args(&d.argv[1..])
                 .current_dir(&config.cwd)
                 .stdin(Stdio::null())

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 struct Timings {
     start: Option<Instant>,
     last: Option<Instant>,
-    phases: Vec<(&'static str, Duration)>,
+    /// Each phase's time, and the resident memory at its (last) end, in KiB.
+    phases: Vec<(&'static str, Duration, u64)>,
 }
 
 static TIMINGS: Mutex<Timings> = Mutex::new(Timings {
@@ -32,22 +33,38 @@ pub fn mark(name: &'static str) {
     let since = t.last.unwrap_or(now);
     t.start.get_or_insert(now);
     t.last = Some(now);
-    match t.phases.iter_mut().find(|(n, _)| *n == name) {
-        Some((_, d)) => *d += now - since,
-        None => t.phases.push((name, now - since)),
+    let rss = resident_kib();
+    match t.phases.iter_mut().find(|(n, _, _)| *n == name) {
+        Some((_, d, r)) => {
+            *d += now - since;
+            *r = rss;
+        }
+        None => t.phases.push((name, now - since, rss)),
     }
+}
+
+/// The resident memory now, in KiB (from /proc/self/statm; 0 where there is none).
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * rustix::param::page_size() as u64 / 1024)
 }
 
 /// The phases so far, one line each, with the total.
 pub fn report() -> String {
     let t = TIMINGS.lock().unwrap_or_else(|e| e.into_inner());
-    let mut text = String::from("kiln stats (wall time per phase):\n");
-    for (name, d) in &t.phases {
-        text.push_str(&format!("  {name:<12} {:>9.3} ms\n", d.as_secs_f64() * 1e3));
+    let mut text = String::from("kiln stats (wall time per phase, resident memory at its end):\n");
+    for (name, d, rss) in &t.phases {
+        text.push_str(&format!(
+            "  {name:<16} {:>9.3} ms {:>8} KiB\n",
+            d.as_secs_f64() * 1e3,
+            rss
+        ));
     }
     if let (Some(start), Some(last)) = (t.start, t.last) {
         text.push_str(&format!(
-            "  {:<12} {:>9.3} ms\n",
+            "  {:<16} {:>9.3} ms\n",
             "total",
             (last - start).as_secs_f64() * 1e3
         ));
@@ -66,7 +83,7 @@ pub fn report() -> String {
                 * 10.0
         };
         text.push_str(&format!(
-            "  {:<12} {:>9.0} ms user, {:.0} ms system\n",
+            "  {:<16} {:>9.0} ms user, {:.0} ms system\n",
             "kiln cpu",
             ticks(11),
             ticks(12)

@@ -155,11 +155,19 @@ fn parse_inner(inner: &str) -> Option<Piece> {
 impl Template {
     /// Parses a template.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        // Most values substitute nothing.
+        if !text.contains('$') {
+            let pieces = if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![(0, Piece::Text(text.to_string()))]
+            };
+            return Ok(Template { pieces });
+        }
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut literal_start = 0;
         let mut i = 0;
-        let bytes = text.as_bytes();
         while i < text.len() {
             if literal.is_empty() {
                 literal_start = i;
@@ -183,9 +191,11 @@ impl Template {
                 pieces.push((i, piece));
                 i += close + 3;
             } else {
-                let len = utf8_len(bytes[i]);
-                literal.push_str(&text[i..i + len]);
-                i += len;
+                // Up to the next `$` (or a lone `$` itself), in one piece.
+                let from = if text.as_bytes()[i] == b'$' { i + 1 } else { i };
+                let next = text[from..].find('$').map_or(text.len(), |d| from + d);
+                literal.push_str(&text[i..next]);
+                i = next;
             }
         }
         if !literal.is_empty() {
@@ -314,15 +324,6 @@ impl Template {
             [(_, Piece::Var(name))] => Some(name),
             _ => None,
         }
-    }
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
     }
 }
 
