@@ -29,7 +29,7 @@ use crate::generator::Expansion;
 use crate::graph::Graph;
 use crate::manifest::{Order, PostMode};
 use crate::project::{Color, Gen, Group, Overrides, Project, Rule, absolute};
-use crate::task::{FileId, Task, TaskId};
+use crate::task::{FileId, Files, Task, TaskId, Tasks};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -398,8 +398,9 @@ fn decode_body(
     };
     let has_name = r.bool()?;
     let pname = r.str()?;
-    let mut groups = Vec::new();
-    for _ in 0..r.read_len()? {
+    let n = r.read_len()?;
+    let mut groups = Vec::with_capacity(n);
+    for _ in 0..n {
         groups.push(Group {
             name: r.str()?,
             order: if r.bool()? {
@@ -410,8 +411,9 @@ fn decode_body(
             jobs: read_opt_u64(&mut r)?.map(|j| j as usize),
         });
     }
-    let mut rules = Vec::new();
-    for _ in 0..r.read_len()? {
+    let n = r.read_len()?;
+    let mut rules = Vec::with_capacity(n);
+    for _ in 0..n {
         rules.push(Rule {
             name: r.str()?,
             commands: Vec::new(),
@@ -430,8 +432,9 @@ fn decode_body(
             span: read_span(&mut r)?,
         });
     }
-    let mut gens = Vec::new();
-    for _ in 0..r.read_len()? {
+    let n = r.read_len()?;
+    let mut gens = Vec::with_capacity(n);
+    for _ in 0..n {
         let name = r.str()?;
         let span = read_span(&mut r)?;
         let group = r.u64()? as usize;
@@ -472,9 +475,9 @@ fn decode_body(
     let files = graph.file_count();
     let file_id = |i: u32| ((i as usize) < files).then_some(FileId(i));
     // A list of file ids, decoded straight into place.
-    fn ids(r: &mut Reader, files: usize) -> Option<Vec<FileId>> {
+    fn ids(r: &mut Reader, files: usize) -> Option<Files> {
         let n = r.read_len()?;
-        let mut v = Vec::with_capacity(n);
+        let mut v = Files::with_capacity(n);
         for _ in 0..n {
             let i = r.u32()?;
             if i as usize >= files {
@@ -503,9 +506,14 @@ fn decode_body(
             Some(f) => Some(file_id(u32::try_from(f).ok()?)?),
             None => None,
         };
-        let commands = r.strings()?;
-        let mut env = Vec::new();
-        for _ in 0..r.read_len()? {
+        let n = r.read_len()?;
+        let mut commands = Vec::with_capacity(n);
+        for _ in 0..n {
+            commands.push(r.str()?);
+        }
+        let n = r.read_len()?;
+        let mut env = Vec::with_capacity(n);
+        for _ in 0..n {
             env.push((r.str()?, r.str()?));
         }
         let task = Task {
@@ -533,7 +541,7 @@ fn decode_body(
     let mut gen_tasks = Vec::with_capacity(project.gens.len());
     for _ in 0..project.gens.len() {
         let n = r.read_len()?;
-        let mut v = Vec::with_capacity(n);
+        let mut v = Tasks::with_capacity(n);
         for _ in 0..n {
             let t = r.u32()?;
             v.push((t < tasks).then_some(TaskId(t))?);

@@ -13,7 +13,7 @@ use crate::error::{Diagnostic, Error};
 use crate::glob::{self, Pattern};
 use crate::graph::Graph;
 use crate::project::{GenId, GroupId, Located, Project, RuleId};
-use crate::task::{FileId, Task, TaskId};
+use crate::task::{FileId, Files, Task, TaskId, Tasks};
 use crate::template::{Lookup, Paths, Template};
 use crate::{paths, template};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -23,9 +23,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub struct Expansion {
     pub graph: Graph,
     /// The tasks each generator made, in creation order.
-    pub gen_tasks: Vec<Vec<TaskId>>,
+    pub gen_tasks: Vec<Tasks>,
     /// Each generator's outputs: its targets, or what its sources were mapped to.
-    pub gen_outputs: Vec<Vec<FileId>>,
+    pub gen_outputs: Vec<Files>,
     /// Which groups have been expanded.
     pub expanded: Vec<bool>,
     /// Things worth telling the user (a glob that matched nothing).
@@ -160,8 +160,8 @@ impl Expansion {
     pub fn new(project: &Project) -> Result<Expansion, Error> {
         let mut x = Expansion {
             graph: Graph::default(),
-            gen_tasks: vec![Vec::new(); project.gens.len()],
-            gen_outputs: vec![Vec::new(); project.gens.len()],
+            gen_tasks: vec![Tasks::new(); project.gens.len()],
+            gen_outputs: vec![Files::new(); project.gens.len()],
             expanded: vec![false; project.groups.len()],
             warnings: Vec::new(),
             done: vec![false; project.gens.len()],
@@ -248,8 +248,8 @@ impl Expansion {
     /// An expansion read back from the graph cache: every group expanded.
     pub fn from_cache(
         graph: Graph,
-        gen_tasks: Vec<Vec<TaskId>>,
-        gen_outputs: Vec<Vec<FileId>>,
+        gen_tasks: Vec<Tasks>,
+        gen_outputs: Vec<Files>,
         groups: usize,
         warnings: Vec<String>,
         glob_dirs: BTreeMap<String, Option<crate::filestate::Stat>>,
@@ -495,7 +495,7 @@ impl Expansion {
                         .into());
                 }
                 chain.push(rule);
-                let outputs: Vec<FileId> = r
+                let outputs: Files = r
                     .ext_out
                     .iter()
                     .map(|e| {
@@ -513,9 +513,9 @@ impl Expansion {
                     project,
                     g,
                     rule,
-                    vec![current],
+                    smallvec::smallvec![current],
                     outputs.clone(),
-                    deps.clone(),
+                    deps.iter().copied().collect(),
                 )?;
                 current = outputs[0];
             }
@@ -550,9 +550,9 @@ impl Expansion {
                             .into());
                     }
                 }
-                self.make_task(project, g, rule, inputs, outputs, deps)?;
+                self.make_task(project, g, rule, inputs.into(), outputs, deps.into())?;
             }
-            None => self.gen_outputs[g] = fed,
+            None => self.gen_outputs[g] = fed.into(),
         }
         Ok(())
     }
@@ -723,9 +723,9 @@ impl Expansion {
         project: &Project,
         g: GenId,
         rule: RuleId,
-        inputs: Vec<FileId>,
-        outputs: Vec<FileId>,
-        deps: Vec<FileId>,
+        inputs: Files,
+        outputs: Files,
+        deps: Files,
     ) -> Result<TaskId, Error> {
         let gn = &project.gens[g];
         let r = &project.rules[rule];

@@ -2,6 +2,13 @@
 //! are named by [`FileId`] into the graph's file table; tasks by [`TaskId`].
 
 use crate::project::{GenId, GroupId, RuleId};
+use smallvec::SmallVec;
+
+/// A short list of files, kept inline up to two (most tasks have one output and few inputs).
+pub type Files = SmallVec<[FileId; 2]>;
+
+/// A short list of tasks, kept inline up to two.
+pub type Tasks = SmallVec<[TaskId; 2]>;
 
 /// A file known to the build, an index into the graph's file table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,11 +38,11 @@ pub struct Task {
     /// The rule (named or inline) whose command it runs.
     pub rule: RuleId,
     /// `${SRC}`, in order.
-    pub inputs: Vec<FileId>,
+    pub inputs: Files,
     /// `${TGT}`, in order.
-    pub outputs: Vec<FileId>,
+    pub outputs: Files,
     /// Manual dependencies: in the signature, not in `${SRC}`.
-    pub deps: Vec<FileId>,
+    pub deps: Files,
     /// Where the command writes implicit dependencies, if the rule has a depfile.
     pub depfile: Option<FileId>,
     /// The expanded command chain.
