@@ -172,7 +172,9 @@ pub struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // Every bit of the result depends on every bit of the state (hash maps index by the low
+        // bits, which the multiplications alone leave depending on the low bytes only).
+        mix(self.0)
     }
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
@@ -194,7 +196,9 @@ pub type Fast = BuildHasherDefault<KeyHasher>;
 pub fn key_hash(key: &str) -> u64 {
     let mut h = KeyHasher(key.len() as u64);
     h.write(key.as_bytes());
-    // Finish with a mix so that the low bits depend on every byte.
-    let x = h.0;
+    h.finish()
+}
+
+fn mix(x: u64) -> u64 {
     (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (x >> 32)
 }
