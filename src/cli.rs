@@ -53,6 +53,10 @@ pub struct Args {
     /// Print why each task that runs must run (on stdout)
     #[arg(long, global = true)]
     explain: bool,
+    /// Kill a task whose commands run longer than SECS seconds, and fail it
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, global = true)]
+    timeout: Option<std::time::Duration>,
+
     /// Debugging modes: `-d explain` is --explain; `-d stats` prints how long each phase took
     #[arg(short = 'd', value_name = "MODE", value_parser = ["explain", "stats"], global = true)]
     debug: Vec<String>,
@@ -83,6 +87,17 @@ fn parse_define(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!(
+            "expected a positive number of seconds, found `{s}`"
+        )),
+    }
+}
+
 /// Runs kiln with these arguments and returns the exit status.
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let args = match Args::try_parse_from(args) {
@@ -92,9 +107,10 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             return e.exit_code();
         }
     };
-    crate::stats::start();
+    let stats = args.debug.iter().any(|d| d == "stats");
+    crate::stats::start(stats);
     let result = run(&args);
-    if args.debug.iter().any(|d| d == "stats") {
+    if stats {
         let _ = std::io::stderr().write_all(crate::stats::report().as_bytes());
     }
     match result {
@@ -140,6 +156,7 @@ fn run(args: &Args) -> Result<i32, Error> {
                 no_wait: args.no_wait,
                 explain: args.explain || explaining || args.debug.iter().any(|d| d == "explain"),
                 explain_targets: explaining,
+                timeout: args.timeout,
             };
             driver::build(&ws, &opts, progress.as_mut(), &signals)
         }

@@ -56,6 +56,8 @@ pub struct BuildOptions {
     pub explain: bool,
     /// `kiln explain`: also say which tasks are up to date, and end with a verdict on stdout.
     pub explain_targets: bool,
+    /// How long a task's commands may run before they are killed and the task fails.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// The state a task ended in (waf's task states).
@@ -96,6 +98,22 @@ enum Prediction {
     Decided(Decision),
     /// A producer is expected to run.
     Downstream,
+}
+
+/// The store record of file `f`'s hash, and the file it is about.
+fn file_record(
+    graph: &crate::graph::Graph,
+    f: FileId,
+    stat: Stat,
+    hash: Hash,
+    recorded_at: i64,
+) -> (Slot, Record) {
+    let rec = Recorded {
+        stat,
+        hash,
+        recorded_at,
+    };
+    (Slot::File(f), Record::File(graph.path(f).to_string(), rec))
 }
 
 /// Which task or file a record appended to the store is about.
@@ -500,6 +518,7 @@ impl Build<'_> {
                     clock: self.clock.clone(),
                     memory_limit: 4 << 20,
                     logs: self.state_dir.join("logs"),
+                    timeout: self.opts.timeout,
                 },
             )
         });
@@ -889,17 +908,7 @@ impl Build<'_> {
                 (Some(hash), Some(stat)) => {
                     state.hash = Some(hash);
                     state.recorded_at = recorded_at;
-                    records.push((
-                        Slot::File(f),
-                        Record::File(
-                            graph.path(f).to_string(),
-                            Recorded {
-                                stat,
-                                hash,
-                                recorded_at,
-                            },
-                        ),
-                    ));
+                    records.push(file_record(graph, f, stat, hash, recorded_at));
                 }
                 _ => {
                     // Unreadable: treat as missing, so that whatever reads it runs (and says why).
@@ -1530,6 +1539,15 @@ impl Build<'_> {
                 self.fail(t, TaskState::Exception, &msg, &f.output_text());
                 return false;
             }
+            Exit::TimedOut { command } => {
+                let limit = self.opts.timeout.map_or(0.0, |t| t.as_secs_f64());
+                let msg = format!(
+                    "command {} ran longer than --timeout {limit}s and was killed",
+                    command + 1
+                );
+                self.fail(t, TaskState::Crashed, &msg, &f.output_text());
+                return false;
+            }
             Exit::NotStarted => {
                 self.fail(t, TaskState::NotRun, "not started", &[]);
                 return false;
@@ -1571,13 +1589,7 @@ impl Build<'_> {
                     state.hash = Some(hash.unwrap_or(MISSING));
                     state.recorded_at = if hash.is_some() { f.ended_at } else { i64::MIN };
                     if let Some(hash) = hash {
-                        let rec = Recorded {
-                            stat,
-                            hash,
-                            recorded_at: f.ended_at,
-                        };
-                        let path = self.x.graph.path(o).to_string();
-                        records.push((Slot::File(o), Record::File(path, rec)));
+                        records.push(file_record(&self.x.graph, o, stat, hash, f.ended_at));
                     }
                 }
                 None => {
@@ -1643,17 +1655,7 @@ impl Build<'_> {
                     Some((stat, Some(hash))) if state.stat == Some(stat) => {
                         state.hash = Some(hash);
                         state.recorded_at = f.ended_at;
-                        records.push((
-                            Slot::File(w),
-                            Record::File(
-                                self.x.graph.path(w).to_string(),
-                                Recorded {
-                                    stat,
-                                    hash,
-                                    recorded_at: f.ended_at,
-                                },
-                            ),
-                        ));
+                        records.push(file_record(&self.x.graph, w, stat, hash, f.ended_at));
                     }
                     _ => state.hash = Some(MISSING),
                 }
@@ -1724,10 +1726,15 @@ impl Build<'_> {
             state.stat = stat;
             state.hash = Some(MISSING);
             if let Some(stat) = stat {
-                let trusted = self
-                    .store
-                    .file(self.x.graph.path(id))
-                    .filter(|r| r.trusted_for(&stat));
+                // A build seeded by its snapshot has no index of the store: a file new to the
+                // graph is hashed rather than looked up.
+                let trusted = match self.seeded {
+                    Some(_) => None,
+                    None => self
+                        .store
+                        .file(self.x.graph.path(id))
+                        .filter(|r| r.trusted_for(&stat)),
+                };
                 let recorded_at = trusted.map_or_else(
                     || self.clock.as_ref().map_or(i64::MIN, |c| c.now()),
                     |r| r.recorded_at,
@@ -1739,17 +1746,7 @@ impl Build<'_> {
                 state.hash = Some(hash.unwrap_or(MISSING));
                 state.recorded_at = recorded_at;
                 if let (Some(hash), None) = (hash, trusted) {
-                    records.push((
-                        Slot::File(id),
-                        Record::File(
-                            self.x.graph.path(id).to_string(),
-                            Recorded {
-                                stat,
-                                hash,
-                                recorded_at,
-                            },
-                        ),
-                    ));
+                    records.push(file_record(&self.x.graph, id, stat, hash, recorded_at));
                 }
             }
         }

@@ -63,6 +63,10 @@ pub enum Exit {
         command: usize,
         message: String,
     },
+    /// Command `command` ran past the time limit and was killed, with everything it started.
+    TimedOut {
+        command: usize,
+    },
     /// Not started: the build was stopping.
     NotStarted,
 }
@@ -102,6 +106,8 @@ pub struct Config {
     /// Output kept in memory per job before it spills to a log file in `logs`.
     pub memory_limit: usize,
     pub logs: PathBuf,
+    /// How long one job's commands may run before they are killed (`--timeout`).
+    pub timeout: Option<Duration>,
 }
 
 struct Shared {
@@ -285,6 +291,23 @@ fn not_started(id: usize) -> Finished {
     }
 }
 
+/// Waits until `reader` has something to read (or has been closed), or `until` passes; whether it
+/// is readable.
+fn readable_by(reader: &io::PipeReader, until: Instant) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let left = until.saturating_duration_since(Instant::now());
+    let timeout = Timespec {
+        tv_sec: left.as_secs() as i64,
+        tv_nsec: i64::from(left.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(reader, PollFlags::IN)];
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(n) => n > 0,
+        // Interrupted: look again.
+        Err(_) => false,
+    }
+}
+
 fn kill_group(pgid: i32, signal: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
         let _ = rustix::process::kill_process_group(pid, signal);
@@ -314,6 +337,7 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
         return not_started(job.id);
     }
     let start = Instant::now();
+    let deadline = config.timeout.map(|t| start + t);
     let log = config.logs.join(format!("task-{}.log", job.id));
     let mut output = OutputBuf::new(config.memory_limit, log);
     let mut exit = Exit::Success;
@@ -329,7 +353,11 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
             };
             break;
         }
-        match run_command(shared, job.id, i, command, &mut output, buf) {
+        match run_command(shared, job.id, i, command, &mut output, buf, deadline) {
+            Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                exit = Exit::TimedOut { command: i };
+                break;
+            }
             Ok(status) => {
                 if let Some(signal) = status.signal() {
                     exit = Exit::Signaled { command: i, signal };
@@ -405,6 +433,7 @@ fn run_command(
     command: &str,
     output: &mut OutputBuf,
     buf: &mut Vec<u8>,
+    deadline: Option<Instant>,
 ) -> io::Result<std::process::ExitStatus> {
     let config = &shared.config;
     let mut script = None;
@@ -485,7 +514,26 @@ fn run_command(
         }
         let mut reader = reader;
         buf.resize(64 * 1024, 0);
+        let mut killed_at = None;
         loop {
+            if let Some(deadline) = deadline {
+                // Past the deadline the group is killed; a process that left the group and
+                // still holds the pipe gets a second before kiln stops listening.
+                let now = Instant::now();
+                let wait_until = match killed_at {
+                    None if now >= deadline => {
+                        kill_group(pgid, rustix::process::Signal::KILL);
+                        killed_at = Some(now);
+                        continue;
+                    }
+                    None => deadline,
+                    Some(at) if now >= at + Duration::from_secs(1) => break,
+                    Some(at) => at + Duration::from_secs(1),
+                };
+                if !readable_by(&reader, wait_until) {
+                    continue;
+                }
+            }
             match reader.read(buf) {
                 Ok(0) => break,
                 Ok(n) => output.push(&buf[..n]),
@@ -580,6 +628,7 @@ mod tests {
                 clock: None,
                 memory_limit: limit,
                 logs: dir.join("logs"),
+                timeout: None,
             },
         )
     }
@@ -711,6 +760,35 @@ mod tests {
             f.exit
         );
         assert!(!String::from_utf8_lossy(&f.output.text).is_empty());
+    }
+
+    #[test]
+    fn a_command_past_the_time_limit_is_killed_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Runner::new(
+            1,
+            Config {
+                cwd: dir.path().to_path_buf(),
+                scratch: dir.path().join("tmp"),
+                clock: None,
+                memory_limit: 1 << 20,
+                logs: dir.path().join("logs"),
+                timeout: Some(Duration::from_millis(300)),
+            },
+        );
+        let t = Instant::now();
+        r.start(job(
+            1,
+            &["echo before", "sleep 30 & sleep 30; wait"],
+            dir.path(),
+        ));
+        let f = r.results().recv().unwrap();
+        assert_eq!(f.exit, Exit::TimedOut { command: 1 });
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(String::from_utf8_lossy(&f.output.text), "before\n");
+        // A quick command is not affected.
+        r.start(job(2, &["echo quick"], dir.path()));
+        assert_eq!(r.results().recv().unwrap().exit, Exit::Success);
     }
 
     #[test]

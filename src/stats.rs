@@ -5,6 +5,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 struct Timings {
+    /// Whether marks also note the resident memory (a read of /proc each).
+    memory: bool,
     start: Option<Instant>,
     last: Option<Instant>,
     /// Each phase's time, and the resident memory at its (last) end, in KiB.
@@ -12,14 +14,16 @@ struct Timings {
 }
 
 static TIMINGS: Mutex<Timings> = Mutex::new(Timings {
+    memory: false,
     start: None,
     last: None,
     phases: Vec::new(),
 });
 
-/// Starts the clock (the first mark does too).
-pub fn start() {
+/// Starts the clock (the first mark does too); with `memory`, marks also note the resident memory.
+pub fn start(memory: bool) {
     let mut t = TIMINGS.lock().unwrap_or_else(|e| e.into_inner());
+    t.memory = memory;
     let now = Instant::now();
     t.start = Some(now);
     t.last = Some(now);
@@ -33,7 +37,7 @@ pub fn mark(name: &'static str) {
     let since = t.last.unwrap_or(now);
     t.start.get_or_insert(now);
     t.last = Some(now);
-    let rss = resident_kib();
+    let rss = if t.memory { resident_kib() } else { 0 };
     match t.phases.iter_mut().find(|(n, _, _)| *n == name) {
         Some((_, d, r)) => {
             *d += now - since;
@@ -68,6 +72,17 @@ pub fn report() -> String {
             "total",
             (last - start).as_secs_f64() * 1e3
         ));
+    }
+    // The peak resident memory of kiln itself (the commands are processes of their own).
+    if let Some(peak) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+    {
+        text.push_str(&format!("  {:<16} {peak:>9} KiB\n", "peak memory"));
     }
     // kiln's own processor time, every thread, not the commands it ran (in clock ticks, from
     // /proc/self/stat: utime and stime are fields 14 and 15).
