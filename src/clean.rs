@@ -99,6 +99,9 @@ pub fn clean(
     }
     let state_dir = project.out_dir().join(".kiln");
     let out_abs = project.out_dir();
+    // Not `/`, the home directory, the project, or a symlink out of it, even though clean only
+    // deletes what kiln recorded making.
+    check_removable(&project.root, &project.out)?;
     if !out_abs.is_dir() {
         progress.done(&format!(
             "'clean' finished successfully ({:.3}s): nothing to clean",
