@@ -116,13 +116,15 @@ impl fmt::Display for Diagnostic {
             let first_line = span_text.split('\n').next().unwrap_or("");
             let width = first_line.chars().count().max(1);
             let width = width.min(text.chars().count().saturating_sub(col - 1).max(1));
+            // A long line is shown as a window around the column.
+            let (shown, caret_at, width) = window(text, col - 1, width);
             writeln!(f, "{:gutter$} |", "")?;
-            writeln!(f, "{line} | {text}")?;
+            writeln!(f, "{line} | {shown}")?;
             writeln!(
                 f,
                 "{:gutter$} | {}{}",
                 "",
-                " ".repeat(col - 1),
+                " ".repeat(caret_at),
                 "^".repeat(width)
             )?;
         }
@@ -131,6 +133,31 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// At most this many characters of a line are shown under a diagnostic.
+const SHOWN: usize = 100;
+
+/// The part of `line` to show for a caret at character `at`, `width` wide: the whole line if it
+/// is short, else a window around the caret with `...` where it was cut. Returns the text, where
+/// the caret goes in it, and its width.
+fn window(line: &str, at: usize, width: usize) -> (String, usize, usize) {
+    let len = line.chars().count();
+    if len <= SHOWN {
+        return (line.to_string(), at, width);
+    }
+    let start = at.saturating_sub(SHOWN / 2).min(len - SHOWN);
+    let end = start + SHOWN;
+    let mut shown: String = line.chars().skip(start).take(SHOWN).collect();
+    let mut caret = at - start;
+    if start > 0 {
+        shown.insert_str(0, "...");
+        caret += 3;
+    }
+    if end < len {
+        shown.push_str("...");
+    }
+    (shown, caret, width.min(end.saturating_sub(at)).max(1))
 }
 
 /// Everything that can stop kiln before or around a build. Task failures are not errors: they are
@@ -237,6 +264,34 @@ mod tests {
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(6), (2, 1));
         assert_eq!(s.line_col(10), (2, 4));
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_column() {
+        let text = format!("x = {}@{}\n", "a".repeat(5000), "b".repeat(5000));
+        let source = Arc::new(SourceText {
+            name: "build.toml".into(),
+            text: text.clone(),
+        });
+        let d = Diagnostic::at(&source, 5004..5005, "here");
+        let shown = d.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[0], "build.toml:1:5005: error: here");
+        assert!(
+            lines[2].len() < 120 && lines[2].starts_with("1 | ...a"),
+            "{shown}"
+        );
+        assert!(lines[2].ends_with("b..."), "{shown}");
+        let caret = lines[3].find('^').unwrap();
+        assert_eq!(&lines[2][caret..caret + 1], "@", "{shown}");
+        // At the very end of a long line (found by the build_file fuzzer).
+        let text = format!("[[\"{}\r\n", "O".repeat(100));
+        let source = Arc::new(SourceText {
+            name: "build.toml".into(),
+            text: text.clone(),
+        });
+        let shown = Diagnostic::at(&source, 103..105, "unclosed").to_string();
+        assert!(shown.lines().nth(3).unwrap().ends_with('^'), "{shown}");
     }
 
     #[test]
