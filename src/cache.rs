@@ -476,15 +476,8 @@ fn decode_body(
     let file_id = |i: u32| ((i as usize) < files).then_some(FileId(i));
     // A list of file ids, decoded straight into place.
     fn ids(r: &mut Reader, files: usize) -> Option<Files> {
-        let n = r.read_len()?;
-        let mut v = Files::with_capacity(n);
-        for _ in 0..n {
-            let i = r.u32()?;
-            if i as usize >= files {
-                return None;
-            }
-            v.push(FileId(i));
-        }
+        let mut v = Files::new();
+        r.u32s_below(files, |i| v.push(FileId(i)))?;
         Some(v)
     }
     let n = r.read_len()?;
@@ -540,12 +533,8 @@ fn decode_body(
     let tasks = graph.tasks().len() as u32;
     let mut gen_tasks = Vec::with_capacity(project.gens.len());
     for _ in 0..project.gens.len() {
-        let n = r.read_len()?;
-        let mut v = Tasks::with_capacity(n);
-        for _ in 0..n {
-            let t = r.u32()?;
-            v.push((t < tasks).then_some(TaskId(t))?);
-        }
+        let mut v = Tasks::new();
+        r.u32s_below(tasks as usize, |t| v.push(TaskId(t)))?;
         gen_tasks.push(v);
     }
     let mut gen_outputs = Vec::with_capacity(project.gens.len());
@@ -564,4 +553,78 @@ fn decode_body(
         key.dirs.clone(),
     );
     Some((project, expansion))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A project of two sources mapped through a rule and linked, expanded and cached.
+    fn cached(dir: &Path) -> (PathBuf, Key, usize) {
+        let root = dir.canonicalize().unwrap();
+        // Made before the glob lists the root: the cache is valid while the listing is.
+        std::fs::create_dir_all(root.join("build/.kiln")).unwrap();
+        std::fs::write(root.join("a.c"), "a").unwrap();
+        std::fs::write(root.join("b.c"), "b").unwrap();
+        let text = "[rule.cc]\nrun = \"cc -c ${SRC} -o ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+                    [[gen]]\nname = \"app\"\nrun = \"cc ${SRC} -o ${TGT}\"\nsource = \"*.c\"\ntarget = \"app\"\n";
+        let build_file = root.join("build.toml");
+        std::fs::write(&build_file, text).unwrap();
+        let project = Project::from_bytes(
+            text.as_bytes().to_vec(),
+            &build_file,
+            "build.toml",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let mut x = Expansion::new(&project).unwrap();
+        x.expand_group(&project, 0).unwrap();
+        let key = Key {
+            build_file: build_file.clone(),
+            file_hash: *blake3::hash(text.as_bytes()).as_bytes(),
+            overrides: overrides_digest(&Overrides::default()),
+            recorded_at: i64::MAX,
+            dirs: x.glob_dirs.clone(),
+        };
+        let path = root.join("build/.kiln/graph");
+        save(&path, &key, &project, &x).unwrap();
+        (path, key, x.graph.tasks().len())
+    }
+
+    fn read(path: &Path, key: &Key) -> Option<(Project, Expansion, Key)> {
+        open(path, &key.build_file, &key.file_hash, &key.overrides)?.load()
+    }
+
+    #[test]
+    fn a_cached_graph_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key, tasks) = cached(dir.path());
+        let (project, x, _) = read(&path, &key).unwrap();
+        assert_eq!(tasks, 3);
+        assert_eq!(x.graph.tasks().len(), 3);
+        assert_eq!(project.gens[0].name, "app");
+        let link = x.graph.task(TaskId(2));
+        assert_eq!(link.commands, vec!["cc build/a.o build/b.o -o build/app"]);
+        assert_eq!(x.graph.key(TaskId(2)), "build/app");
+        // Another build file, other overrides: not this cache.
+        assert!(open(&path, &key.build_file, &[0; 32], &key.overrides).is_none());
+        assert!(open(&path, &key.build_file, &key.file_hash, &[0; 32]).is_none());
+    }
+
+    #[test]
+    fn a_damaged_cache_is_never_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key, _) = cached(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in 0..bytes.len() {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            assert!(read(&path, &key).is_none(), "cut at {cut}");
+        }
+        for at in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[at] ^= 1 << (at % 8);
+            std::fs::write(&path, &b).unwrap();
+            assert!(read(&path, &key).is_none(), "flip at {at}");
+        }
+    }
 }

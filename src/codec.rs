@@ -160,6 +160,18 @@ impl<'a> Reader<'a> {
         u32::try_from(self.u64()?).ok()
     }
 
+    /// A count and that many values below `limit`, each handed to `push`; `None` if any is not.
+    pub fn u32s_below(&mut self, limit: usize, mut push: impl FnMut(u32)) -> Option<()> {
+        for _ in 0..self.read_len()? {
+            let v = self.u32()?;
+            if v as usize >= limit {
+                return None;
+            }
+            push(v);
+        }
+        Some(())
+    }
+
     pub fn u32s(&mut self) -> Option<Vec<u32>> {
         let n = self.read_len()?;
         (0..n).map(|_| self.u32()).collect()

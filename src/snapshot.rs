@@ -154,15 +154,8 @@ impl Snapshot {
         let mut r = Reader::new(&self.implicit);
         let mut all = Vec::with_capacity(self.tasks);
         for _ in 0..self.tasks {
-            let n = r.read_len()?;
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                let f = r.u32()?;
-                if f as usize >= files {
-                    return None;
-                }
-                v.push(FileId(f));
-            }
+            let mut v = Vec::new();
+            r.u32s_below(files, |f| v.push(FileId(f)))?;
             all.push(v);
         }
         r.at_end().then_some(all)

@@ -387,6 +387,14 @@ impl Store {
         }
     }
 
+    /// A store read from `bytes` (what the file at `path` would hold), opened for reading only;
+    /// with a warning if anything was damaged.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> (Store, Option<String>) {
+        let mut store = Store::empty(path);
+        let warning = store.load(bytes);
+        (store, warning)
+    }
+
     /// Indexes `bytes` (the whole store file); returns a warning if anything was damaged.
     fn load(&mut self, bytes: Vec<u8>) -> Option<String> {
         if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
@@ -1003,6 +1011,132 @@ mod tests {
         let after = fs::metadata(&path).unwrap().len();
         assert!(after * 4 < before, "{before} -> {after}");
         assert_eq!(owned(&s, "t1").unwrap(), task("t1", 4));
+    }
+
+    /// A store of files and tasks with unique keys, and where each record ends.
+    fn sample_store(path: &Path) -> (Vec<u8>, Vec<(usize, Option<String>)>) {
+        let (mut s, _) = Store::open(path, true).unwrap();
+        for i in 0..6 {
+            s.append(vec![Record::File(format!("src/f{i}.c"), file(i))])
+                .unwrap();
+            s.append(vec![Record::Task(task(&format!("out/t{i}.o"), i as u8))])
+                .unwrap();
+        }
+        drop(s);
+        let bytes = fs::read(path).unwrap();
+        // (end of record, the task it records)
+        let mut ends = Vec::new();
+        let mut pos = HEADER_LEN;
+        while pos < bytes.len() {
+            let (payload, next) = record_at(&bytes, pos).expect("intact");
+            let key = (payload[0] == TAG_TASK)
+                .then(|| key_at(&bytes, pos + RECORD_HEAD).unwrap().to_string());
+            ends.push((next, key));
+            pos = next;
+        }
+        (bytes, ends)
+    }
+
+    fn task_keys(s: &Store) -> Vec<String> {
+        let mut keys: Vec<String> = s.tasks().map(|v| v.key.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn a_store_cut_at_any_byte_keeps_exactly_the_whole_records_before_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let (bytes, ends) = sample_store(&path);
+        let details = fs::read(dir.path().join("details")).unwrap();
+        for cut in 0..=bytes.len() {
+            fs::write(&path, &bytes[..cut]).unwrap();
+            fs::write(dir.path().join("details"), &details).unwrap();
+            let (s, w) = Store::open(&path, false).unwrap();
+            let mut expected: Vec<String> = ends
+                .iter()
+                .filter(|(end, _)| *end <= cut)
+                .filter_map(|(_, k)| k.clone())
+                .collect();
+            expected.sort();
+            assert_eq!(task_keys(&s), expected, "cut at {cut}");
+            let whole = cut == HEADER_LEN || ends.iter().any(|(end, _)| *end == cut);
+            // One warning at most, and none for a log that ends between records.
+            assert_eq!(
+                w.len(),
+                usize::from(!whole || cut < HEADER_LEN),
+                "cut at {cut}: {w:?}"
+            );
+            for k in &expected {
+                let v = s.task(k).unwrap();
+                assert_eq!(
+                    s.owned(&v),
+                    task(k, k[5..6].parse().unwrap()),
+                    "cut at {cut}"
+                );
+            }
+            // Opened for writing, the store repairs itself: the next load is clean and keeps
+            // the same records.
+            drop(s);
+            let (s, _) = Store::open(&path, true).unwrap();
+            drop(s);
+            let (s, w) = Store::open(&path, false).unwrap();
+            assert!(w.is_empty(), "cut at {cut}, after repair: {w:?}");
+            assert_eq!(task_keys(&s), expected, "cut at {cut}, after repair");
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_anywhere_loses_at_most_the_record_it_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let (bytes, ends) = sample_store(&path);
+        let all: Vec<String> = {
+            let mut v: Vec<String> = ends.iter().filter_map(|(_, k)| k.clone()).collect();
+            v.sort();
+            v
+        };
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 1 << (at % 8);
+            fs::write(&path, &damaged).unwrap();
+            let (s, w) = Store::open(&path, false).unwrap();
+            assert_eq!(w.len(), 1, "flip at {at}: {w:?}");
+            if at < HEADER_LEN {
+                // Not a store of this version: nothing is trusted.
+                assert!(task_keys(&s).is_empty(), "flip at {at}");
+                continue;
+            }
+            // The record holding the flipped byte is lost, every other one is kept.
+            let hit = ends.iter().find(|(end, _)| at < *end).unwrap();
+            let expected: Vec<String> = all
+                .iter()
+                .filter(|k| Some(*k) != hit.1.as_ref())
+                .cloned()
+                .collect();
+            assert_eq!(task_keys(&s), expected, "flip at {at}");
+        }
+    }
+
+    #[test]
+    fn garbage_after_the_records_is_dropped_with_one_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let (mut bytes, ends) = sample_store(&path);
+        let mut x = 0x9e37_79b9u32;
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            bytes.push(x as u8);
+        }
+        fs::write(&path, &bytes).unwrap();
+        let (s, w) = Store::open(&path, false).unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            s.tasks().count(),
+            ends.iter().filter(|(_, k)| k.is_some()).count()
+        );
     }
 
     #[test]
