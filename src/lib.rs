@@ -17,6 +17,8 @@ pub mod env;
 pub mod error;
 pub mod explain;
 pub mod filestate;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generator;
 pub mod glob;
 pub mod graph;

@@ -6,6 +6,7 @@ mod cli;
 mod constraints;
 mod correctness;
 mod example;
+mod fuzzed;
 mod generators;
 mod outputs;
 mod property;
