@@ -2,7 +2,7 @@
 //! --targets; finding build.toml; long commands; output format; exit statuses and signals; the
 //! build lock.
 
-use crate::support::{KILN, Space, Test, set};
+use crate::support::{KILN, Space, Test, set, spawn_kiln, wait_for};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -449,17 +449,8 @@ fn an_interrupted_command_that_traps_the_signal_still_loses_its_partial_output()
         "build.toml",
         "[[gen]]\nrun = \"echo partial > ${TGT}; trap 'exit 1' INT; touch started; sleep 5; echo done >> ${TGT}\"\ntarget = \"slow\"\n",
     );
-    let child = Command::new(KILN)
-        .arg("build")
-        .current_dir(s.root())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !s.exists("started") {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = spawn_kiln(&s, &["build"]);
+    wait_for(&s, "started");
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
         rustix::process::Signal::INT,

@@ -10,6 +10,7 @@ mod fuzzed;
 mod generators;
 mod outputs;
 mod property;
+mod reliability;
 mod scheduling;
 mod scriptlets;
 mod signatures;

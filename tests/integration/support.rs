@@ -169,6 +169,29 @@ impl Run {
     }
 }
 
+/// Starts kiln in the background in the project root, its stderr piped.
+pub fn spawn_kiln(s: &Space, args: &[&str]) -> std::process::Child {
+    Command::new(KILN)
+        .args(args)
+        .current_dir(s.root())
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln starts")
+}
+
+/// Waits (up to ten seconds) for a file a command makes.
+pub fn wait_for(s: &Space, rel: &str) {
+    let start = std::time::Instant::now();
+    while !s.exists(rel) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{rel} never appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Sets of output names, for comparing what ran.
 pub fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
