@@ -89,11 +89,11 @@ fn parse_define(s: &str) -> Result<(String, String), String> {
 
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     match s.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => {
+        Ok(secs) if secs.is_finite() && (0.001..1e9).contains(&secs) => {
             Ok(std::time::Duration::from_secs_f64(secs))
         }
         _ => Err(format!(
-            "expected a positive number of seconds, found `{s}`"
+            "expected a number of seconds from 0.001 up, found `{s}`"
         )),
     }
 }

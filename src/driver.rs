@@ -1542,7 +1542,7 @@ impl Build<'_> {
             Exit::TimedOut { command } => {
                 let limit = self.opts.timeout.map_or(0.0, |t| t.as_secs_f64());
                 let msg = format!(
-                    "command {} ran longer than --timeout {limit}s and was killed",
+                    "ran longer than --timeout {limit}s: command {} was killed",
                     command + 1
                 );
                 self.fail(t, TaskState::Crashed, &msg, &f.output_text());

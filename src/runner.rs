@@ -63,7 +63,8 @@ pub enum Exit {
         command: usize,
         message: String,
     },
-    /// Command `command` ran past the time limit and was killed, with everything it started.
+    /// The task's commands ran past the time limit, and command `command`, still running, was
+    /// killed with its process group (processes that left the group are not reached).
     TimedOut {
         command: usize,
     },
@@ -354,11 +355,11 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
             break;
         }
         match run_command(shared, job.id, i, command, &mut output, buf, deadline) {
-            Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
+            Ok((_, Killed::Yes)) => {
                 exit = Exit::TimedOut { command: i };
                 break;
             }
-            Ok(status) => {
+            Ok((status, Killed::No)) => {
                 if let Some(signal) = status.signal() {
                     exit = Exit::Signaled { command: i, signal };
                     break;
@@ -426,6 +427,13 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
     }
 }
 
+/// Whether a command was killed for running past the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Killed {
+    Yes,
+    No,
+}
+
 fn run_command(
     shared: &Shared,
     id: usize,
@@ -434,7 +442,7 @@ fn run_command(
     output: &mut OutputBuf,
     buf: &mut Vec<u8>,
     deadline: Option<Instant>,
-) -> io::Result<std::process::ExitStatus> {
+) -> io::Result<(std::process::ExitStatus, Killed)> {
     let config = &shared.config;
     let mut script = None;
     let (reader, mut child) = {
@@ -541,13 +549,31 @@ fn run_command(
                 Err(_) => break,
             }
         }
+        // The output can end before the command does (it closed or redirected its stdout and
+        // stderr): the deadline still holds until the process has exited.
+        if let (Some(deadline), None) = (deadline, killed_at) {
+            while matches!(child.try_wait(), Ok(None)) {
+                let now = Instant::now();
+                if now >= deadline {
+                    kill_group(pgid, rustix::process::Signal::KILL);
+                    killed_at = Some(now);
+                    break;
+                }
+                std::thread::sleep((deadline - now).min(Duration::from_millis(10)));
+            }
+        }
         let status = child.wait();
         shared
             .groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        status
+        let killed = if killed_at.is_some() {
+            Killed::Yes
+        } else {
+            Killed::No
+        };
+        status.map(|s| (s, killed))
     })();
     if let Some(path) = script {
         let _ = std::fs::remove_file(path);
@@ -762,33 +788,82 @@ mod tests {
         assert!(!String::from_utf8_lossy(&f.output.text).is_empty());
     }
 
+    /// Whether process `pid` is still running (a zombie waiting to be reaped is not).
+    fn running(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|s| {
+            s.rsplit(") ")
+                .next()
+                .is_some_and(|rest| !rest.starts_with('Z'))
+        })
+    }
+
+    fn timeout_runner(dir: &Path, limit: Duration) -> Runner {
+        Runner::new(
+            1,
+            Config {
+                cwd: dir.to_path_buf(),
+                scratch: dir.join("tmp"),
+                clock: None,
+                memory_limit: 1 << 20,
+                logs: dir.join("logs"),
+                timeout: Some(limit),
+            },
+        )
+    }
+
     #[test]
     fn a_command_past_the_time_limit_is_killed_with_its_group() {
         let dir = tempfile::tempdir().unwrap();
-        let r = Runner::new(
-            1,
-            Config {
-                cwd: dir.path().to_path_buf(),
-                scratch: dir.path().join("tmp"),
-                clock: None,
-                memory_limit: 1 << 20,
-                logs: dir.path().join("logs"),
-                timeout: Some(Duration::from_millis(300)),
-            },
-        );
+        let r = timeout_runner(dir.path(), Duration::from_millis(300));
         let t = Instant::now();
         r.start(job(
             1,
-            &["echo before", "sleep 30 & sleep 30; wait"],
+            &["echo before", "sleep 30 & echo $! > bg.pid; sleep 30; wait"],
             dir.path(),
         ));
         let f = r.results().recv().unwrap();
         assert_eq!(f.exit, Exit::TimedOut { command: 1 });
-        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // Killed at the deadline, not after the second kiln gives a process that left the group.
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
         assert_eq!(String::from_utf8_lossy(&f.output.text), "before\n");
+        let bg = std::fs::read_to_string(dir.path().join("bg.pid")).unwrap();
+        let gone = Instant::now() + Duration::from_secs(2);
+        while running(&bg) && Instant::now() < gone {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !running(&bg),
+            "the background child {bg} outlived the timeout"
+        );
         // A quick command is not affected.
         r.start(job(2, &["echo quick"], dir.path()));
         assert_eq!(r.results().recv().unwrap().exit, Exit::Success);
+    }
+
+    #[test]
+    fn the_time_limit_holds_after_a_command_closes_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = timeout_runner(dir.path(), Duration::from_millis(300));
+        let t = Instant::now();
+        r.start(job(1, &["exec >/dev/null 2>&1; sleep 30"], dir.path()));
+        assert_eq!(
+            r.results().recv().unwrap().exit,
+            Exit::TimedOut { command: 0 }
+        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        // One that closes its output and ends in time keeps its own exit status.
+        r.start(job(
+            2,
+            &["exec >/dev/null 2>&1; sleep 0.05; exit 3"],
+            dir.path(),
+        ));
+        assert_eq!(
+            r.results().recv().unwrap().exit,
+            Exit::Failed {
+                command: 0,
+                code: 3
+            }
+        );
     }
 
     #[test]

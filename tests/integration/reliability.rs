@@ -2,7 +2,7 @@
 //! commands, and build files that try to break the front end. Real processes, real signals, real
 //! files.
 
-use crate::support::{KILN, Space, spawn_kiln, wait_for};
+use crate::support::{KILN, Space, gone_within, spawn_kiln, wait_for};
 use kiln::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -214,6 +214,10 @@ fn kill_9_at_random_moments_loses_no_recorded_work() {
         assert_eq!(outputs(&s), outputs(&clean), "cycle {cycle}");
         cycle += 1;
     }
+    assert!(
+        waited_for_orphans > 0,
+        "no kill left a command running that the next build had to wait for"
+    );
     report(&format!(
         "kill -9 test: {landed} kills landed with tasks in flight, {kills} kills in all, across -j1..-j4; {waited_for_orphans} next builds had commands of the killed kiln to wait for"
     ));
@@ -233,7 +237,7 @@ fn a_second_interrupt_kills_the_commands_at_once() {
     // A command that ignores SIGINT: after the first Ctrl-C kiln would give it a second.
     s.write(
         "build.toml",
-        "[[gen]]\nrun = \"trap '' INT; touch started; sleep 30\"\ntarget = \"never\"\n",
+        "[[gen]]\nrun = \"trap '' INT; sleep 30 & echo $! > bg.pid; touch started; wait\"\ntarget = \"never\"\n",
     );
     let child = spawn_kiln(&s, &["build"]);
     wait_for(&s, "started");
@@ -243,11 +247,15 @@ fn a_second_interrupt_kills_the_commands_at_once() {
     signal(&child, rustix::process::Signal::INT);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
-    // Without the second signal kiln waits a whole second before killing.
+    // Without the second signal kiln would kill 900 ms from now.
     assert!(
-        second.elapsed() < Duration::from_millis(800),
+        second.elapsed() < Duration::from_millis(500),
         "{:?}",
         second.elapsed()
+    );
+    assert!(
+        gone_within(&s, "bg.pid", Duration::from_millis(200)),
+        "the command's child outlived kiln"
     );
 }
 
@@ -457,21 +465,32 @@ fn a_command_that_never_ends_is_killed_after_the_timeout() {
     let s = Space::new();
     s.write(
         "build.toml",
-        "[[gen]]\nrun = \"sleep 60 & sleep 60; wait\"\ntarget = \"never\"\n[[gen]]\nrun = \"touch ${TGT}\"\ntarget = \"quick\"\n",
+        "[[gen]]\nrun = \"sleep 60 & echo $! > bg.pid; sleep 60; wait\"\ntarget = \"never\"\n[[gen]]\nrun = \"touch ${TGT}\"\ntarget = \"quick\"\n",
     );
     let t = Instant::now();
     let run = s.kiln(&["build", "-k", "--timeout", "0.5"]).status(1);
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // Killed at the deadline, group and all: not after the second's grace for stray processes.
+    assert!(
+        t.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(
         run.stderr
-            .contains("ran longer than --timeout 0.5s and was killed"),
+            .contains("ran longer than --timeout 0.5s: command 1 was killed"),
         "{}",
         run.stderr
     );
+    assert!(
+        gone_within(&s, "bg.pid", Duration::from_millis(200)),
+        "the command's background child outlived the timeout"
+    );
     assert!(s.exists("build/quick"));
-    s.kiln(&["build", "--timeout", "0"])
-        .status(2)
-        .stderr_has("expected a positive number of seconds");
+    for bad in ["0", "1e-12", "-1", "soon"] {
+        s.kiln(&["build", &format!("--timeout={bad}")])
+            .status(2)
+            .stderr_has("expected a number of seconds from 0.001 up");
+    }
 }
 
 #[test]

@@ -192,6 +192,21 @@ pub fn wait_for(s: &Space, rel: &str) {
     }
 }
 
+/// Whether the process whose pid a command wrote to `rel` is gone (or only a zombie) within
+/// `within`.
+pub fn gone_within(s: &Space, rel: &str, within: std::time::Duration) -> bool {
+    let pid = s.read(rel).trim().to_string();
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|st| st.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
+    };
+    let until = std::time::Instant::now() + within;
+    while running() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    !running()
+}
+
 /// Sets of output names, for comparing what ran.
 pub fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
