@@ -47,15 +47,7 @@ impl Graph {
     /// A graph of these paths and no tasks yet, from kiln's own cache: `blob` holds the paths one
     /// after the other and `ends[i]` is where path `i` ends. `None` if they do not fit together.
     pub fn from_paths(blob: String, ends: Vec<u32>) -> Option<Graph> {
-        let mut start = 0usize;
-        for &e in &ends {
-            let e = e as usize;
-            if e < start || !blob.is_char_boundary(e) {
-                return None;
-            }
-            start = e;
-        }
-        if start != blob.len() {
+        if !Graph::paths_are_whole(&blob, &ends) {
             return None;
         }
         Some(Graph {
@@ -65,6 +57,20 @@ impl Graph {
             index: OnceLock::new(),
             tasks: Vec::new(),
         })
+    }
+
+    /// Whether `ends` cut `blob` into paths: never going back, each at a character boundary, the
+    /// last at the end.
+    pub fn paths_are_whole(blob: &str, ends: &[u32]) -> bool {
+        let mut start = 0usize;
+        for &e in ends {
+            let e = e as usize;
+            if e < start || !blob.is_char_boundary(e) {
+                return false;
+            }
+            start = e;
+        }
+        start == blob.len()
     }
 
     /// Every path one after the other, and where each ends.
