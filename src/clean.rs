@@ -99,7 +99,7 @@ pub fn clean(
     }
     let state_dir = project.out_dir().join(".kiln");
     let out_abs = project.out_dir();
-    // Not `/`, the home directory, the project, or a symlink out of it, even though clean only
+    // Not `/`, the home directory, the project, or a symlink (wherever it points), even though clean only
     // deletes what kiln recorded making.
     check_removable(&project.root, &project.out)?;
     if !out_abs.is_dir() {

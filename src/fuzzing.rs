@@ -8,11 +8,12 @@ use crate::store::Store;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// An empty directory to stand for the project root (expansion looks at the file system).
+/// An empty directory to stand for the project root (expansion looks at the file system; nothing
+/// is written there). One fixed name, so that runs do not leave directories behind.
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("kiln-fuzz-{}", std::process::id()));
+        let dir = std::env::temp_dir().join("kiln-fuzz-scratch");
         let _ = std::fs::create_dir_all(&dir);
         dir.canonicalize().unwrap_or(dir)
     })
