@@ -259,6 +259,15 @@ fn a_second_interrupt_kills_the_commands_at_once() {
     );
 }
 
+fn assert_one_state_warning(run: &crate::support::Run) {
+    assert_eq!(
+        run.stderr.matches("warning: kiln's state").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_damaged_store_warns_once_and_rebuilds_only_what_it_lost() {
     let s = Space::new();
@@ -277,12 +286,7 @@ fn a_damaged_store_warns_once_and_rebuilds_only_what_it_lost() {
     // Cut in the middle of the last record: that task runs again, the others do not.
     std::fs::write(&store, &intact[..intact.len() - 5]).unwrap();
     let run = s.kiln(&["build"]).ok();
-    assert_eq!(
-        run.stderr.matches("warning: kiln's state").count(),
-        1,
-        "{}",
-        run.stderr
-    );
+    assert_one_state_warning(&run);
     assert_eq!(run.ran_outputs().len(), 1, "{}", run.stderr);
     s.kiln(&["build"]).ok().stderr_lacks("warning");
 
@@ -293,12 +297,7 @@ fn a_damaged_store_warns_once_and_rebuilds_only_what_it_lost() {
     ] {
         std::fs::write(&store, &bytes).unwrap();
         let run = s.kiln(&["build"]).ok();
-        assert_eq!(
-            run.stderr.matches("warning: kiln's state").count(),
-            1,
-            "{}",
-            run.stderr
-        );
+        assert_one_state_warning(&run);
         assert_eq!(run.ran_outputs().len(), 6, "{}", run.stderr);
         for i in 0..6 {
             assert_eq!(s.read(&format!("build/t{i}")), format!("{i}\n"));
