@@ -616,6 +616,48 @@ mod tests {
     }
 
     #[test]
+    fn a_path_table_out_of_order_is_refused_even_with_a_good_crc() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, key, _) = cached(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        let head_len = u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
+        let head = PREFIX..PREFIX + head_len;
+        // The head ends with where each path ends, as u32s: swap the last two, or send the
+        // first one past the end of the paths, and give the head a matching crc.
+        let swap = |b: &mut Vec<u8>| {
+            let end = head.end;
+            let (last, before) = (b[end - 4..end].to_vec(), b[end - 8..end - 4].to_vec());
+            b[end - 8..end - 4].copy_from_slice(&last);
+            b[end - 4..end].copy_from_slice(&before);
+        };
+        let count = cached_file_count(&path, &key);
+        let past = |b: &mut Vec<u8>| {
+            let first = head.end - 4 * count;
+            b[first..first + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        };
+        for damage in [&swap as &dyn Fn(&mut Vec<u8>), &past] {
+            let mut b = bytes.clone();
+            damage(&mut b);
+            assert_ne!(b, bytes);
+            let crc = crc32fast::hash(&b[head.clone()]);
+            b[12..16].copy_from_slice(&crc.to_le_bytes());
+            std::fs::write(&path, &b).unwrap();
+            // Refused when opened: a null build reads paths from the head without loading.
+            assert!(open(&path, &key.build_file, &key.file_hash, &key.overrides).is_none());
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(read(&path, &key).is_some());
+    }
+
+    /// How many paths the cache at `path` holds.
+    fn cached_file_count(path: &Path, key: &Key) -> usize {
+        open(path, &key.build_file, &key.file_hash, &key.overrides)
+            .unwrap()
+            .ends
+            .len()
+    }
+
+    #[test]
     fn a_damaged_cache_is_never_used() {
         let dir = tempfile::tempdir().unwrap();
         let (path, key, _) = cached(dir.path());
