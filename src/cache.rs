@@ -21,7 +21,7 @@
 //! where each path ends as little-endian u32s); the body in the codec's encoding; a crc32 of the
 //! body.
 
-use crate::codec::{Reader, put_bool, put_i64, put_str, put_strings, put_u32s, put_u64};
+use crate::codec::{Reader, put_bool, put_i64, put_pairs, put_str, put_strings, put_u32s, put_u64};
 use crate::env::Env;
 use crate::error::SourceText;
 use crate::filestate::{self, Hash, Stat};
@@ -220,11 +220,7 @@ pub fn save(path: &Path, key: &Key, project: &Project, x: &Expansion) -> io::Res
         put_u32s(&mut buf, t.deps.iter().map(|f| f.0));
         put_opt_u64(&mut buf, t.depfile.map(|f| u64::from(f.0)));
         put_strings(&mut buf, &t.commands);
-        put_u64(&mut buf, t.env.len() as u64);
-        for (k, v) in &t.env {
-            put_str(&mut buf, k);
-            put_str(&mut buf, v);
-        }
+        put_pairs(&mut buf, &t.env);
         put_bool(&mut buf, t.always);
         put_bool(&mut buf, t.update_outputs);
         put_bool(&mut buf, t.own_key.is_some());
@@ -503,16 +499,8 @@ fn decode_body(
             Some(f) => Some(file_id(u32::try_from(f).ok()?)?),
             None => None,
         };
-        let n = r.read_len()?;
-        let mut commands = Vec::with_capacity(n);
-        for _ in 0..n {
-            commands.push(r.str()?);
-        }
-        let n = r.read_len()?;
-        let mut env = Vec::with_capacity(n);
-        for _ in 0..n {
-            env.push((r.str()?, r.str()?));
-        }
+        let commands = r.strings()?;
+        let env = r.pairs()?;
         let task = Task {
             generator,
             group,

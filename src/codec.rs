@@ -41,6 +41,15 @@ pub fn put_strings(buf: &mut Vec<u8>, items: &[String]) {
     }
 }
 
+/// A count and that many `(name, value)` string pairs.
+pub fn put_pairs(buf: &mut Vec<u8>, pairs: &[(String, String)]) {
+    put_u64(buf, pairs.len() as u64);
+    for (k, v) in pairs {
+        put_str(buf, k);
+        put_str(buf, v);
+    }
+}
+
 pub fn put_bool(buf: &mut Vec<u8>, v: bool) {
     buf.push(u8::from(v));
 }
@@ -108,6 +117,12 @@ impl<'a> Reader<'a> {
     pub fn strings(&mut self) -> Option<Vec<String>> {
         let n = self.read_len()?;
         (0..n).map(|_| self.str()).collect()
+    }
+
+    /// What [`put_pairs`] wrote.
+    pub fn pairs(&mut self) -> Option<Vec<(String, String)>> {
+        let n = self.read_len()?;
+        (0..n).map(|_| Some((self.str()?, self.str()?))).collect()
     }
 }
 

@@ -19,7 +19,9 @@
 //! with a warning. Damage, or dead records outnumbering live ones two to one, makes the store
 //! rewrite itself: new files, fsync, rename.
 
-use crate::codec::{Fast, Reader, key_hash, put_hashed, put_i64, put_str, put_strings, put_u64};
+use crate::codec::{
+    Fast, Reader, key_hash, put_hashed, put_i64, put_pairs, put_str, put_strings, put_u64,
+};
 use crate::filestate::{Hash, Recorded, Stat};
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -295,6 +297,12 @@ fn build_index(bytes: &[u8], offsets: &[usize]) -> Indexes {
     ix
 }
 
+/// Whether `f` starts as a details log does.
+fn has_details_magic(f: &File) -> bool {
+    let mut magic = [0u8; 8];
+    f.read_exact_at(&mut magic, 0).is_ok() && &magic == DETAILS_MAGIC
+}
+
 /// The payload that starts at `at`, as long as its frame header says.
 fn payload(bytes: &[u8], at: usize) -> &[u8] {
     let len = bytes
@@ -349,20 +357,11 @@ impl Store {
         if writable {
             let ix = store.ix();
             let (live, records) = (ix.files.len() + ix.tasks.len(), ix.records);
-            let details_ok = File::open(&store.details_path).is_ok_and(|mut f| {
-                let mut magic = [0u8; 8];
-                std::io::Read::read_exact(&mut f, &mut magic).is_ok() && &magic == DETAILS_MAGIC
-            });
+            let details_ok = File::open(&store.details_path).is_ok_and(|f| has_details_magic(&f));
             if rewrite || !details_ok || (records > 1000 && records > 3 * live) {
                 store.rewrite()?;
             }
-            store.file = Some(OpenOptions::new().append(true).open(path)?);
-            let details = OpenOptions::new()
-                .append(true)
-                .read(true)
-                .open(&store.details_path)?;
-            store.details_len = details.metadata()?.len();
-            store.details = Some(details);
+            store.open_for_append()?;
         }
         Ok((store, warnings))
     }
@@ -455,20 +454,12 @@ impl Store {
         let mut store = Store::empty(path);
         store.bytes = bytes;
         store.index = OnceCell::new();
-        let mut magic = [0u8; 8];
-        let details = OpenOptions::new()
-            .append(true)
-            .read(true)
-            .open(&store.details_path)
-            .ok()?;
-        details.read_exact_at(&mut magic, 0).ok()?;
-        if &magic != DETAILS_MAGIC {
-            return None;
-        }
-        store.details_len = details.metadata().ok()?.len();
-        store.details = Some(details);
-        store.file = Some(OpenOptions::new().append(true).open(path).ok()?);
-        Some(store)
+        store.open_for_append().ok()?;
+        store
+            .details
+            .as_ref()
+            .is_some_and(has_details_magic)
+            .then_some(store)
     }
 
     /// The payload of the intact record of kind `tag` and key `key` whose payload starts at `at`.
@@ -652,14 +643,20 @@ impl Store {
             ix.records = ix.files.len() + ix.tasks.len();
         }
         if writable {
-            self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
-            let details = OpenOptions::new()
-                .append(true)
-                .read(true)
-                .open(&self.details_path)?;
-            self.details_len = details.metadata()?.len();
-            self.details = Some(details);
+            self.open_for_append()?;
         }
+        Ok(())
+    }
+
+    /// Opens the store and its details log for appending records.
+    fn open_for_append(&mut self) -> io::Result<()> {
+        self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+        let details = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(&self.details_path)?;
+        self.details_len = details.metadata()?.len();
+        self.details = Some(details);
         Ok(())
     }
 
@@ -781,11 +778,7 @@ fn encode(record: &Record, details: Option<u64>, buf: &mut Vec<u8>) {
 fn encode_details(t: &TaskRecord, buf: &mut Vec<u8>) {
     put_str(buf, &t.key);
     put_strings(buf, &t.commands);
-    put_u64(buf, t.env.len() as u64);
-    for (k, v) in &t.env {
-        put_str(buf, k);
-        put_str(buf, v);
-    }
+    put_pairs(buf, &t.env);
     put_hashed(buf, &t.inputs);
 }
 
@@ -795,10 +788,7 @@ fn decode_details(payload: &[u8], key: &str) -> Option<Details> {
         return None;
     }
     let commands = r.strings()?;
-    let n = r.read_len()?;
-    let env = (0..n)
-        .map(|_| Some((r.str()?, r.str()?)))
-        .collect::<Option<Vec<_>>>()?;
+    let env = r.pairs()?;
     let inputs = r.hashed()?;
     r.at_end().then_some(Details {
         commands,
