@@ -21,7 +21,9 @@
 //! where each path ends as little-endian u32s); the body in the codec's encoding; a crc32 of the
 //! body.
 
-use crate::codec::{Reader, put_bool, put_i64, put_pairs, put_str, put_strings, put_u32s, put_u64};
+use crate::codec::{
+    Reader, put_bool, put_i64, put_opt_stat, put_pairs, put_str, put_strings, put_u32s, put_u64,
+};
 use crate::env::Env;
 use crate::error::SourceText;
 use crate::filestate::{self, Hash, Stat};
@@ -75,28 +77,6 @@ pub fn overrides_digest(o: &Overrides) -> Hash {
     *h.finalize().as_bytes()
 }
 
-pub fn put_stat(buf: &mut Vec<u8>, s: &Option<Stat>) {
-    put_bool(buf, s.is_some());
-    if let Some(s) = s {
-        put_u64(buf, s.size);
-        put_i64(buf, s.mtime);
-        put_i64(buf, s.ctime);
-        put_u64(buf, s.ino);
-    }
-}
-
-pub fn read_stat(r: &mut Reader) -> Option<Option<Stat>> {
-    if !r.bool()? {
-        return Some(None);
-    }
-    Some(Some(Stat {
-        size: r.u64()?,
-        mtime: r.i64()?,
-        ctime: r.i64()?,
-        ino: r.u64()?,
-    }))
-}
-
 fn put_span(buf: &mut Vec<u8>, s: &Range<usize>) {
     put_u64(buf, s.start as u64);
     put_u64(buf, s.end as u64);
@@ -147,7 +127,7 @@ pub fn save(path: &Path, key: &Key, project: &Project, x: &Expansion) -> io::Res
     put_u64(&mut head, key.dirs.len() as u64);
     for (d, s) in &key.dirs {
         put_str(&mut head, d);
-        put_stat(&mut head, s);
+        put_opt_stat(&mut head, s);
     }
     put_str(&mut head, &project.root.to_string_lossy());
     put_str(&mut head, &project.out);
@@ -326,7 +306,7 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
     let mut dirs = BTreeMap::new();
     for _ in 0..r.read_len()? {
         let d = r.str()?;
-        let s = read_stat(&mut r)?;
+        let s = r.opt_stat()?;
         dirs.insert(d, s);
     }
     let root = PathBuf::from(r.str_ref()?);

@@ -2,7 +2,7 @@
 //! varints (zigzag for signed), strings as a length and UTF-8 bytes, 32-byte hashes, and a
 //! bounds-checked [`Reader`] whose every read returns `None` on malformed input.
 
-use crate::filestate::Hash;
+use crate::filestate::{Hash, Stat};
 use std::hash::{BuildHasherDefault, Hasher};
 
 pub fn put_u64(buf: &mut Vec<u8>, mut v: u64) {
@@ -38,6 +38,22 @@ pub fn put_strings(buf: &mut Vec<u8>, items: &[String]) {
     put_u64(buf, items.len() as u64);
     for s in items {
         put_str(buf, s);
+    }
+}
+
+/// A file's stat: size, mtime, ctime, inode.
+pub fn put_stat(buf: &mut Vec<u8>, s: &Stat) {
+    put_u64(buf, s.size);
+    put_i64(buf, s.mtime);
+    put_i64(buf, s.ctime);
+    put_u64(buf, s.ino);
+}
+
+/// A stat or its absence.
+pub fn put_opt_stat(buf: &mut Vec<u8>, s: &Option<Stat>) {
+    put_bool(buf, s.is_some());
+    if let Some(s) = s {
+        put_stat(buf, s);
     }
 }
 
@@ -97,10 +113,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn str(&mut self) -> Option<String> {
-        let n = self.read_len()?;
-        let s = std::str::from_utf8(self.bytes.get(self.pos..self.pos + n)?).ok()?;
-        self.pos += n;
-        Some(s.to_string())
+        self.str_ref().map(str::to_owned)
     }
 
     pub fn hash(&mut self) -> Option<Hash> {
@@ -117,6 +130,24 @@ impl<'a> Reader<'a> {
     pub fn strings(&mut self) -> Option<Vec<String>> {
         let n = self.read_len()?;
         (0..n).map(|_| self.str()).collect()
+    }
+
+    /// What [`put_stat`] wrote.
+    pub fn stat(&mut self) -> Option<Stat> {
+        Some(Stat {
+            size: self.u64()?,
+            mtime: self.i64()?,
+            ctime: self.i64()?,
+            ino: self.u64()?,
+        })
+    }
+
+    /// What [`put_opt_stat`] wrote.
+    pub fn opt_stat(&mut self) -> Option<Option<Stat>> {
+        if !self.bool()? {
+            return Some(None);
+        }
+        self.stat().map(Some)
     }
 
     /// What [`put_pairs`] wrote.
@@ -154,13 +185,6 @@ impl<'a> Reader<'a> {
     /// What is left to read.
     pub fn rest(&self) -> &'a [u8] {
         &self.bytes[self.pos..]
-    }
-
-    /// Four raw bytes.
-    pub fn hash4(&mut self) -> Option<[u8; 4]> {
-        let b: [u8; 4] = self.bytes.get(self.pos..self.pos + 4)?.try_into().ok()?;
-        self.pos += 4;
-        Some(b)
     }
 
     pub fn bool(&mut self) -> Option<bool> {

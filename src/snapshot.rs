@@ -22,8 +22,8 @@
 //! file's record as little-endian u64s (0: none), the implicit dependencies (per task a count and
 //! file ids, varints), and a crc32 of everything before it.
 
-use crate::cache::{GraphId, put_stat, read_stat};
-use crate::codec::{Reader, put_u64};
+use crate::cache::GraphId;
+use crate::codec::{Reader, put_opt_stat, put_u32s};
 use crate::filestate::{self, Stat};
 use crate::task::FileId;
 use std::io;
@@ -173,7 +173,7 @@ impl Snapshot {
         if r.take(8)? != MAGIC || r.take(4)? != FORMAT.to_le_bytes() || r.take(16)? != graph {
             return None;
         }
-        let store = read_stat(&mut r)?;
+        let store = r.opt_stat()?;
         let all_clean = r.bool()?;
         let n = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
         if n != files as u64 {
@@ -218,7 +218,7 @@ impl Snapshot {
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&FORMAT.to_le_bytes());
         buf.extend_from_slice(graph);
-        put_stat(&mut buf, &store);
+        put_opt_stat(&mut buf, &store);
         let all_clean = clean.iter().all(|&c| c) && !marks.contains(&FileMark::Unknown);
         buf.push(u8::from(all_clean));
         buf.extend_from_slice(&(marks.len() as u64).to_le_bytes());
@@ -233,10 +233,7 @@ impl Snapshot {
             buf.extend_from_slice(&v.to_le_bytes());
         }
         for ids in implicit {
-            put_u64(&mut buf, ids.len() as u64);
-            for f in ids {
-                put_u64(&mut buf, u64::from(f.0));
-            }
+            put_u32s(&mut buf, ids.iter().map(|f| f.0));
         }
         let crc = crc32fast::hash(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());

@@ -20,9 +20,9 @@
 //! rewrite itself: new files, fsync, rename.
 
 use crate::codec::{
-    Fast, Reader, key_hash, put_hashed, put_i64, put_pairs, put_str, put_strings, put_u64,
+    Fast, Reader, key_hash, put_hashed, put_i64, put_pairs, put_stat, put_str, put_strings, put_u64,
 };
-use crate::filestate::{Hash, Recorded, Stat};
+use crate::filestate::{Hash, Recorded};
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -697,12 +697,7 @@ impl Drop for Store {
 fn file_record(payload: &[u8]) -> Option<Recorded> {
     let mut r = Reader::new(payload.get(1..)?);
     r.str_ref()?;
-    let stat = Stat {
-        size: r.u64()?,
-        mtime: r.i64()?,
-        ctime: r.i64()?,
-        ino: r.u64()?,
-    };
+    let stat = r.stat()?;
     Some(Recorded {
         stat,
         hash: r.hash()?,
@@ -710,7 +705,6 @@ fn file_record(payload: &[u8]) -> Option<Recorded> {
     })
 }
 
-/// The payload of an intact record at `pos` and where the next record starts.
 /// The payload length a record head at `pos` claims, if it is a head whose payload fits.
 fn framed_len(bytes: &[u8], pos: usize) -> Option<usize> {
     let head = bytes.get(pos..pos + RECORD_HEAD)?;
@@ -719,17 +713,11 @@ fn framed_len(bytes: &[u8], pos: usize) -> Option<usize> {
         .then_some(len)
 }
 
+/// The payload of an intact record at `pos` and where the next record starts.
 fn record_at(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let head = bytes.get(pos..pos + RECORD_HEAD)?;
-    if head[0] != MARK {
-        return None;
-    }
-    let len = u32::from_le_bytes(head[1..5].try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(head[5..9].try_into().ok()?);
-    if len == 0 || len > MAX_RECORD {
-        return None;
-    }
-    let payload = bytes.get(pos + RECORD_HEAD..pos + RECORD_HEAD + len)?;
+    let len = framed_len(bytes, pos)?;
+    let crc = u32::from_le_bytes(bytes[pos + 5..pos + 9].try_into().ok()?);
+    let payload = &bytes[pos + RECORD_HEAD..pos + RECORD_HEAD + len];
     (crc32fast::hash(payload) == crc).then_some((payload, pos + RECORD_HEAD + len))
 }
 
@@ -750,10 +738,7 @@ fn encode(record: &Record, details: Option<u64>, buf: &mut Vec<u8>) {
         Record::File(path, r) => {
             buf.push(TAG_FILE);
             put_str(buf, path);
-            put_u64(buf, r.stat.size);
-            put_i64(buf, r.stat.mtime);
-            put_i64(buf, r.stat.ctime);
-            put_u64(buf, r.stat.ino);
+            put_stat(buf, &r.stat);
             buf.extend_from_slice(&r.hash);
             put_i64(buf, r.recorded_at);
         }
@@ -845,6 +830,7 @@ fn indexable(payload: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filestate::Stat;
 
     fn task(key: &str, sig: u8) -> TaskRecord {
         TaskRecord {
