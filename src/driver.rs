@@ -219,12 +219,7 @@ fn look(cache: &crate::cache::Opened, state_dir: &std::path::Path) -> Look {
         return Look::Unknown;
     }
     let ids: Vec<usize> = (0..files).collect();
-    let stats = match filestate::Dir::open(&cache.root) {
-        Ok(dir) => filestate::par_map(&ids, |&i| dir.stat(cache.path(i))),
-        Err(_) => filestate::par_map(&ids, |&i| {
-            filestate::stat(&absolute(&cache.root, cache.path(i)))
-        }),
-    };
+    let stats = filestate::stat_all(&cache.root, &ids, |&i| cache.path(i));
     stats::mark("stat");
     if snapshot.all_clean
         && stats
@@ -426,7 +421,6 @@ fn build_loaded(
         out_canon,
         state_dir,
         signal_count: 0,
-        from_cache: from_cache.is_some(),
         graph_id: from_cache,
         cache_key,
         seeded,
@@ -485,11 +479,10 @@ struct Build<'a> {
     out_canon: PathBuf,
     state_dir: PathBuf,
     signal_count: usize,
-    /// The graph came from the cache (and may prove stale).
-    from_cache: bool,
     /// What to record in the graph cache at the end of the build.
     cache_key: Option<crate::cache::Key>,
-    /// The id of the graph cache the graph came from.
+    /// The id of the graph cache the graph came from, if it came from the cache (and may prove
+    /// stale).
     graph_id: Option<crate::cache::GraphId>,
     /// From the snapshot of the last build.
     seeded: Option<Seeded>,
@@ -590,7 +583,7 @@ impl Build<'_> {
         self.select_targets()?;
         // A build file just parsed is checked first (a cycle is an error, and errors come before
         // anything is deleted); a cached graph was checked when it was cached.
-        if !self.from_cache {
+        if self.graph_id.is_none() {
             for &g in groups {
                 let tasks = self.group_tasks(g);
                 self.plan(g, &tasks)?;
@@ -599,7 +592,7 @@ impl Build<'_> {
         stats::mark("check");
         self.check_files();
         stats::mark("check files");
-        if self.from_cache && self.missing_source() {
+        if self.graph_id.is_some() && self.missing_source() {
             return Ok(false);
         }
         // With a snapshot, the last build ran with this very graph and removed what was stale
@@ -794,18 +787,8 @@ impl Build<'_> {
             if std::mem::replace(&mut selected[t.index()], true) {
                 continue;
             }
-            stack.extend(self.x.graph.producers_of(t));
-            let recorded = self.record(t);
-            for (p, _) in recorded.iter().flat_map(|r| r.implicit()) {
-                if let Some(pt) = self
-                    .x
-                    .graph
-                    .lookup(p)
-                    .and_then(|f| self.x.graph.producer(f))
-                {
-                    stack.push(pt);
-                }
-            }
+            // Declared inputs and the implicit dependencies recorded last time.
+            self.each_producer(t, |p| stack.push(p));
         }
         self.selected = Some(selected);
         Ok(())
@@ -827,12 +810,7 @@ impl Build<'_> {
             Some(seeded) if todo.iter().all(|f| f.index() < seeded.stats.len()) => {
                 todo.iter().map(|f| seeded.stats[f.index()]).collect()
             }
-            _ => match filestate::Dir::open(root) {
-                Ok(dir) => filestate::par_map(&todo, |&f| dir.stat(graph.path(f))),
-                Err(_) => {
-                    filestate::par_map(&todo, |&f| filestate::stat(&absolute(root, graph.path(f))))
-                }
-            },
+            _ => filestate::stat_all(root, &todo, |&f| graph.path(f)),
         };
         // Where each new file's record is: from the snapshot, or found in the store.
         self.rec.files.resize(n, None);
@@ -1075,8 +1053,6 @@ impl Build<'_> {
         implicit_changed().unwrap_or(Reason::InputsChanged)
     }
 
-    /// Decides every new task as far as can be known before running anything, in dependency
-    /// order, and counts those expected to run.
     /// By task: whether it may run. Without a snapshot, every task; with one, those it does not
     /// know to be up to date and every task downstream of them.
     fn may_run(&self) -> Vec<bool> {
@@ -1095,14 +1071,7 @@ impl Build<'_> {
         for t in self.x.graph.task_ids() {
             self.each_producer(t, |p| edges.push((p.0, t.0)));
         }
-        edges.sort_unstable();
-        let mut first = vec![0usize; n + 1];
-        for &(p, _) in &edges {
-            first[p as usize + 1] += 1;
-        }
-        for i in 0..n {
-            first[i + 1] += first[i];
-        }
+        let first = by_producer(&mut edges, n);
         while let Some(t) = stack.pop() {
             for &(_, c) in &edges[first[t as usize]..first[t as usize + 1]] {
                 if !std::mem::replace(&mut maybe[c as usize], true) {
@@ -1113,6 +1082,8 @@ impl Build<'_> {
         maybe
     }
 
+    /// Decides every new task as far as can be known before running anything, in dependency
+    /// order, and counts those expected to run.
     fn predict(&mut self, tasks: &[TaskId]) {
         // A task that cannot run is up to date, and so is everything upstream of it.
         let (tasks, skipped): (Vec<TaskId>, Vec<TaskId>) = tasks
@@ -1139,14 +1110,7 @@ impl Build<'_> {
                 }
             });
         }
-        edges.sort_unstable();
-        let mut first = vec![0usize; tasks.len() + 1];
-        for &(p, _) in &edges {
-            first[p as usize + 1] += 1;
-        }
-        for i in 0..tasks.len() {
-            first[i + 1] += first[i];
-        }
+        let first = by_producer(&mut edges, tasks.len());
         let mut ready: Vec<u32> = (0..tasks.len() as u32)
             .filter(|&i| pending[i as usize] == 0)
             .collect();
@@ -1958,7 +1922,20 @@ impl Finished {
     }
 }
 
-/// The stat of every file of the graph, in parallel, relative to the project root.
+/// Sorts producer -> consumer `edges` (over `n` nodes) by producer and returns where each
+/// producer's edges start: node `p`'s consumers are `edges[first[p]..first[p + 1]]`.
+fn by_producer(edges: &mut [(u32, u32)], n: usize) -> Vec<usize> {
+    edges.sort_unstable();
+    let mut first = vec![0usize; n + 1];
+    for &(p, _) in edges.iter() {
+        first[p as usize + 1] += 1;
+    }
+    for i in 0..n {
+        first[i + 1] += first[i];
+    }
+    first
+}
+
 /// How progress lines and failure reports name a task.
 fn task_line<'a>(project: &'a Project, graph: &'a crate::graph::Graph, t: TaskId) -> TaskLine<'a> {
     let task = graph.task(t);

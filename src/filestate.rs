@@ -182,6 +182,19 @@ impl FsClock {
 }
 
 /// Applies `f` to every item, spread over the available cores, keeping the order.
+/// The stat of each item's path (relative to `root`), in parallel: through one handle on `root`
+/// when it opens, else path by path.
+pub fn stat_all<'p, T: Sync>(
+    root: &Path,
+    items: &[T],
+    path: impl Fn(&T) -> &'p str + Sync,
+) -> Vec<Option<Stat>> {
+    match Dir::open(root) {
+        Ok(dir) => par_map(items, |i| dir.stat(path(i))),
+        Err(_) => par_map(items, |i| stat(&crate::project::absolute(root, path(i)))),
+    }
+}
+
 pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
