@@ -111,10 +111,7 @@ fn make_fixture(n: usize) -> Fixture {
 fn load(build_file: &Path, bytes: Vec<u8>) -> (Project, Expansion) {
     let project = Project::from_bytes(bytes, build_file, "build.toml", &Overrides::default())
         .expect("a valid build file");
-    let mut x = Expansion::new(&project).expect("targets");
-    for g in 0..project.groups.len() {
-        x.expand_group(&project, g).expect("expansion");
-    }
+    let x = Expansion::expand_all(&project).expect("expansion");
     (project, x)
 }
 

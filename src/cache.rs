@@ -549,8 +549,7 @@ mod tests {
             &Overrides::default(),
         )
         .unwrap();
-        let mut x = Expansion::new(&project).unwrap();
-        x.expand_group(&project, 0).unwrap();
+        let x = Expansion::expand_all(&project).unwrap();
         let key = Key {
             build_file: build_file.clone(),
             file_hash: *blake3::hash(text.as_bytes()).as_bytes(),

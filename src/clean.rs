@@ -7,7 +7,7 @@
 
 use crate::error::Error;
 use crate::paths;
-use crate::project::absolute;
+use crate::project::{STATE_DIR, absolute};
 use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -93,11 +93,8 @@ pub fn clean(
 ) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     // The whole build file must be good before anything is deleted.
-    let mut x = crate::generator::Expansion::new(project)?;
-    for g in 0..project.groups.len() {
-        x.expand_group(project, g)?;
-    }
-    let state_dir = project.out_dir().join(".kiln");
+    let x = crate::generator::Expansion::expand_all(project)?;
+    let state_dir = project.state_dir();
     let out_abs = project.out_dir();
     // Not `/`, the home directory, the project, or a symlink (wherever it points), even though clean only
     // deletes what kiln recorded making.
@@ -151,7 +148,7 @@ pub fn clean(
     };
 
     let graph = &x.graph;
-    let state = paths::join(&project.out, ".kiln");
+    let state = paths::join(&project.out, STATE_DIR);
     let mut candidates: BTreeSet<String> = BTreeSet::new();
     for t in graph.tasks().iter().filter(|t| !t.update_outputs) {
         candidates.extend(
@@ -211,7 +208,7 @@ pub fn distclean(
         return Ok(0);
     }
     let canon = check_removable(&project.root, &project.out)?;
-    let state_dir = project.out_dir().join(".kiln");
+    let state_dir = project.state_dir();
     if !state_dir.is_dir() {
         return Err(Error::Refused(format!(
             "`{}` holds no kiln state (no {}/.kiln); kiln deletes only build directories it made",

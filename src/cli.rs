@@ -180,10 +180,7 @@ fn default_jobs() -> usize {
 /// `kiln list`: one line per generator, its name then its outputs, on stdout.
 fn list(ws: &Workspace) -> Result<i32, Error> {
     let project = ws.load()?;
-    let mut x = Expansion::new(&project)?;
-    for g in 0..project.groups.len() {
-        x.expand_group(&project, g)?;
-    }
+    let x = Expansion::expand_all(&project)?;
     let mut text = String::new();
     for (g, gn) in project.gens.iter().enumerate() {
         text.push_str(&gn.name);

@@ -295,7 +295,7 @@ fn build_loaded(
     }
 
     // kiln's state: created, locked and loaded only once the build file is known to be good.
-    let state_dir = project.out_dir().join(".kiln");
+    let state_dir = project.state_dir();
     let out_abs = project.out_dir();
     let has_state = state_dir.is_dir();
     if lock.is_none() && (!opts.dry_run || has_state) {

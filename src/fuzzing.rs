@@ -31,13 +31,7 @@ pub fn build_file(data: &[u8]) {
                 return;
             }
         };
-    let result = Expansion::new(&project).and_then(|mut x| {
-        for g in 0..project.groups.len() {
-            x.expand_group(&project, g)?;
-        }
-        Ok(x)
-    });
-    if let Err(e) = result {
+    if let Err(e) = Expansion::expand_all(&project) {
         let _ = e.to_string();
     }
 }

@@ -12,7 +12,7 @@ use crate::env::Layered;
 use crate::error::{Diagnostic, Error};
 use crate::glob::{self, Pattern};
 use crate::graph::Graph;
-use crate::project::{GenId, GroupId, Located, Project, RuleId};
+use crate::project::{GenId, GroupId, Located, Project, RuleId, STATE_DIR};
 use crate::task::{FileId, Files, Task, TaskId, Tasks};
 use crate::template::{Lookup, Paths, Template};
 use crate::{paths, template};
@@ -170,7 +170,7 @@ impl Expansion {
             declared_text: HashMap::default(),
             sources: SourceDirs::default(),
         };
-        let state_dir = paths::join(&project.out, ".kiln");
+        let state_dir = paths::join(&project.out, STATE_DIR);
         for (g, gn) in project.gens.iter().enumerate() {
             let Some(rule) = gn.rule else { continue };
             let update = project.rules[rule].update_outputs;
@@ -272,6 +272,15 @@ impl Expansion {
     /// Whether every group has been expanded.
     pub fn complete(&self) -> bool {
         self.expanded.iter().all(|&e| e)
+    }
+
+    /// The whole project expanded, every group in order.
+    pub fn expand_all(project: &Project) -> Result<Expansion, Error> {
+        let mut x = Expansion::new(project)?;
+        for g in 0..project.groups.len() {
+            x.expand_group(project, g)?;
+        }
+        Ok(x)
     }
 
     /// Expands every generator of `group` into tasks.

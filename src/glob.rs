@@ -100,7 +100,7 @@ pub fn expand(root: &Path, pattern: &Pattern, out: &str) -> Matches {
         return found;
     }
     let inside_out = paths::is_within(&prefix, out);
-    let state_dir = paths::join(out, ".kiln");
+    let state_dir = paths::join(out, crate::project::STATE_DIR);
     let dot_dirs = pattern.names_dot_dirs();
     let mut walk = walkdir::WalkDir::new(&start)
         .follow_links(false)

@@ -193,6 +193,11 @@ impl Project {
         absolute(&self.root, &self.out)
     }
 
+    /// kiln's state directory inside the build directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.out_dir().join(STATE_DIR)
+    }
+
     /// A diagnostic pointing into the build file.
     pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
         Diagnostic::at(&self.source, span, message)
@@ -255,6 +260,9 @@ pub fn out_hint(text: &str) -> String {
     }
     "build".to_string()
 }
+
+/// The name of kiln's state directory inside the build directory.
+pub const STATE_DIR: &str = ".kiln";
 
 /// `path` (a kiln path) as an absolute path under `root`.
 pub fn absolute(root: &Path, path: &str) -> PathBuf {

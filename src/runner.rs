@@ -382,26 +382,15 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
     let duration = start.elapsed();
     let ended_at = clock();
     let success = exit == Exit::Success;
-    let outputs = job
-        .outputs
-        .iter()
-        .map(|p| match success {
-            true => filestate::stat_and_hash(p, buf)
-                .ok()
-                .map(|(s, h)| (s, Some(h))),
-            false => filestate::stat(p).map(|s| (s, None)),
-        })
-        .collect();
-    let watch = job
-        .watch
-        .iter()
-        .map(|(p, hash)| match hash {
-            true => filestate::stat_and_hash(p, buf)
-                .ok()
-                .map(|(s, h)| (s, Some(h))),
-            false => filestate::stat(p).map(|s| (s, None)),
-        })
-        .collect();
+    // The stat of a file, and its hash where asked for.
+    let mut look = |p: &std::path::Path, hash: bool| match hash {
+        true => filestate::stat_and_hash(p, buf)
+            .ok()
+            .map(|(s, h)| (s, Some(h))),
+        false => filestate::stat(p).map(|s| (s, None)),
+    };
+    let outputs = job.outputs.iter().map(|p| look(p, success)).collect();
+    let watch = job.watch.iter().map(|(p, hash)| look(p, *hash)).collect();
     let depfile = match (&job.depfile, success) {
         (Some(path), true) => Some(match std::fs::read(path) {
             Ok(bytes) => depfile::parse(&bytes)

@@ -9,7 +9,7 @@ use crate::filestate::Hash;
 use crate::generator::Expansion;
 use crate::manifest::PostMode;
 use crate::paths;
-use crate::project::{Overrides, Project, absolute, out_hint};
+use crate::project::{Overrides, Project, STATE_DIR, absolute, out_hint};
 use crate::stats;
 use std::path::{Path, PathBuf};
 
@@ -126,7 +126,7 @@ impl Workspace {
             bytes,
             hash,
             overrides,
-            state_dir: out_dir.join(".kiln"),
+            state_dir: out_dir.join(STATE_DIR),
         })
     }
 
@@ -140,7 +140,7 @@ impl Workspace {
         );
         stats::mark("open cache");
         // The cache must be the one of the build directory it was found in.
-        opened.filter(|o| absolute(&o.root, &o.out).join(".kiln") == file.state_dir)
+        opened.filter(|o| absolute(&o.root, &o.out).join(STATE_DIR) == file.state_dir)
     }
 
     /// Loads the project for a build: from the graph cache when it is valid (`cached`), else by
@@ -175,7 +175,7 @@ impl Workspace {
         let mut expansion = Expansion::new(&project)?;
         // A clock reading before the globs run, for the cache; only where kiln's state already
         // exists, so that a first build with a bad build file creates nothing.
-        let state_dir = project.out_dir().join(".kiln");
+        let state_dir = project.state_dir();
         let recorded_at = (!dry_run && project.post == PostMode::AtOnce && state_dir.is_dir())
             .then(|| {
                 FsClock::open(&state_dir.join("clock"))
