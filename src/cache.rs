@@ -317,7 +317,7 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
     for (d, before) in &dirs {
         let now = filestate::stat(&absolute(&root, d));
         let still = match (before, now) {
-            (Some(b), Some(n)) => *b == n && n.mtime < recorded_at,
+            (Some(b), Some(n)) => filestate::unchanged_since(b, &n, recorded_at),
             (None, None) => true,
             _ => false,
         };

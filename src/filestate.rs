@@ -118,10 +118,17 @@ pub struct Recorded {
     pub recorded_at: i64,
 }
 
+/// The racy-timestamp rule: a file stat'ed as `before` when the file system's clock read
+/// `recorded_at` is known unchanged if its stat is the same now and its mtime is strictly older
+/// than that reading (a write within the same tick could leave the stat as it was).
+pub fn unchanged_since(before: &Stat, now: &Stat, recorded_at: i64) -> bool {
+    before == now && now.mtime < recorded_at
+}
+
 impl Recorded {
     /// Whether this record still tells the content of a file whose stat is now `now`.
     pub fn trusted_for(&self, now: &Stat) -> bool {
-        self.stat == *now && now.mtime < self.recorded_at
+        unchanged_since(&self.stat, now, self.recorded_at)
     }
 }
 

@@ -142,15 +142,25 @@ impl From<Diagnostic> for Failure {
     }
 }
 
+/// The last component of `path`.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Whether file name `name` ends in extension `ext` and is more than it.
+fn has_ext(name: &str, ext: &str) -> bool {
+    name.ends_with(ext) && name.len() > ext.len()
+}
+
 /// The rule, if any, whose `ext_in` takes `path`, with the matched extension (the longest wins).
 fn rule_for<'p>(project: &'p Project, path: &str) -> Option<(RuleId, &'p str)> {
-    let name = path.rsplit('/').next().unwrap_or(path);
+    let name = file_name(path);
     project
         .rules
         .iter()
         .enumerate()
         .flat_map(|(i, r)| r.ext_in.iter().map(move |e| (i, e.as_str())))
-        .filter(|(_, e)| name.ends_with(e) && name.len() > e.len())
+        .filter(|(_, e)| has_ext(name, e))
         .max_by_key(|(_, e)| e.len())
 }
 
@@ -465,13 +475,8 @@ impl Expansion {
         // The generator's own rule takes a source when one of its extensions ends the name, even
         // if another rule claims a longer suffix.
         let takes = |path: &str| {
-            own_rule.is_some_and(|r| {
-                let name = path.rsplit('/').next().unwrap_or(path);
-                project.rules[r]
-                    .ext_in
-                    .iter()
-                    .any(|e| name.ends_with(e.as_str()) && name.len() > e.len())
-            })
+            let name = file_name(path);
+            own_rule.is_some_and(|r| project.rules[r].ext_in.iter().any(|e| has_ext(name, e)))
         };
         let mut fed = Vec::new();
         for src in &sources {

@@ -52,7 +52,7 @@ impl FileMark {
         match (self, now) {
             (FileMark::Missing, None) => true,
             (FileMark::Present { stat, recorded_at }, Some(now)) => {
-                stat == now && now.mtime < *recorded_at
+                filestate::unchanged_since(stat, now, *recorded_at)
             }
             _ => false,
         }
