@@ -22,7 +22,8 @@
 //! body.
 
 use crate::codec::{
-    Reader, put_bool, put_i64, put_opt_stat, put_pairs, put_str, put_strings, put_u32s, put_u64,
+    Reader, checked_body, put_bool, put_crc, put_i64, put_opt_stat, put_pairs, put_str,
+    put_strings, put_u32s, put_u64, replace_file,
 };
 use crate::env::Env;
 use crate::error::SourceText;
@@ -212,11 +213,8 @@ pub fn save(path: &Path, key: &Key, project: &Project, x: &Expansion) -> io::Res
     for outs in &x.gen_outputs {
         put_u32s(&mut buf, outs.iter().map(|f| f.0));
     }
-    let crc = crc32fast::hash(&buf[body_at..]);
-    buf.extend_from_slice(&crc.to_le_bytes());
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &buf)?;
-    std::fs::rename(&tmp, path)?;
+    put_crc(&mut buf, body_at);
+    replace_file(path, &buf)?;
     Ok(id)
 }
 
@@ -265,10 +263,7 @@ impl Opened {
         let mut file = self.file;
         file.read_exact(&mut bytes).ok()?;
         crate::stats::mark("cache: read");
-        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
-        if crc32fast::hash(body).to_le_bytes() != crc {
-            return None;
-        }
+        let body = checked_body(&bytes)?;
         let graph = Graph::from_paths(self.blob, self.ends)?;
         let (project, expansion) =
             decode_body(body, graph, self.root, self.out, self.warnings, &self.key)?;

@@ -41,6 +41,26 @@ pub fn put_strings(buf: &mut Vec<u8>, items: &[String]) {
     }
 }
 
+/// `bytes` without the crc32 at their end, if it matches them.
+pub fn checked_body(bytes: &[u8]) -> Option<&[u8]> {
+    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    (crc32fast::hash(body).to_le_bytes() == crc).then_some(body)
+}
+
+/// Appends the crc32 of `buf[from..]`, for [`checked_body`].
+pub fn put_crc(buf: &mut Vec<u8>, from: usize) {
+    let crc = crc32fast::hash(&buf[from..]);
+    buf.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// Replaces the file at `path` with `bytes` at once: a temporary file renamed into place (no
+/// fsync: for caches that are checked when read and rebuilt when lost).
+pub fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// A file's stat: size, mtime, ctime, inode.
 pub fn put_stat(buf: &mut Vec<u8>, s: &Stat) {
     put_u64(buf, s.size);

@@ -23,7 +23,7 @@
 //! file ids, varints), and a crc32 of everything before it.
 
 use crate::cache::GraphId;
-use crate::codec::{Reader, put_opt_stat, put_u32s};
+use crate::codec::{Reader, checked_body, put_crc, put_opt_stat, put_u32s, replace_file};
 use crate::filestate::{self, Stat};
 use crate::task::FileId;
 use std::io;
@@ -165,10 +165,7 @@ impl Snapshot {
     /// there is none, or it is damaged or of another graph.
     pub fn load(path: &Path, graph: &GraphId, files: usize) -> Option<Snapshot> {
         let bytes = std::fs::read(path).ok()?;
-        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
-        if crc32fast::hash(body).to_le_bytes() != crc {
-            return None;
-        }
+        let body = checked_body(&bytes)?;
         let mut r = Reader::new(body);
         if r.take(8)? != MAGIC || r.take(4)? != FORMAT.to_le_bytes() || r.take(16)? != graph {
             return None;
@@ -235,11 +232,8 @@ impl Snapshot {
         for ids in implicit {
             put_u32s(&mut buf, ids.iter().map(|f| f.0));
         }
-        let crc = crc32fast::hash(&buf);
-        buf.extend_from_slice(&crc.to_le_bytes());
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &buf)?;
-        std::fs::rename(&tmp, path)
+        put_crc(&mut buf, 0);
+        replace_file(path, &buf)
     }
 }
 
