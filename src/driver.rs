@@ -365,15 +365,15 @@ fn build_loaded(
         (store, Vec::new())
     } else if !opts.dry_run {
         Store::open_or_reset(&store_path)
-    } else {
-        match Store::open(&store_path, false) {
-            Ok(opened) if has_state => opened,
-            Ok(_) => (Store::empty(&store_path), Vec::new()),
-            Err(e) => (
+    } else if has_state {
+        Store::open(&store_path, false).unwrap_or_else(|e| {
+            (
                 Store::empty(&store_path),
                 vec![format!("kiln's state cannot be read ({e})")],
-            ),
-        }
+            )
+        })
+    } else {
+        (Store::empty(&store_path), Vec::new())
     };
     for w in warnings {
         progress.message(&format!("warning: {w}"));

@@ -36,7 +36,7 @@ pub struct Expansion {
     /// is still valid.
     pub glob_dirs: BTreeMap<String, Option<crate::filestate::Stat>>,
     /// Declared targets by kiln path and by the text written (relative to out/).
-    declared: HashMap<String, (GenId, std::ops::Range<usize>), Fast>,
+    declared: HashMap<String, GenId, Fast>,
     declared_text: HashMap<String, String, Fast>,
     /// What the directories of plain-path sources hold, while a group is being expanded.
     sources: SourceDirs,
@@ -240,12 +240,12 @@ impl Expansion {
                         .note("name a file inside the build directory")
                         .into());
                 }
-                if let Some((other, _)) = x.declared.get(&path) {
-                    return Err(duplicate(project, &path, *other, g)
+                if let Some(&other) = x.declared.get(&path) {
+                    return Err(duplicate(project, &path, other, g)
                         .with_span(t.span.clone())
                         .into());
                 }
-                x.declared.insert(path.clone(), (g, t.span.clone()));
+                x.declared.insert(path.clone(), g);
                 x.declared_text
                     .insert(paths::normalize(&text), path.clone());
                 let id = x.graph.file(&path);
@@ -627,7 +627,7 @@ impl Expansion {
                 .cloned()
                 .or_else(|| self.declared.contains_key(&norm).then(|| norm.clone()));
             if let Some(path) = declared {
-                let producer = self.declared[&path].0;
+                let producer = self.declared[&path];
                 self.check_reference(project, g, producer, &path, entry)?;
                 let file = self.graph.file(&path);
                 into.push(file);
