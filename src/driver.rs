@@ -582,11 +582,14 @@ impl Build<'_> {
         }
         self.select_targets()?;
         // A build file just parsed is checked first (a cycle is an error, and errors come before
-        // anything is deleted); a cached graph was checked when it was cached.
+        // anything is deleted); a cached graph was checked when it was cached. A group none of
+        // whose tasks is skipped below keeps the plan made here.
+        let mut checked: HashMap<GroupId, (Vec<TaskId>, Vec<PlanNode>)> = HashMap::new();
         if self.graph_id.is_none() {
             for &g in groups {
                 let tasks = self.group_tasks(g);
-                self.plan(g, &tasks)?;
+                let plan = self.plan(g, &tasks)?;
+                checked.insert(g, (tasks, plan));
             }
         }
         stats::mark("check");
@@ -617,7 +620,11 @@ impl Build<'_> {
                 self.explain(t, &Decision::Skip);
                 self.state[t.index()] = TaskState::Skipped;
             }
-            self.plans[g] = Some(self.plan(g, &maybe)?);
+            let plan = match checked.remove(&g) {
+                Some((all, plan)) if all == maybe => plan,
+                _ => self.plan(g, &maybe)?,
+            };
+            self.plans[g] = Some(plan);
         }
         stats::mark("plan");
         self.progress.set_total(self.expected);
