@@ -130,8 +130,6 @@ struct Permits {
 }
 
 pub struct Runner {
-    /// `-j`: no group's cap goes above it.
-    jobs_limit: usize,
     jobs: Option<Sender<Job>>,
     results: Receiver<Finished>,
     shared: Arc<Shared>,
@@ -144,7 +142,6 @@ impl Runner {
     /// worker instead measured slower, a wake-up per task.)
     pub fn new(jobs: usize, config: Config) -> Runner {
         let jobs = jobs.max(1);
-        let workers = jobs;
         let (job_tx, job_rx) = unbounded::<Job>();
         let (done_tx, done_rx) = unbounded::<Finished>();
         let shared = Arc::new(Shared {
@@ -159,7 +156,7 @@ impl Runner {
             }),
             freed: Condvar::new(),
         });
-        let workers = (0..workers)
+        let workers = (0..jobs)
             .map(|_| {
                 let (rx, tx, shared) = (job_rx.clone(), done_tx.clone(), shared.clone());
                 std::thread::spawn(move || {
@@ -175,7 +172,6 @@ impl Runner {
             })
             .collect();
         Runner {
-            jobs_limit: jobs,
             jobs: Some(job_tx),
             results: done_rx,
             shared,
@@ -190,7 +186,8 @@ impl Runner {
             .permits
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        p.limit = limit.clamp(1, self.jobs_limit);
+        // `-j` (one worker per job): no group's cap goes above it.
+        p.limit = limit.clamp(1, self.workers.len());
         self.shared.freed.notify_all();
     }
 
