@@ -148,8 +148,13 @@ impl<'a> Reader<'a> {
     }
 
     pub fn strings(&mut self) -> Option<Vec<String>> {
+        // Sized up front: collecting through `Option` would start from a guess of four.
         let n = self.read_len()?;
-        (0..n).map(|_| self.str()).collect()
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(self.str()?);
+        }
+        Some(v)
     }
 
     /// What [`put_stat`] wrote.
@@ -173,7 +178,11 @@ impl<'a> Reader<'a> {
     /// What [`put_pairs`] wrote.
     pub fn pairs(&mut self) -> Option<Vec<(String, String)>> {
         let n = self.read_len()?;
-        (0..n).map(|_| Some((self.str()?, self.str()?))).collect()
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push((self.str()?, self.str()?));
+        }
+        Some(v)
     }
 }
 
