@@ -1225,13 +1225,10 @@ impl Build<'_> {
         let cap = self.project.groups[g]
             .jobs
             .map_or(self.opts.jobs, |j| j.min(self.opts.jobs));
-        // The runner runs `cap` commands at once; the scheduler hands it up to twice that, so
-        // that a worker finishing a command starts the next one without waiting for this thread.
-        if let Some(r) = runner {
-            r.set_limit(cap);
-        }
-        let handed_out = if self.opts.dry_run { cap } else { cap * 2 };
-        let mut sched = Scheduler::new(nodes, handed_out, self.opts.keep_going);
+        // The scheduler owns the limit: it hands the runner no more than `cap` jobs at once, and
+        // none once a failure (without keep-going) or an interrupt has stopped it, so no task
+        // starts after the failure that stops the build.
+        let mut sched = Scheduler::new(nodes, cap, self.opts.keep_going);
         let mut running: HashMap<usize, NodeId> = HashMap::new();
         let no_results = never();
         let results = runner.map_or(&no_results, |r| r.results());
@@ -1294,17 +1291,8 @@ impl Build<'_> {
                 recv(results) -> finished => {
                     let Ok(finished) = finished else { break };
                     let node = running.remove(&finished.id).expect("a finished job was started");
-                    if finished.exit == Exit::NotStarted && self.interrupted.is_none() {
-                        // Handed out ahead, held back by a failure: not run.
-                        self.state[finished.id] = TaskState::NotRun;
-                        sched.abandon(node);
-                        continue;
-                    }
                     let ok = self.finished(finished);
                     sched.finish(node, ok);
-                    if !ok && !self.opts.keep_going && let Some(r) = runner {
-                        r.hold();
-                    }
                 }
                 recv(signals) -> sig => {
                     if let Ok(sig) = sig {

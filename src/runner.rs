@@ -21,7 +21,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -116,17 +116,8 @@ struct Shared {
     /// Programs found along `PATH` once, for commands started without a shell.
     programs: Mutex<HashMap<String, Option<PathBuf>>>,
     groups: Mutex<HashMap<usize, i32>>,
+    /// The signal passed on to running commands, once one was: nothing more starts.
     stopping: AtomicI32,
-    /// How many commands may run at once, and how many do.
-    permits: Mutex<Permits>,
-    freed: Condvar,
-}
-
-struct Permits {
-    limit: usize,
-    active: usize,
-    /// Start nothing more (a failure without keep-going).
-    held: bool,
 }
 
 pub struct Runner {
@@ -137,9 +128,9 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner that runs at most `jobs` jobs at once, one per worker thread. (A worker keeps its
-    /// permit through its bookkeeping after the commands: handing the next command to another
-    /// worker instead measured slower, a wake-up per task.)
+    /// A runner with `jobs` worker threads. It runs every job it is given as soon as a worker is
+    /// free: how many run at once, and whether more start after a failure, is the caller's to
+    /// decide (it hands out no more jobs than it wants running).
     pub fn new(jobs: usize, config: Config) -> Runner {
         let jobs = jobs.max(1);
         let (job_tx, job_rx) = unbounded::<Job>();
@@ -149,12 +140,6 @@ impl Runner {
             programs: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
             stopping: AtomicI32::new(0),
-            permits: Mutex::new(Permits {
-                limit: jobs,
-                active: 0,
-                held: false,
-            }),
-            freed: Condvar::new(),
         });
         let workers = (0..jobs)
             .map(|_| {
@@ -179,29 +164,7 @@ impl Runner {
         }
     }
 
-    /// How many commands may run at once from now on (a group's cap; never above the workers).
-    pub fn set_limit(&self, limit: usize) {
-        let mut p = self
-            .shared
-            .permits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        // `-j` (one worker per job): no group's cap goes above it.
-        p.limit = limit.clamp(1, self.workers.len());
-        self.shared.freed.notify_all();
-    }
-
-    /// Starts no command that has not started yet: queued jobs come back as not started.
-    pub fn hold(&self) {
-        self.shared
-            .permits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .held = true;
-        self.shared.freed.notify_all();
-    }
-
-    /// Queues a job; it starts when a worker and a permit are free.
+    /// Queues a job; it starts when a worker is free.
     pub fn start(&self, job: Job) {
         if let Some(tx) = &self.jobs {
             tx.send(job)
@@ -220,7 +183,6 @@ impl Runner {
         self.shared
             .stopping
             .store(signal.as_raw(), Ordering::SeqCst);
-        self.shared.freed.notify_all();
         let groups = self.shared.groups.lock().unwrap_or_else(|e| e.into_inner());
         for &pgid in groups.values() {
             kill_group(pgid, signal);
@@ -248,29 +210,6 @@ impl Shared {
                 std::env::var_os("PATH").and_then(|p| crate::direct::resolve(program, &p))
             })
             .clone()
-    }
-
-    /// Waits for a permit; false if nothing more may start.
-    fn acquire(&self) -> bool {
-        let mut p = self.permits.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if p.held || self.stopping.load(Ordering::SeqCst) != 0 {
-                return false;
-            }
-            if p.active < p.limit {
-                p.active += 1;
-                return true;
-            }
-            p = self.freed.wait(p).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    fn release(&self) {
-        self.permits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .active -= 1;
-        self.freed.notify_one();
     }
 }
 
@@ -331,7 +270,7 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
     let clock = || config.clock.as_ref().map_or(0, |c| c.now());
     // Only what a depfile reports needs the start time (a file first seen there).
     let started_at = if job.depfile.is_some() { clock() } else { 0 };
-    if !shared.acquire() {
+    if shared.stopping.load(Ordering::SeqCst) != 0 {
         return not_started(job.id);
     }
     let start = Instant::now();
@@ -399,7 +338,6 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
         }),
         _ => None,
     };
-    shared.release();
     Finished {
         id: job.id,
         exit,

@@ -124,14 +124,6 @@ impl Scheduler {
         }
     }
 
-    /// Reports a started task as never run after all (it was handed out ahead of time and the
-    /// build stopped before it began): it and what depends on it are not run.
-    pub fn abandon(&mut self, node: NodeId) {
-        debug_assert_eq!(self.state[node], State::Running);
-        self.running -= 1;
-        self.settle(node, State::NotRun);
-    }
-
     /// Starts nothing more (an interrupt); running tasks may still finish.
     pub fn stop(&mut self) {
         self.stopped = true;
@@ -334,6 +326,37 @@ mod tests {
         not_run.sort();
         assert_eq!(not_run, vec![2, 3]);
         assert_eq!(s.state(1), State::Done);
+    }
+
+    #[test]
+    fn at_any_cap_nothing_starts_once_a_failure_is_reported() {
+        // Eight independent tasks; the third to start fails quickly.
+        for cap in 1..=4 {
+            let nodes: Vec<PlanNode> = (0..8).map(|i| task(i, &[], 5)).collect();
+            let mut s = Scheduler::new(nodes, cap, false);
+            let mut r = FakeRunner::new(|t| if t.0 == 2 { 1 } else { 10 }, |t| t.0 == 2);
+            let mut started_after_failure = Vec::new();
+            let mut failed = false;
+            loop {
+                while let Some((n, t)) = s.next_task() {
+                    if failed {
+                        started_after_failure.push(t.0);
+                    }
+                    r.start(n, t);
+                }
+                if s.is_done() {
+                    break;
+                }
+                let (n, ok) = r.wait();
+                failed |= !ok;
+                s.finish(n, ok);
+            }
+            assert!(failed, "cap {cap}: the failing task ran");
+            assert_eq!(started_after_failure, Vec::<u32>::new(), "cap {cap}");
+            assert!(r.highest <= cap, "cap {cap}");
+            // Everything that had not started by then is not run.
+            assert_eq!(s.not_run().count(), 8 - r.started.len(), "cap {cap}");
+        }
     }
 
     #[test]

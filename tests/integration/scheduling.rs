@@ -271,3 +271,54 @@ fn a_dry_run_stops_before_a_lazy_group_it_cannot_expand_yet() {
     s.kiln(&["build"]).ok();
     assert!(s.exists("build/two"));
 }
+
+/// Four independent tasks at `-jN`: the first fails at once, the slow ones hold the other slots.
+/// Without -k, nothing starts after the failure, and no `[n/N]` line names a task that never ran.
+fn no_task_starts_after_the_first_failure(jobs: usize) {
+    let mut text =
+        "[[gen]]\nname = \"a\"\nrun = \"echo a >> log; exit 1\"\ntarget = \"a\"\n".to_string();
+    for name in ["b", "c", "d", "e"] {
+        text.push_str(&format!(
+            "[[gen]]\nname = \"{name}\"\nrun = \"echo {name} >> log; sleep 0.3; touch ${{TGT}}\"\ntarget = \"{name}\"\n"
+        ));
+    }
+    // The race it guards against (a queued task starting as the failing one frees its slot) does
+    // not show every time: three fresh builds.
+    for _ in 0..3 {
+        let s = Space::new();
+        s.write("build.toml", &text);
+        let run = s.kiln(&["build", &format!("-j{jobs}")]).status(1);
+        // Declared order breaks the tie: `a` and the `jobs - 1` tasks after it start together.
+        let started: Vec<String> = ["a", "b", "c", "d", "e"][..jobs]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let mut log = s.lines("log");
+        log.sort();
+        assert_eq!(
+            log, started,
+            "only the first {jobs} started\n{}",
+            run.stderr
+        );
+        assert_eq!(
+            run.ran().len(),
+            jobs,
+            "one [n/N] line per started task\n{}",
+            run.stderr
+        );
+        assert_eq!(
+            run.summary(),
+            format!("'build' failed: 1 task failed, {} not run", 5 - jobs)
+        );
+    }
+}
+
+#[test]
+fn at_j1_no_task_starts_after_the_first_failure() {
+    no_task_starts_after_the_first_failure(1);
+}
+
+#[test]
+fn at_j2_no_task_starts_after_the_first_failure() {
+    no_task_starts_after_the_first_failure(2);
+}
