@@ -781,8 +781,9 @@ impl Build<'_> {
                 Ok(t) => stack.push(t),
             }
         }
-        if project.post == PostMode::Lazy {
-            // Groups before the last one named are built whole: their globs may feed later groups.
+        {
+            // As waf does: groups before the last one named are built whole (they make what later
+            // groups read without naming it: generated headers, files a lazy glob finds).
             stack.extend(
                 self.x
                     .graph

@@ -131,3 +131,26 @@ fn build_toml_example_builds_with_every_key() {
         "version-header build/version.h\nutil build/libutil.a\nhello build/hello\nsmoke-test\nversion-copy dist/VERSION\n"
     );
 }
+
+#[test]
+fn targets_on_a_clean_tree_build_the_earlier_groups_first() {
+    // `hello` reads version.h through a depfile only: no file constraint names it, but it comes
+    // from the earlier group, which a target selection builds whole (waf's get_targets).
+    for targets in [&["build", "--targets", "hello"][..]] {
+        let s = copy_example();
+        let run = s.kiln(targets).ok();
+        assert_eq!(
+            run.ran_outputs(),
+            set(&[
+                "build/version.h",
+                "build/lib/greet.o",
+                "build/lib/shout.o",
+                "build/src/extra.o",
+                "build/src/main.o",
+                "build/libutil.a",
+                "build/hello",
+            ])
+        );
+        assert!(run_hello(&s).contains("version "));
+    }
+}
