@@ -107,27 +107,9 @@ pub fn clean(
         return Ok(0);
     }
     let lock = if state_dir.is_dir() {
-        let waiting = || {
-            progress.message(&format!(
-                "waiting for another kiln working in {}/ ...",
-                project.out
-            ))
-        };
-        match crate::lock::BuildLock::acquire(&state_dir.join("lock"), wait, Some(signals), waiting)
-        {
+        match crate::lock::take(&state_dir, &project.out, wait, progress, signals)? {
             Ok(l) => Some(l),
-            Err(crate::lock::LockError::Busy) => {
-                return Err(Error::Refused(format!(
-                    "another kiln is working in {}/ (and --no-wait was given)",
-                    project.out
-                )));
-            }
-            Err(crate::lock::LockError::Interrupted(sig)) => {
-                return Ok(crate::interrupt::exit_status(sig));
-            }
-            Err(crate::lock::LockError::Io(e)) => {
-                return Err(Error::io("cannot lock the build directory", e));
-            }
+            Err(code) => return Ok(code),
         }
     } else {
         None
@@ -215,31 +197,9 @@ pub fn distclean(
             project.out, project.out
         )));
     }
-    let waiting = || {
-        progress.message(&format!(
-            "waiting for another kiln working in {}/ ...",
-            project.out
-        ))
-    };
-    let lock = match crate::lock::BuildLock::acquire(
-        &state_dir.join("lock"),
-        wait,
-        Some(signals),
-        waiting,
-    ) {
+    let lock = match crate::lock::take(&state_dir, &project.out, wait, progress, signals)? {
         Ok(l) => l,
-        Err(crate::lock::LockError::Busy) => {
-            return Err(Error::Refused(format!(
-                "another kiln is working in {}/ (and --no-wait was given)",
-                project.out
-            )));
-        }
-        Err(crate::lock::LockError::Interrupted(sig)) => {
-            return Ok(crate::interrupt::exit_status(sig));
-        }
-        Err(crate::lock::LockError::Io(e)) => {
-            return Err(Error::io("cannot lock the build directory", e));
-        }
+        Err(code) => return Ok(code),
     };
     std::fs::remove_dir_all(&canon)
         .map_err(|e| Error::io(format!("cannot delete {}", project.out), e))?;

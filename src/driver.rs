@@ -18,7 +18,7 @@ use crate::explain::Reason;
 use crate::filestate::{self, FsClock, Hash, MISSING, Recorded, Stat};
 use crate::generator::Expansion;
 use crate::interrupt;
-use crate::lock::{BuildLock, LockError};
+use crate::lock::BuildLock;
 use crate::manifest::PostMode;
 use crate::paths;
 use crate::progress::{Progress, TaskLine};
@@ -241,20 +241,7 @@ fn lock_state(
     progress: &mut dyn Progress,
     signals: &Receiver<i32>,
 ) -> Result<Result<BuildLock, i32>, Error> {
-    let waiting = || progress.message(&format!("waiting for another kiln working in {out}/ ..."));
-    match BuildLock::acquire(
-        &state_dir.join("lock"),
-        !opts.no_wait,
-        Some(signals),
-        waiting,
-    ) {
-        Ok(l) => Ok(Ok(l)),
-        Err(LockError::Busy) => Err(Error::Refused(format!(
-            "another kiln is working in {out}/ (and --no-wait was given)"
-        ))),
-        Err(LockError::Interrupted(sig)) => Ok(Err(interrupt::exit_status(sig))),
-        Err(LockError::Io(e)) => Err(Error::io("cannot lock the build directory", e)),
-    }
+    crate::lock::take(state_dir, out, !opts.no_wait, progress, signals)
 }
 
 /// Builds a loaded project; `None` when its cached graph turned out to be stale.
@@ -426,7 +413,16 @@ fn build_loaded(
         seeded,
         checked_dirs: HashSet::new(),
     };
+    // The commands inherit a lock of their own, given up when the build ends normally.
+    let commands_lock = match &lock {
+        Some(l) if !opts.dry_run => Some(
+            l.for_commands()
+                .map_err(|e| Error::io("cannot lock the build directory", e))?,
+        ),
+        _ => None,
+    };
     let result = b.run(signals, first_lazy, started);
+    drop(commands_lock);
     // The store is written out while the lock is held; the large tables are freed on a thread of
     // their own, so that a finished build need not wait for that.
     if let Err(e) = b.store.flush_details() {

@@ -581,3 +581,65 @@ fn hostile_build_files_get_clear_errors() {
     s.write("build.toml", &bad);
     s.kiln(&["build"]).status(2).stderr_has("UTF-8");
 }
+
+#[test]
+fn a_daemon_left_by_a_successful_build_does_not_hold_the_lock() {
+    // A task that leaves a process behind (a compiler server, `setsid cmd &`).
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[[gen]]\nrun = \"setsid sleep 4 </dev/null >/dev/null 2>&1 & echo $! > daemon.pid; touch ${TGT}\"\ntarget = \"x\"\n\
+         [[gen]]\nname = \"y\"\nrun = \"touch ${TGT}\"\nsource = [\"input\"]\ntarget = \"y\"\n",
+    );
+    s.write("input", "1");
+    s.kiln(&["build"]).ok();
+    s.write("input", "2");
+    let started = Instant::now();
+    let run = s.kiln(&["build", "--no-wait"]).ok();
+    assert!(!run.stderr.contains("waiting"), "{}", run.stderr);
+    assert_eq!(run.ran_outputs(), crate::support::set(&["build/y"]));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the build waited for the daemon"
+    );
+    // The daemon is still there: it was not waited for, nor killed.
+    assert!(!gone_within(&s, "daemon.pid", Duration::ZERO));
+    let _ = Command::new("kill")
+        .arg(s.read("daemon.pid").trim())
+        .status();
+}
+
+#[test]
+fn commands_of_a_killed_kiln_are_waited_for_before_the_next_build_starts() {
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[[gen]]\nrun = \"echo $$ > slow.pid; sleep 1.5; echo slow-end >> log; touch ${TGT}\"\ntarget = \"slow\"\n\
+         [[gen]]\nname = \"y\"\nrun = \"echo y-start >> log; touch ${TGT}\"\nsource = [\"input\"]\ntarget = \"y\"\n",
+    );
+    s.write("input", "1");
+    s.kiln(&["build", "--targets", "y"]).ok();
+    std::fs::remove_file(s.path("log")).unwrap();
+    s.write("input", "2");
+    let mut first = spawn_kiln(&s, &["build", "-j1", "--targets", "slow"]);
+    wait_for(&s, "slow.pid");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let refused = s.kiln(&["build", "--no-wait", "--targets", "y"]).status(2);
+    assert!(
+        refused
+            .stderr
+            .contains("commands that a killed kiln left running in build/ have not ended"),
+        "{}",
+        refused.stderr
+    );
+    let run = s.kiln(&["build", "--targets", "y"]).ok();
+    assert!(
+        run.stderr
+            .contains("waiting for commands that a killed kiln left running in build/ to end"),
+        "{}",
+        run.stderr
+    );
+    // The orphan ended before the next build started its task.
+    assert_eq!(s.lines("log"), vec!["slow-end", "y-start"]);
+}
