@@ -400,6 +400,7 @@ fn build_loaded(
         poisoned: HashSet::new(),
         plans: vec![None; groups],
         started_count: 0,
+        spared: 0,
         expected: 0,
         failed: Vec::new(),
         not_run: 0,
@@ -466,9 +467,14 @@ struct Build<'a> {
     /// Outputs of tasks that failed or did not run: their consumers do not run.
     poisoned: HashSet<FileId>,
     plans: Vec<Option<Vec<PlanNode>>>,
+    /// Tasks started (in a dry run, that would start).
     started_count: usize,
+    /// Tasks expected to run that early cutoff spared.
+    spared: usize,
+    /// Tasks expected to run, as far as known: the `N` of `[n/N]`.
     expected: usize,
-    failed: Vec<TaskId>,
+    /// Tasks that failed, with why.
+    failed: Vec<(TaskId, String)>,
     not_run: usize,
     interrupted: Option<i32>,
     interrupted_at: Option<Instant>,
@@ -1244,8 +1250,10 @@ impl Build<'_> {
                 match decision {
                     Decision::Skip => {
                         if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
-                            self.expected = self.expected.saturating_sub(1);
-                            self.progress.set_total(self.expected);
+                            // Counted as expected to run, spared by early cutoff: it counts as
+                            // done (n jumps forward; N does not shrink).
+                            self.spared += 1;
+                            self.progress.finished(&[]);
                         }
                         self.state[t.index()] = TaskState::Skipped;
                         sched.finish(node, true);
@@ -1265,7 +1273,9 @@ impl Build<'_> {
                         }
                         Err(message) => {
                             self.announce(t);
-                            self.fail(t, TaskState::Exception, &message, &[]);
+                            let failure =
+                                Failure::new(TaskState::Exception, "could not run").detail(message);
+                            self.fail(t, failure, &[]);
                             sched.finish(node, false);
                         }
                     },
@@ -1376,16 +1386,16 @@ impl Build<'_> {
     /// Prints the `[n/N]` line of a task that starts.
     fn announce(&mut self, t: TaskId) {
         self.started_count += 1;
-        if self.started_count > self.expected {
-            self.expected = self.started_count;
+        let n = self.started_count + self.spared;
+        if n > self.expected {
+            self.expected = n;
         }
-        let line = task_line(self.project, &self.x.graph, t);
+        let line = task_line(self.project, &self.x.graph, t, self.opts.verbose);
         let commands = self
             .opts
             .verbose
             .then_some(self.x.graph.task(t).commands.as_slice());
-        self.progress
-            .started(self.started_count, self.expected, &line, commands);
+        self.progress.started(n, self.expected, &line, commands);
     }
 
     /// Makes the parent directories of a task's outputs and builds its job.
@@ -1477,35 +1487,33 @@ impl Build<'_> {
         match &f.exit {
             Exit::Success => {}
             Exit::Failed { command, code } => {
-                let msg = format!("command {} exited with status {code}", command + 1);
-                self.fail(t, TaskState::Crashed, &msg, &f.output_text());
+                let why = format!("exit status {code}");
+                let failure = Failure::new(TaskState::Crashed, why).at(*command);
+                self.fail(t, failure, &f.output_text());
                 return false;
             }
             Exit::Signaled { command, signal } => {
-                let msg = format!(
-                    "command {} was killed by {}",
-                    command + 1,
-                    signal_name(*signal)
-                );
-                self.fail(t, TaskState::Crashed, &msg, &f.output_text());
+                let why = format!("killed by {}", signal_name(*signal));
+                let failure = Failure::new(TaskState::Crashed, why).at(*command);
+                self.fail(t, failure, &f.output_text());
                 return false;
             }
             Exit::Error { command, message } => {
-                let msg = format!("command {} could not run: {message}", command + 1);
-                self.fail(t, TaskState::Exception, &msg, &f.output_text());
+                let failure = Failure::new(TaskState::Exception, "could not run")
+                    .detail(message.clone())
+                    .at(*command);
+                self.fail(t, failure, &f.output_text());
                 return false;
             }
             Exit::TimedOut { command } => {
                 let limit = self.opts.timeout.map_or(0.0, |t| t.as_secs_f64());
-                let msg = format!(
-                    "ran longer than --timeout {limit}s: command {} was killed",
-                    command + 1
-                );
-                self.fail(t, TaskState::Crashed, &msg, &f.output_text());
+                let why = format!("timed out after {limit}s");
+                let failure = Failure::new(TaskState::Crashed, why).at(*command);
+                self.fail(t, failure, &f.output_text());
                 return false;
             }
             Exit::NotStarted => {
-                self.fail(t, TaskState::NotRun, "not started", &[]);
+                self.fail(t, Failure::new(TaskState::NotRun, "not started"), &[]);
                 return false;
             }
         }
@@ -1515,18 +1523,18 @@ impl Build<'_> {
         // A declared output the command did not make fails the task.
         for (i, &o) in task.outputs.iter().enumerate() {
             if f.outputs[i].is_none() {
-                let msg = format!(
+                let failure = Failure::new(TaskState::Missing, "output not made").detail(format!(
                     "the command succeeded but did not make the output `{}`",
                     graph.path(o)
-                );
-                self.fail(t, TaskState::Missing, &msg, &f.output_text());
+                ));
+                self.fail(t, failure, &f.output_text());
                 return false;
             }
         }
         let implicit_paths = match &f.depfile {
             Some(Err(msg)) => {
-                let msg = msg.clone();
-                self.fail(t, TaskState::Exception, &msg, &f.output_text());
+                let failure = Failure::new(TaskState::Exception, "bad depfile").detail(msg.clone());
+                self.fail(t, failure, &f.output_text());
                 return false;
             }
             Some(Ok(deps)) => deps.clone(),
@@ -1732,22 +1740,37 @@ impl Build<'_> {
         self.append(vec![(Slot::Forget(t), Record::Forget(key))]);
     }
 
-    /// Reports a failed task with its command and output; it is not recorded.
-    fn fail(&mut self, t: TaskId, state: TaskState, why: &str, output: &[u8]) {
+    /// Reports a failed task with why it failed, its commands and everything it printed; it is
+    /// not recorded.
+    fn fail(&mut self, t: TaskId, failure: Failure, output: &[u8]) {
         let task = self.x.graph.task(t);
         let mut text = format!(
-            "error: task failed ({}): {}\n{why}\n",
-            state_name(state),
-            task_line(self.project, &self.x.graph, t).render(false)
+            "error: task failed ({}): {}\n",
+            failure.why,
+            task_line(self.project, &self.x.graph, t, self.opts.verbose).render(false)
         );
-        for c in &task.commands {
-            text.push_str(&format!("command: {c}\n"));
+        if let Some(detail) = &failure.detail {
+            text.push_str(detail);
+            text.push('\n');
+        }
+        let chain = task.commands.len();
+        for (i, c) in task.commands.iter().enumerate() {
+            if chain == 1 {
+                text.push_str(&format!("command: {c}\n"));
+            } else {
+                let failed = if failure.command == Some(i) {
+                    " (failed)"
+                } else {
+                    ""
+                };
+                text.push_str(&format!("command {} of {chain}{failed}: {c}\n", i + 1));
+            }
         }
         let key = self.x.graph.key(t).to_string();
         self.progress.message(text.trim_end());
         self.progress.finished(output);
-        self.state[t.index()] = state;
-        self.failed.push(t);
+        self.state[t.index()] = failure.state;
+        self.failed.push((t, failure.why));
         self.poison(t);
         self.append(vec![(Slot::Forget(t), Record::Forget(key))]);
     }
@@ -1852,13 +1875,12 @@ impl Build<'_> {
         if !self.failed.is_empty() {
             if self.opts.keep_going || self.failed.len() > 1 {
                 let failed = std::mem::take(&mut self.failed);
-                for &t in &failed {
-                    let task = self.x.graph.task(t);
+                for (t, why) in &failed {
+                    let task = self.x.graph.task(*t);
                     let rule = &self.project.rules[task.rule].name;
-                    let state = state_name(self.state[t.index()]);
                     self.progress.message(&format!(
-                        "failed ({state}): {}",
-                        self.x.graph.describe(t, rule)
+                        "failed ({why}): {}",
+                        self.x.graph.describe(*t, rule)
                     ));
                 }
                 self.failed = failed;
@@ -1895,6 +1917,38 @@ impl Build<'_> {
     }
 }
 
+/// How a task failed, as its report says it.
+struct Failure {
+    state: TaskState,
+    /// In a few words a user reads right: "exit status 1", "killed by SIGSEGV".
+    why: String,
+    /// A line more, where there is more to say.
+    detail: Option<String>,
+    /// Which command of the chain failed.
+    command: Option<usize>,
+}
+
+impl Failure {
+    fn new(state: TaskState, why: impl Into<String>) -> Failure {
+        Failure {
+            state,
+            why: why.into(),
+            detail: None,
+            command: None,
+        }
+    }
+
+    fn detail(mut self, detail: String) -> Failure {
+        self.detail = Some(detail);
+        self
+    }
+
+    fn at(mut self, command: usize) -> Failure {
+        self.command = Some(command);
+        self
+    }
+}
+
 impl Finished {
     /// What the commands printed, with a note where it was cut.
     fn output_text(&self) -> Vec<u8> {
@@ -1928,26 +1982,65 @@ fn by_producer(edges: &mut [(u32, u32)], n: usize) -> Vec<usize> {
     first
 }
 
-/// How progress lines and failure reports name a task.
-fn task_line<'a>(project: &'a Project, graph: &'a crate::graph::Graph, t: TaskId) -> TaskLine<'a> {
+/// How progress lines and failure reports name a task: with `all`, every input; otherwise at
+/// most [`TaskLine::MAX_INPUTS`].
+fn task_line<'a>(
+    project: &'a Project,
+    graph: &'a crate::graph::Graph,
+    t: TaskId,
+    all: bool,
+) -> TaskLine<'a> {
     let task = graph.task(t);
     let rule = &project.rules[task.rule];
-    TaskLine {
-        rule: &rule.name,
-        color: rule.color,
-        inputs: task.inputs.iter().map(|&f| graph.path(f)).collect(),
-        outputs: task.outputs.iter().map(|&f| graph.path(f)).collect(),
-    }
+    TaskLine::new(
+        &rule.name,
+        rule.color,
+        task.inputs.iter().map(|&f| graph.path(f)).collect(),
+        task.outputs.iter().map(|&f| graph.path(f)).collect(),
+        all,
+    )
 }
 
 fn signal_name(sig: i32) -> String {
-    match sig {
-        1 => "SIGHUP".into(),
-        2 => "SIGINT".into(),
-        9 => "SIGKILL".into(),
-        13 => "SIGPIPE".into(),
-        15 => "SIGTERM".into(),
-        n => format!("signal {n}"),
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match usize::try_from(sig)
+        .ok()
+        .and_then(|n| NAMES.get(n.wrapping_sub(1)))
+    {
+        Some(name) => name.to_string(),
+        None => format!("signal {sig}"),
     }
 }
 

@@ -194,6 +194,9 @@ impl Graph {
         if files.len() > 3 {
             names.push("...");
         }
+        if names.is_empty() {
+            return rule_name.to_string();
+        }
         format!("{rule_name} ({})", names.join(" "))
     }
 }

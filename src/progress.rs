@@ -13,24 +13,53 @@ pub struct TaskLine<'a> {
     pub rule: &'a str,
     pub color: Option<Color>,
     pub inputs: Vec<&'a str>,
+    /// Inputs left out of `inputs` (shown as `(+K more)`).
+    pub more_inputs: usize,
     pub outputs: Vec<&'a str>,
 }
 
-impl TaskLine<'_> {
+impl<'a> TaskLine<'a> {
+    /// A line lists at most this many inputs; past that, the first [`Self::SHOWN_INPUTS`] and how
+    /// many more there are.
+    pub const MAX_INPUTS: usize = 8;
+    pub const SHOWN_INPUTS: usize = 3;
+
+    /// The line of a task; with `all`, every input is listed.
+    pub fn new(
+        rule: &'a str,
+        color: Option<Color>,
+        mut inputs: Vec<&'a str>,
+        outputs: Vec<&'a str>,
+        all: bool,
+    ) -> TaskLine<'a> {
+        let mut more_inputs = 0;
+        if !all && inputs.len() > Self::MAX_INPUTS {
+            more_inputs = inputs.len() - Self::SHOWN_INPUTS;
+            inputs.truncate(Self::SHOWN_INPUTS);
+        }
+        TaskLine {
+            rule,
+            color,
+            inputs,
+            more_inputs,
+            outputs,
+        }
+    }
+
     /// `rule: inputs -> outputs`, the rule coloured when `colors`.
     pub fn render(&self, colors: bool) -> String {
         let rule = match (colors, self.color) {
             (true, Some(c)) => format!("\x1b[{}m{}\x1b[0m", c.ansi(), self.rule),
             _ => self.rule.to_string(),
         };
-        match (self.inputs.is_empty(), self.outputs.is_empty()) {
-            (false, false) => format!(
-                "{rule}: {} -> {}",
-                self.inputs.join(" "),
-                self.outputs.join(" ")
-            ),
+        let mut inputs = self.inputs.join(" ");
+        if self.more_inputs > 0 {
+            inputs.push_str(&format!(" (+{} more)", self.more_inputs));
+        }
+        match (inputs.is_empty(), self.outputs.is_empty()) {
+            (false, false) => format!("{rule}: {inputs} -> {}", self.outputs.join(" ")),
             (true, false) => format!("{rule}: -> {}", self.outputs.join(" ")),
-            (false, true) => format!("{rule}: {}", self.inputs.join(" ")),
+            (false, true) => format!("{rule}: {inputs}"),
             (true, true) => rule,
         }
     }

@@ -174,3 +174,67 @@ fn state_that_cannot_be_opened_is_replaced_with_a_warning() {
     assert_eq!(s.lines("log").len(), 2);
     assert!(s.kiln(&["build"]).ok().ran().is_empty());
 }
+
+#[test]
+fn a_progress_line_lists_at_most_eight_inputs_unless_verbose() {
+    let s = Space::new();
+    for i in 0..10 {
+        s.write(&format!("in{i}"), "x");
+    }
+    s.write(
+        "build.toml",
+        "[[gen]]\nname = \"eight\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"in[0-7]\"]\ntarget = \"eight\"\n\
+         [[gen]]\nname = \"ten\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"in*\"]\ntarget = \"ten\"\n",
+    );
+    let run = s.kiln(&["build", "-j1"]).ok();
+    assert_eq!(
+        run.ran(),
+        vec![
+            "eight: in0 in1 in2 in3 in4 in5 in6 in7 -> build/eight",
+            "ten: in0 in1 in2 (+7 more) -> build/ten",
+        ]
+    );
+    s.kiln(&["clean"]).ok();
+    let run = s.kiln(&["build", "-j1", "-v", "--targets", "ten"]).ok();
+    assert_eq!(
+        run.ran(),
+        vec!["ten: in0 in1 in2 in3 in4 in5 in6 in7 in8 in9 -> build/ten"]
+    );
+}
+
+#[test]
+fn a_task_spared_by_early_cutoff_counts_as_done() {
+    // `a` reruns but makes the same bytes, so `b` is spared; `d` reruns for its other input.
+    let s = Space::new();
+    s.write("in1", "1");
+    s.write("in2", "1");
+    s.write(
+        "build.toml",
+        "[[gen]]\nname = \"a\"\nrun = \"echo same > ${TGT}\"\nsource = \"in1\"\ntarget = \"a\"\n\
+         [[gen]]\nname = \"b\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a\"\ntarget = \"b\"\n\
+         [[gen]]\nname = \"d\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"b\", \"in2\"]\ntarget = \"d\"\n",
+    );
+    s.kiln(&["build", "-j1"]).ok();
+    s.write("in1", "2");
+    s.write("in2", "2");
+    let run = s.kiln(&["build", "-j1"]).ok();
+    let counters: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with('[')).collect();
+    // Three expected to run; `b` is spared: n jumps past it and N does not shrink.
+    assert_eq!(
+        counters,
+        vec!["[1/3] a: in1 -> build/a", "[3/3] d: build/b in2 -> build/d"]
+    );
+}
+
+#[test]
+fn a_task_without_outputs_is_named_by_its_rule_alone() {
+    let s = Space::new();
+    s.write("build.toml", "[[gen]]\nname = \"hang\"\nrun = \"exit 1\"\n");
+    let run = s.kiln(&["build", "-k"]).status(1);
+    assert!(
+        run.stderr.contains("failed (exit status 1): hang\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hang ()"), "{}", run.stderr);
+}

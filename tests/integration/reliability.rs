@@ -476,7 +476,7 @@ fn a_command_that_never_ends_is_killed_after_the_timeout() {
     );
     assert!(
         run.stderr
-            .contains("ran longer than --timeout 0.5s: command 1 was killed"),
+            .contains("error: task failed (timed out after 0.5s): "),
         "{}",
         run.stderr
     );

@@ -229,7 +229,8 @@ fn keep_going_runs_everything_that_does_not_depend_on_a_failure() {
     );
     assert_eq!(run.summary(), "'build' failed: 1 task failed, 2 not run");
     assert!(
-        run.stderr.contains("failed (crashed): bad (build/bad)"),
+        run.stderr
+            .contains("failed (exit status 3): bad (build/bad)"),
         "{}",
         run.stderr
     );

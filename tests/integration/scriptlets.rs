@@ -36,7 +36,8 @@ fn a_command_chain_runs_in_order_and_stops_at_the_first_failure() {
     let (s, _) = Test::new()
         .build_file("[[gen]]\nrun = [\"echo one >> log\", \"false\", \"echo three >> log\"]\ntarget = \"bad\"\n")
         .status(1)
-        .stderr_has("command 2 exited with status 1")
+        .stderr_has("error: task failed (exit status 1): ")
+        .stderr_has("command 2 of 3 (failed): false\n")
         .run();
     assert_eq!(s.lines("log"), vec!["one"]);
 }
