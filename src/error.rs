@@ -7,6 +7,8 @@ use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
 /// The text of a build file, kept so that diagnostics can quote it.
 #[derive(Debug)]
 pub struct SourceText {
@@ -108,24 +110,17 @@ impl fmt::Display for Diagnostic {
         if let (Some(source), Some(span)) = (&self.source, &self.span)
             && !source.text.is_empty()
         {
-            let (line, col) = source.line_col(span.start);
-            let text = source.text.lines().nth(line - 1).unwrap_or("");
+            let (line, _) = source.line_col(span.start);
+            let quote = Quote::of(&source.text, span.clone());
             let gutter = line.to_string().len();
-            // The caret covers the span on its first line, at least one character.
-            let span_text = source.text.get(span.clone()).unwrap_or("");
-            let first_line = span_text.split('\n').next().unwrap_or("");
-            let width = first_line.chars().count().max(1);
-            let width = width.min(text.chars().count().saturating_sub(col - 1).max(1));
-            // A long line is shown as a window around the column.
-            let (shown, caret_at, width) = window(text, col - 1, width);
             writeln!(f, "{:gutter$} |", "")?;
-            writeln!(f, "{line} | {shown}")?;
+            writeln!(f, "{line} | {}", quote.text)?;
             writeln!(
                 f,
                 "{:gutter$} | {}{}",
                 "",
-                " ".repeat(caret_at),
-                "^".repeat(width)
+                " ".repeat(quote.caret_at),
+                "^".repeat(quote.caret_width)
             )?;
         }
         for note in &self.notes {
@@ -135,29 +130,126 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// At most this many characters of a line are shown under a diagnostic.
+/// The source line quoted under a diagnostic, as a terminal shows it, and where its caret goes.
+///
+/// Positions here are display columns, not characters: `日本語` and most emoji take two columns, a
+/// combining accent none. A tab is shown as four spaces, as rustc shows it, so that the caret line
+/// (all spaces) lines up whatever the terminal's tab stops are; any other control character is
+/// shown as a visible symbol that cannot move the cursor.
+#[derive(Debug, PartialEq)]
+struct Quote {
+    text: String,
+    /// Columns of `text` before the caret.
+    caret_at: usize,
+    /// Columns the caret covers: the span on its first line, at least one.
+    caret_width: usize,
+}
+
+/// At most about this many columns of a line are quoted under a diagnostic.
 const SHOWN: usize = 100;
 
-/// The part of `line` to show for a caret at character `at`, `width` wide: the whole line if it
-/// is short, else a window around the caret with `...` where it was cut. Returns the text, where
-/// the caret goes in it, and its width.
-fn window(line: &str, at: usize, width: usize) -> (String, usize, usize) {
-    let len = line.chars().count();
-    if len <= SHOWN {
-        return (line.to_string(), at, width);
+/// How a tab in a quoted line is shown.
+const TAB: &str = "    ";
+
+/// Marks where a long line was cut.
+const CUT: &str = "...";
+
+impl Quote {
+    /// Quotes the line of `text` that holds the start of `span`, with a caret under the span.
+    fn of(text: &str, span: Range<usize>) -> Quote {
+        let start = floor_char_boundary(text, span.start.min(text.len()));
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let mut line = &text[line_start..line_end];
+        if line_end < text.len() {
+            line = line.strip_suffix('\r').unwrap_or(line);
+        }
+        let at = (start - line_start).min(line.len());
+        let end = floor_char_boundary(line, span.end.saturating_sub(line_start).min(line.len()));
+        Quote::line(line, at, end.max(at))
     }
-    let start = at.saturating_sub(SHOWN / 2).min(len - SHOWN);
-    let end = start + SHOWN;
-    let mut shown: String = line.chars().skip(start).take(SHOWN).collect();
-    let mut caret = at - start;
-    if start > 0 {
-        shown.insert_str(0, "...");
-        caret += 3;
+
+    /// Quotes `line` with a caret under its bytes `at..end` (both on character boundaries). A line
+    /// wider than [`SHOWN`] is cut to a window of whole characters around the caret.
+    fn line(line: &str, at: usize, end: usize) -> Quote {
+        let (from, to) = window(line, at);
+        let mut text = String::new();
+        if from > 0 {
+            text.push_str(CUT);
+        }
+        let caret_at = columns(&text) + columns(&line[from..at]);
+        push_shown(&mut text, &line[from..to]);
+        if to < line.len() {
+            text.push_str(CUT);
+        }
+        let caret_width = columns(&line[at..end.min(to).max(at)]).max(1);
+        Quote {
+            text,
+            caret_at,
+            caret_width,
+        }
     }
-    if end < len {
-        shown.push_str("...");
+}
+
+/// The bytes of `line` to quote for a caret at byte `at`: all of it when it fits in [`SHOWN`]
+/// columns, else about that many columns of whole characters around the caret, `from <= at`.
+/// "About" because the window is measured by each character's own width, in one pass: a few
+/// sequences (an emoji and its variation selector) are wider together than apart.
+fn window(line: &str, at: usize) -> (usize, usize) {
+    let before: usize = line[..at].chars().map(char_columns).sum();
+    let total = before + line[at..].chars().map(char_columns).sum::<usize>();
+    if total <= SHOWN {
+        return (0, line.len());
     }
-    (shown, caret, width.min(end.saturating_sub(at)).max(1))
+    let first = before.saturating_sub(SHOWN / 2).min(total - SHOWN);
+    let mut from = None;
+    let mut col = 0;
+    for (i, c) in line.char_indices() {
+        let width = char_columns(c);
+        match from {
+            // Starting on a zero-width character would show a lone accent.
+            None if i >= at || (col >= first && width > 0) => from = Some((i, col)),
+            Some((shown_from, start)) if col + width > start + SHOWN => return (shown_from, i),
+            _ => {}
+        }
+        col += width;
+    }
+    (from.map_or(at, |(i, _)| i), line.len())
+}
+
+/// The columns a terminal gives `text` once shown (see [`Quote`]).
+fn columns(text: &str) -> usize {
+    // The width of a run of printable text depends on its neighbours (emoji sequences), so runs
+    // are measured whole, split only at control characters.
+    text.split_inclusive(char::is_control)
+        .map(|run| match run.chars().next_back() {
+            Some(c) if c.is_control() => run[..run.len() - c.len_utf8()].width() + char_columns(c),
+            _ => run.width(),
+        })
+        .sum()
+}
+
+/// The columns one character takes once shown, on its own.
+fn char_columns(c: char) -> usize {
+    match c {
+        '\t' => TAB.len(),
+        c if c.is_control() => 1,
+        c => c.width().unwrap_or(0),
+    }
+}
+
+/// Appends `text` as a terminal should be given it: tabs as spaces, control characters as the
+/// symbols that picture them.
+fn push_shown(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\t' => out.push_str(TAB),
+            '\0'..='\x1f' => out.push(char::from_u32(0x2400 + u32::from(c)).unwrap_or('\u{fffd}')),
+            '\x7f' => out.push('\u{2421}'),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
 }
 
 /// Everything that can stop kiln before or around a build. Task failures are not errors: they are
@@ -206,45 +298,22 @@ impl From<Diagnostic> for Error {
     }
 }
 
-/// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo.
+/// The closest candidate to `word` if it is close enough to be a likely typo: at most one edit in
+/// three characters, ignoring case, where swapping two neighbours is one edit (optimal string
+/// alignment), so that `mian` is one step from `main`.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
+    let word_lower = word.to_lowercase();
     candidates
         .into_iter()
         .filter(|c| *c != word)
-        .map(|c| (edit_distance(word, c), c))
+        .map(|c| (strsim::osa_distance(&word_lower, &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
-}
-
-/// Edit distance over characters, case-insensitive, counting an adjacent transposition as one edit
-/// (optimal string alignment), so that `mian` is one step from `main`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -303,6 +372,103 @@ mod tests {
             d.to_string(),
             "build.toml:2:1: error: unknown key `sorce`\n  |\n2 | sorce = 1\n  | ^^^^^\n  = did you mean `source`?\n"
         );
+    }
+
+    /// The quote of `line` with a caret under the first `needle` in it.
+    fn quote_at(line: &str, needle: &str) -> Quote {
+        let at = line.find(needle).expect("the needle is in the line");
+        Quote::of(line, at..at + needle.len())
+    }
+
+    fn quote(text: &str, caret_at: usize, caret_width: usize) -> Quote {
+        Quote {
+            text: text.into(),
+            caret_at,
+            caret_width,
+        }
+    }
+
+    #[test]
+    fn a_tab_is_shown_as_four_spaces_and_the_caret_follows() {
+        assert_eq!(
+            quote_at("\tsorce = 1", "sorce"),
+            quote("    sorce = 1", 4, 5)
+        );
+        assert_eq!(quote_at("a\t\tb = 1", "b"), quote("a        b = 1", 9, 1));
+        // A span that covers a tab covers its four columns.
+        assert_eq!(quote_at("x =\t3", "=\t3"), quote("x =    3", 2, 6));
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let q = quote_at("env = { N = \"日本語\", BAD = 3 }", "3");
+        assert_eq!(q, quote("env = { N = \"日本語\", BAD = 3 }", 28, 1));
+        assert_eq!(quote_at("a = \"日本語\"", "日本語").caret_width, 6);
+        // Emoji, alone, with a skin tone, and a family joined by ZWJ, are each two columns.
+        assert_eq!(quote_at("🦀 x", "x").caret_at, 3);
+        assert_eq!(quote_at("👍🏽 x", "x").caret_at, 3);
+        assert_eq!(quote_at("👨\u{200d}👩\u{200d}👧 x", "x").caret_at, 3);
+        // A heart made an emoji by a variation selector.
+        assert_eq!(quote_at("\u{2764}\u{fe0f} x", "x").caret_at, 3);
+    }
+
+    #[test]
+    fn combining_marks_take_no_column() {
+        // `é` written as `e` and a combining acute accent: two characters, one column.
+        assert_eq!(quote_at("e\u{301} = x", "x").caret_at, 4);
+        assert_eq!(quote_at("e\u{301} = x", "e\u{301}").caret_width, 1);
+    }
+
+    #[test]
+    fn control_characters_cannot_move_the_cursor() {
+        assert_eq!(quote_at("a\rb\x1b[2J c", "c"), quote("a␍b␛[2J c", 8, 1));
+        assert_eq!(quote_at("a\u{85}b", "b"), quote("a\u{fffd}b", 2, 1));
+    }
+
+    #[test]
+    fn the_reported_column_counts_characters_not_columns() {
+        let s = source("\tx = 1\n日本語 = 2\n");
+        assert_eq!(s.line_col(1), (1, 2));
+        assert_eq!(s.line_col("\tx = 1\n日本語 ".len()), (2, 5));
+    }
+
+    #[test]
+    fn a_long_line_of_wide_characters_is_windowed_by_columns() {
+        let line = format!(
+            "x = \"{}\" @ \"{}\"",
+            "日本語".repeat(1000),
+            "\t🦀".repeat(1000)
+        );
+        let q = quote_at(&line, "@");
+        assert!(
+            q.text.starts_with("...") && q.text.ends_with("..."),
+            "{q:?}"
+        );
+        let width = columns(&q.text);
+        assert!(
+            (SHOWN..=SHOWN + 2 * CUT.len()).contains(&width),
+            "{width} columns: {q:?}"
+        );
+        // The caret's column is that of the `@` in the shown text.
+        let before_at = &q.text[..q.text.find('@').unwrap()];
+        assert_eq!(columns(before_at), q.caret_at, "{q:?}");
+    }
+
+    #[test]
+    fn every_offset_of_a_mixed_long_line_quotes_without_a_panic() {
+        let line = "a\t日🦀e\u{301}\u{2764}\u{fe0f}".repeat(40);
+        let text = format!("{line}\r\n{line}");
+        for start in 0..=text.len() {
+            for end in [start, start + 1, start + 5, text.len()] {
+                let q = Quote::of(&text, start..end);
+                assert!(q.caret_at <= columns(&q.text), "{start}..{end}: {q:?}");
+                // The window is chosen by the characters' own widths, which can be less than
+                // their width together (a heart and a variation selector): hence "about".
+                let own: usize = q.text.chars().map(char_columns).sum();
+                assert!(own <= SHOWN + 2 * CUT.len(), "{start}..{end}: {q:?}");
+                assert!(q.caret_width >= 1);
+            }
+        }
     }
 
     #[test]

@@ -26,6 +26,15 @@ fn bad_edit(text: &str, args: &[&str], expected: &[&str]) {
     assert!(s.exists("build/a.out"), "nothing may be deleted");
 }
 
+/// Like [`bad_edit`], with the whole of stderr: the diagnostic exactly as a person sees it.
+fn bad_edit_renders(text: &str, expected: &str) {
+    let s = built();
+    s.write("build.toml", text);
+    s.kiln(&["build"]).status(2).stderr_is(expected);
+    assert_eq!(s.lines("log").len(), 1, "nothing may run");
+    assert!(s.exists("build/a.out"), "nothing may be deleted");
+}
+
 #[test]
 fn syntax_error_is_located() {
     Test::new()
@@ -335,4 +344,49 @@ fn a_build_directory_that_resolves_to_the_project_is_refused() {
     );
     parent.kiln_in("proj", &["clean"]).status(2);
     assert!(!parent.exists("proj/x") && parent.exists("proj/a.c"));
+}
+
+// The caret sits under the offending text in a terminal, whatever precedes it on the line; the
+// column in `build.toml:LINE:COL` counts characters.
+
+#[test]
+fn the_caret_follows_a_tab_shown_as_four_spaces() {
+    bad_edit_renders(
+        "[[gen]]\n\trun = \"cp ${SRC} ${TGT}\"\n\tsorce = \"a.txt\"\n\ttarget = \"a.out\"\n",
+        concat!(
+            "build.toml:3:2: error: unknown key `sorce`\n",
+            "  |\n",
+            "3 |     sorce = \"a.txt\"\n",
+            "  |     ^^^^^\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`\n",
+            "  = did you mean `source`?\n",
+        ),
+    );
+}
+
+#[test]
+fn the_caret_follows_cjk_characters_two_columns_each() {
+    bad_edit_renders(
+        "[[gen]]\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.txt\"\ntarget = \"a.out\"\nenv = { NAME = \"日本語\", BAD = 3 }\n",
+        concat!(
+            "build.toml:5:29: error: wrong type: found integer `3`, expected a string or a list of strings\n",
+            "  |\n",
+            "5 | env = { NAME = \"日本語\", BAD = 3 }\n",
+            "  |                                ^\n",
+        ),
+    );
+}
+
+#[test]
+fn the_caret_follows_an_emoji_two_columns_wide() {
+    bad_edit_renders(
+        "[rule.two]\nrun = \"echo 🦀 ${SRC[1]} > ${TGT}\"\n[[gen]]\nrule = \"two\"\nsource = \"a.txt\"\ntarget = \"a.out\"\n",
+        concat!(
+            "build.toml:2:15: error: rule `two`: `${SRC[1]}` is out of range: the task has 1 input\n",
+            "  |\n",
+            "2 | run = \"echo 🦀 ${SRC[1]} > ${TGT}\"\n",
+            "  |                ^^^^^^^^^\n",
+            "  = while expanding a task of generator `a.out`\n",
+        ),
+    );
 }

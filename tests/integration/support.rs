@@ -119,6 +119,16 @@ impl Run {
         self
     }
 
+    /// Asserts the whole of stderr, showing the two line by line where they differ.
+    pub fn stderr_is(self, expected: &str) -> Run {
+        assert!(
+            self.stderr == expected,
+            "stderr differs (- expected, + actual; `\\t` and `$` show tabs and line ends)\n{}",
+            line_diff(expected, &self.stderr)
+        );
+        self
+    }
+
     pub fn stderr_lacks(self, text: &str) -> Run {
         assert!(
             !self.stderr.contains(text),
@@ -166,6 +176,24 @@ impl Run {
     /// The last line of stderr: the summary.
     pub fn summary(&self) -> &str {
         self.stderr.lines().last().unwrap_or("")
+    }
+}
+
+/// `expected` and `actual` side by side, one line each where they agree, a `-`/`+` pair where they
+/// do not.
+fn line_diff(expected: &str, actual: &str) -> String {
+    let shown = |line: Option<&str>| match line {
+        Some(l) => format!("{}$", l.replace('\t', "\\t")),
+        None => "(no line)".to_string(),
+    };
+    let (mut e, mut a) = (expected.split('\n'), actual.split('\n'));
+    let mut out = String::new();
+    loop {
+        match (e.next(), a.next()) {
+            (None, None) => return out,
+            (x, y) if x == y => out += &format!("  {}\n", shown(x)),
+            (x, y) => out += &format!("- {}\n+ {}\n", shown(x), shown(y)),
+        }
     }
 }
 
