@@ -993,6 +993,9 @@ impl Build<'_> {
         if rec.signature == MISSING {
             return Decision::Run(Reason::Untrusted);
         }
+        if rec.signature == signature::FAILED {
+            return Decision::Run(Reason::Failed);
+        }
         let outputs = self.recorded_outputs(t);
         if outputs.len() != rec.output_count()
             || outputs
@@ -1032,12 +1035,7 @@ impl Build<'_> {
         let Some(rec) = self.store.details(view) else {
             return implicit_changed().unwrap_or(Reason::InputsChanged);
         };
-        if task.commands != rec.commands {
-            return Reason::CommandChanged {
-                old: rec.commands.clone(),
-                new: task.commands.clone(),
-            };
-        }
+        // A changed env value is named before the command it changes.
         for (k, v) in &task.env {
             let old = rec.env.iter().find(|(rk, _)| rk == k).map(|(_, rv)| rv);
             if old != Some(v) {
@@ -1047,6 +1045,12 @@ impl Build<'_> {
                     new: v.clone(),
                 };
             }
+        }
+        if task.commands != rec.commands {
+            return Reason::CommandChanged {
+                old: rec.commands.clone(),
+                new: task.commands.clone(),
+            };
         }
         let reads: Vec<FileId> = task.reads().collect();
         if reads.len() != rec.inputs.len() {
@@ -1766,13 +1770,32 @@ impl Build<'_> {
                 text.push_str(&format!("command {} of {chain}{failed}: {c}\n", i + 1));
             }
         }
-        let key = self.x.graph.key(t).to_string();
         self.progress.message(text.trim_end());
         self.progress.finished(output);
         self.state[t.index()] = failure.state;
         self.failed.push((t, failure.why));
         self.poison(t);
-        self.append(vec![(Slot::Forget(t), Record::Forget(key))]);
+        // Recorded as failed, with a signature that never matches: it runs again next time
+        // whatever its outputs look like, and `--explain` says why.
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        let record = TaskRecord {
+            key: graph.key(t).to_string(),
+            group: self.project.groups[task.group].name.clone(),
+            signature: signature::FAILED,
+            duration_ms: 0,
+            update_outputs: task.update_outputs,
+            outputs: self
+                .recorded_outputs(t)
+                .iter()
+                .map(|&f| (graph.path(f).to_string(), MISSING))
+                .collect(),
+            implicit: Vec::new(),
+            inputs: Vec::new(),
+            commands: task.commands.clone(),
+            env: task.env.clone(),
+        };
+        self.append(vec![(Slot::Task(t), Record::Task(record))]);
     }
 
     /// Deletes outputs recorded for tasks the build file no longer has (or no longer declares),

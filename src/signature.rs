@@ -8,6 +8,10 @@
 use crate::filestate::Hash;
 use crate::task::Task;
 
+/// The signature recorded for a task whose last run failed: it never matches, so the task runs
+/// again, and `--explain` can say why.
+pub const FAILED: Hash = [0xff; 32];
+
 fn put(h: &mut blake3::Hasher, bytes: &[u8]) {
     h.update(&(bytes.len() as u64).to_le_bytes());
     h.update(bytes);

@@ -278,7 +278,7 @@ fn explain_gives_the_first_reason_for_every_task_that_runs() {
     s.write("build.toml", text("-O0"));
     assert_eq!(
         explain(&["build", "-d", "explain"]),
-        "explain: build/flagged: command changed\n  old: echo -O2 > build/flagged\n  new: echo -O0 > build/flagged\n"
+        "explain: build/flagged: env value changed: FLAGS: \"-O2\" -> \"-O0\"\n"
     );
     s.write("h.h", "h2\n");
     assert_eq!(
@@ -303,7 +303,7 @@ fn explain_gives_the_first_reason_for_every_task_that_runs() {
     s.kiln(&["build"]).ok();
     let out = explain(&["build", "--explain", "-D", "FLAGS=-g"]);
     assert!(
-        out.contains("explain: build/inc.o: env value `FLAGS` changed from `-O0` to `-g`\n"),
+        out.contains("explain: build/inc.o: env value changed: FLAGS: \"-O0\" -> \"-g\"\n"),
         "{out}"
     );
 }
@@ -343,4 +343,29 @@ fn kiln_explain_says_why_a_target_is_or_is_not_up_to_date_and_builds_nothing() {
         .args(&["explain"])
         .status(2)
         .run();
+}
+
+#[test]
+fn explain_names_a_failed_last_run_and_the_words_a_command_changed_in() {
+    let s = Space::new();
+    let long = "padding ".repeat(200);
+    let text = |flag: &str, status: u8| {
+        format!(
+            "[[gen]]\nname = \"t\"\nrun = \"echo {flag} {long} > ${{TGT}}; exit {status}\"\ntarget = \"t\"\n"
+        )
+    };
+    s.write("build.toml", text("-O2", 1));
+    s.kiln(&["build"]).status(1);
+    // Not a new task: one whose last run failed.
+    let run = s.kiln(&["build", "--explain"]).status(1);
+    assert_eq!(run.stdout, "explain: build/t: its last run failed\n");
+    s.write("build.toml", text("-O2", 0));
+    s.kiln(&["build"]).ok();
+    // A changed command: the differing words, not two long commands.
+    s.write("build.toml", text("-O0", 0));
+    let run = s.kiln(&["build", "--explain"]).ok();
+    assert_eq!(
+        run.stdout,
+        "explain: build/t: command changed: `-O2` -> `-O0`\n"
+    );
 }
