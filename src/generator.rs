@@ -509,20 +509,7 @@ impl Expansion {
                         .into());
                 }
                 chain.push(rule);
-                let outputs: Files = r
-                    .ext_out
-                    .iter()
-                    .map(|e| {
-                        let swapped = paths::swap_extension(&path, ext, e);
-                        let out_path = if r.update_outputs || paths::is_within(&path, &project.out)
-                        {
-                            swapped
-                        } else {
-                            paths::join(&project.out, &swapped)
-                        };
-                        self.graph.file(&out_path)
-                    })
-                    .collect();
+                let outputs = self.mapped_outputs(project, rule, &path, ext);
                 self.make_task(
                     project,
                     g,
@@ -544,6 +531,41 @@ impl Expansion {
         }
 
         match own_rule {
+            // No target, and a command that names one: a task per source, each making its
+            // source's mapped output, so that no command runs with an empty `${TGT}`.
+            Some(rule) if self.gen_outputs[g].is_empty() && uses_targets(&project.rules[rule]) => {
+                let r = &project.rules[rule];
+                let mut deps = deps;
+                deps.extend(used);
+                deps.sort_unstable();
+                deps.dedup();
+                let mut outputs = Files::new();
+                for src in fed {
+                    let path = self.graph.path(src).to_string();
+                    let ext = r
+                        .ext_in
+                        .iter()
+                        .filter(|e| has_ext(file_name(&path), e))
+                        .max_by_key(|e| e.len());
+                    let (Some(ext), false) = (ext, r.ext_out.is_empty()) else {
+                        return Err(project
+                            .error_at(gn.span.clone(), format!("generator `{}` has no target, but its rule `{}` uses ${{TGT}}", gn.name, r.name))
+                            .note(format!("give it `target = [...]`, or give rule `{}` ext_in and ext_out that take `{path}`, for one task per source", r.name))
+                            .into());
+                    };
+                    let mapped = self.mapped_outputs(project, rule, &path, ext);
+                    outputs.push(mapped[0]);
+                    self.make_task(
+                        project,
+                        g,
+                        rule,
+                        smallvec::smallvec![src],
+                        mapped,
+                        deps.iter().copied().collect(),
+                    )?;
+                }
+                self.gen_outputs[g] = outputs;
+            }
             Some(rule) => {
                 let mut inputs = fed;
                 inputs.extend(used);
@@ -564,11 +586,35 @@ impl Expansion {
                             .into());
                     }
                 }
+                // A generator that names no source at all for a command that uses `${SRC}` is a
+                // mistake; a glob that matched nothing is only worth the warning it got.
+                if gn.sources.is_empty() && gn.uses.is_empty() && uses_sources(&project.rules[rule])
+                {
+                    return Err(no_sources(project, g, rule).into());
+                }
                 self.make_task(project, g, rule, inputs.into(), outputs, deps.into())?;
             }
             None => self.gen_outputs[g] = fed.into(),
         }
         Ok(())
+    }
+
+    /// The outputs rule `rule` maps `path` to, through its extension `ext`: under the build
+    /// directory unless already there (or the rule writes into the source tree).
+    fn mapped_outputs(&mut self, project: &Project, rule: RuleId, path: &str, ext: &str) -> Files {
+        let r = &project.rules[rule];
+        r.ext_out
+            .iter()
+            .map(|e| {
+                let swapped = paths::swap_extension(path, ext, e);
+                let out_path = if r.update_outputs || paths::is_within(path, &project.out) {
+                    swapped
+                } else {
+                    paths::join(&project.out, &swapped)
+                };
+                self.graph.file(&out_path)
+            })
+            .collect()
     }
 
     /// Expands `${...}` in an entry; an entry that is exactly `${NAME}` splices a list value.
@@ -817,10 +863,13 @@ impl Expansion {
             update_outputs: r.update_outputs,
             own_key,
         };
-        // The same work declared twice (a committed generated source that a glob also matches,
-        // two generators mapping one source the same way) is one task.
+        // The same work declared twice by one generator is one task; by two generators (two
+        // mapping one source to one output), an error naming both, never a silent merge.
         if let Some(existing) = task.outputs.first().and_then(|&o| self.graph.producer(o)) {
             let e = self.graph.task(existing);
+            if e.generator != g && e.inputs.len() == 1 && task.inputs == e.inputs {
+                return Err(mapped_twice(project, &self.graph, e.generator, g, existing).into());
+            }
             if e.rule == task.rule
                 && e.inputs == task.inputs
                 && e.outputs == task.outputs
@@ -850,6 +899,64 @@ impl Expansion {
             }
         }
     }
+}
+
+/// Whether a rule's commands or depfile name `${TGT}`.
+fn uses_targets(rule: &crate::project::Rule) -> bool {
+    rule.commands
+        .iter()
+        .chain(&rule.depfile)
+        .any(|c| c.value.uses_list(true).is_some())
+}
+
+/// Whether a rule's commands name `${SRC}`.
+fn uses_sources(rule: &crate::project::Rule) -> bool {
+    rule.commands
+        .iter()
+        .any(|c| c.value.uses_list(false).is_some())
+}
+
+/// A generator whose rule uses `${SRC}` ended up with no sources.
+fn no_sources(project: &Project, g: GenId, rule: RuleId) -> Diagnostic {
+    let (gn, r) = (&project.gens[g], &project.rules[rule]);
+    project
+        .error_at(
+            gn.span.clone(),
+            format!(
+                "generator `{}` has no sources, but its rule `{}` uses ${{SRC}}",
+                gn.name, r.name
+            ),
+        )
+        .note("name its inputs with `source = [...]` or `use = [...]`: a command never runs with an empty ${SRC}")
+}
+
+/// Two generators map one source to one output.
+fn mapped_twice(
+    project: &Project,
+    graph: &Graph,
+    first: GenId,
+    second: GenId,
+    task: TaskId,
+) -> Diagnostic {
+    let (a, b) = (&project.gens[first], &project.gens[second]);
+    let t = graph.task(task);
+    let (line, _) = project.source.line_col(a.span.start);
+    project
+        .error_at(
+            b.span.clone(),
+            format!(
+                "generators `{}` and `{}` both map `{}` to `{}`",
+                a.name,
+                b.name,
+                graph.path(t.inputs[0]),
+                graph.path(t.outputs[0])
+            ),
+        )
+        .note(format!(
+            "`{}` is at {}:{line}; an output has one producer, so kiln will not merge the two",
+            a.name, project.source.name
+        ))
+        .note("give the shared sources a generator of their own with neither `rule` nor `run` (it maps them once) and `use` it from both")
 }
 
 fn duplicate(project: &Project, path: &str, first: GenId, second: GenId) -> Diagnostic {

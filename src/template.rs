@@ -218,6 +218,15 @@ impl Template {
         })
     }
 
+    /// Where the template first refers to `${TGT}` (with `targets`) or `${SRC}`, in any form.
+    pub fn uses_list(&self, targets: bool) -> Option<usize> {
+        let wanted = if targets { List::Tgt } else { List::Src };
+        self.pieces.iter().find_map(|(offset, piece)| match piece {
+            Piece::List(l) | Piece::At(l, _) | Piece::Map(_, l) if *l == wanted => Some(*offset),
+            _ => None,
+        })
+    }
+
     /// Whether the template refers to `${SRC}` or `${TGT}` in any form.
     pub fn uses_task_paths(&self) -> Option<(usize, &'static str)> {
         self.pieces.iter().find_map(|(offset, piece)| {

@@ -294,3 +294,85 @@ fn a_file_name_with_glob_characters_is_that_file() {
         .run();
     assert_eq!(s.read("build/x"), "one\n");
 }
+
+#[test]
+fn a_generator_without_a_target_whose_rule_takes_its_sources_makes_a_task_per_source() {
+    let (s, run) = Test::new()
+        .file("src/a.txt", "alpha\n")
+        .file("src/b.txt", "beta\n")
+        .build_file(
+            "[rule.upper]\nrun = \"tr a-z A-Z < ${SRC} > ${TGT}\"\next_in = [\".txt\"]\next_out = [\".up\"]\n\
+             [[gen]]\nname = \"shout\"\nrule = \"upper\"\nsource = [\"src/*.txt\"]\n\
+             [[gen]]\nname = \"all\"\nrun = \"cat ${SRC} > ${TGT}\"\nuse = [\"shout\"]\ntarget = \"all\"\n",
+        )
+        .args(&["build", "-j1"])
+        .run();
+    assert_eq!(
+        run.ran(),
+        vec![
+            "upper: src/a.txt -> build/src/a.up",
+            "upper: src/b.txt -> build/src/b.up",
+            "all: build/src/a.up build/src/b.up -> build/all",
+        ]
+    );
+    assert_eq!(s.read("build/all"), "ALPHA\nBETA\n");
+    let list = s.kiln(&["list"]).ok();
+    assert!(
+        list.stdout
+            .contains("shout build/src/a.up build/src/b.up\n"),
+        "{}",
+        list.stdout
+    );
+}
+
+#[test]
+fn a_command_never_runs_with_an_empty_tgt_or_src_it_uses() {
+    // No target, and nothing to map its source to.
+    Test::new()
+        .file("a.txt", "a")
+        .build_file("[[gen]]\nname = \"copy\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.txt\"\n")
+        .status(2)
+        .stderr_has("error: generator `copy` has no target, but its rule `copy` uses ${TGT}")
+        .run();
+    // No source at all.
+    Test::new()
+        .build_file("[[gen]]\nname = \"cat\"\nrun = \"cat ${SRC} > ${TGT}\"\ntarget = \"x\"\n")
+        .status(2)
+        .stderr_has("error: generator `cat` has no sources, but its rule `cat` uses ${SRC}")
+        .run();
+}
+
+#[test]
+fn two_generators_mapping_one_source_is_an_error_naming_both() {
+    let rules = "[rule.cp]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+                 [rule.cat]\nrun = \"cat ${SRC} > ${TGT}\"\n";
+    Test::new()
+        .file("src/a.c", "a")
+        .build_file(&format!(
+            "{rules}[[gen]]\nname = \"one\"\nrule = \"cat\"\nsource = [\"src/*.c\"]\ntarget = \"one\"\n\
+             [[gen]]\nname = \"two\"\nrule = \"cat\"\nsource = [\"src/a.c\"]\ntarget = \"two\"\n"
+        ))
+        .status(2)
+        .stderr_has("error: generators `one` and `two` both map `src/a.c` to `build/src/a.o`")
+        .stderr_has("give the shared sources a generator of their own")
+        .run();
+    // The way out: one generator maps them, both use it.
+    let (s, run) = Test::new()
+        .file("src/a.c", "a")
+        .build_file(&format!(
+            "{rules}[[gen]]\nname = \"objs\"\nsource = [\"src/*.c\"]\n\
+             [[gen]]\nname = \"one\"\nrule = \"cat\"\nuse = [\"objs\"]\ntarget = \"one\"\n\
+             [[gen]]\nname = \"two\"\nrule = \"cat\"\nuse = [\"objs\"]\ntarget = \"two\"\n"
+        ))
+        .args(&["build", "-j1"])
+        .run();
+    assert_eq!(
+        run.ran(),
+        vec![
+            "cp: src/a.c -> build/src/a.o",
+            "cat: build/src/a.o -> build/one",
+            "cat: build/src/a.o -> build/two",
+        ]
+    );
+    assert_eq!(s.read("build/two"), "a");
+}
