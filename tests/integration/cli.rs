@@ -465,3 +465,147 @@ fn an_interrupted_command_that_traps_the_signal_still_loses_its_partial_output()
     );
     assert!(!s.exists("build/slow"), "the partial output is deleted");
 }
+
+/// Every file under `dir` with its bytes, to see that nothing changed.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn clean_and_distclean_dry_runs_print_what_they_would_delete_and_delete_nothing() {
+    let s = project();
+    s.kiln(&["build"]).ok();
+    // The graph cache and the snapshot are written by the build after the first.
+    s.kiln(&["build"]).ok();
+    for state in ["store", "snapshot", "graph"] {
+        assert!(s.exists(&format!("build/.kiln/{state}")), "{state}");
+    }
+    let before = tree(&s.path("build"));
+    for args in [
+        &["clean", "-n"][..],
+        &["clean", "--dry-run"],
+        &["-n", "clean"],
+    ] {
+        let run = s.kiln(args).ok();
+        for output in [
+            "build/a.copy",
+            "build/b.copy",
+            "build/joined",
+            "build/alone",
+        ] {
+            assert!(
+                run.stderr
+                    .lines()
+                    .any(|l| l == format!("would remove {output}")),
+                "{args:?}: {}",
+                run.stderr
+            );
+        }
+        assert!(
+            run.summary().starts_with("'clean' dry run (")
+                && run.summary().ends_with("4 files would be removed"),
+            "{}",
+            run.summary()
+        );
+    }
+    for args in [&["distclean", "-n"][..], &["-n", "distclean"]] {
+        let run = s.kiln(args).ok().stderr_has("would remove build\n");
+        assert!(
+            run.summary().starts_with("'distclean' dry run (")
+                && run.summary().contains("build would be removed"),
+            "{}",
+            run.summary()
+        );
+    }
+    assert_eq!(
+        tree(&s.path("build")),
+        before,
+        "nothing changed, state included"
+    );
+    // Without -n they delete.
+    let run = s.kiln(&["clean"]).ok();
+    assert!(
+        run.summary().ends_with("4 files removed"),
+        "{}",
+        run.summary()
+    );
+    assert!(!s.exists("build/joined"));
+    s.kiln(&["distclean"]).ok();
+    assert!(!s.exists("build"));
+}
+
+#[test]
+fn build_options_belong_to_build_and_clean_refuses_them() {
+    let s = project();
+    let help = s.kiln(&["clean", "--help"]).ok().stdout;
+    for flag in [
+        "--jobs",
+        "--keep-going",
+        "--timeout",
+        "--targets",
+        "--explain",
+    ] {
+        assert!(!help.contains(flag), "clean --help offers {flag}:\n{help}");
+    }
+    assert!(
+        help.contains("--dry-run") && help.contains("-C <DIR>"),
+        "{help}"
+    );
+    let help = s.kiln(&["build", "--help"]).ok().stdout;
+    for flag in [
+        "--jobs",
+        "--keep-going",
+        "--timeout",
+        "--dry-run",
+        "-C <DIR>",
+    ] {
+        assert!(help.contains(flag), "build --help lacks {flag}:\n{help}");
+    }
+    for args in [
+        &["clean", "-j4"][..],
+        &["distclean", "-k"],
+        &["clean", "--timeout", "3"],
+        &["-j4", "clean"],
+        &["-k", "distclean"],
+        &["list", "-j2"],
+    ] {
+        s.kiln(args).status(2);
+    }
+    assert!(!s.exists("build"), "nothing ran");
+    // Build options go before `build`, after it, or with no subcommand at all.
+    assert_eq!(s.kiln(&["-j4"]).ok().ran().len(), 4);
+    for args in [
+        &["-k"][..],
+        &["-j2", "build"],
+        &["build", "-k", "--jobs", "1"],
+    ] {
+        s.kiln(args).ok();
+    }
+    let dir = s.root().to_str().unwrap();
+    for args in [
+        &["-C", dir, "build", "-j2"][..],
+        &["build", "-C", dir, "-j2", "-v"],
+    ] {
+        let run = Command::new(KILN)
+            .args(args)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(0), "{args:?}: {err}");
+    }
+    assert!(s.kiln(&["-n", "-v"]).ok().ran().is_empty());
+}
