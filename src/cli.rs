@@ -111,8 +111,14 @@ impl BuildArgs {
 
 #[derive(Debug, Subcommand, Clone)]
 enum Command {
-    /// Build everything (all groups, in order); the default
-    Build(BuildArgs),
+    /// Build everything (all groups, in order), or only what TARGETs need; the default
+    Build {
+        #[command(flatten)]
+        args: BuildArgs,
+        /// Generator names or output paths, as with --targets
+        #[arg(value_name = "TARGET")]
+        positional: Vec<String>,
+    },
     /// Delete every file kiln's tasks made inside the build directory
     Clean(DeleteArgs),
     /// Delete the build directory and kiln's state
@@ -157,7 +163,9 @@ impl Args {
         let top = self.build.clone();
         let (args, explaining, targets) = match &self.command {
             None => (top, false, Vec::new()),
-            Some(Command::Build(args)) => (top.merge(args.clone()), false, Vec::new()),
+            Some(Command::Build { args, positional }) => {
+                (top.merge(args.clone()), false, positional.clone())
+            }
             Some(Command::Explain { targets, verbose }) => {
                 let mut top = only(top, &[DRY_RUN, VERBOSE], "explain")?;
                 top.verbose |= *verbose;

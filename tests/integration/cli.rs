@@ -609,3 +609,32 @@ fn build_options_belong_to_build_and_clean_refuses_them() {
     }
     assert!(s.kiln(&["-n", "-v"]).ok().ran().is_empty());
 }
+
+#[test]
+fn positional_targets_are_the_same_as_targets() {
+    let s = project();
+    let run = s.kiln(&["build", "joined"]).ok();
+    assert_eq!(
+        run.ran_outputs(),
+        set(&["build/a.copy", "build/b.copy", "build/joined"])
+    );
+    assert!(!s.exists("build/alone"));
+    let by_flag = project()
+        .kiln(&["build", "--targets", "build/a.copy,alone"])
+        .ok()
+        .ran_outputs();
+    let positional = project()
+        .kiln(&["build", "build/a.copy", "alone"])
+        .ok()
+        .ran_outputs();
+    assert_eq!(positional, by_flag);
+    assert_eq!(positional, set(&["build/a.copy", "build/alone"]));
+    // Both forms together, flags anywhere.
+    let run = project()
+        .kiln(&["build", "alone", "-j1", "--targets", "build/b.copy"])
+        .ok();
+    assert_eq!(run.ran_outputs(), set(&["build/b.copy", "build/alone"]));
+    s.kiln(&["build", "joind"])
+        .status(2)
+        .stderr_has("unknown target `joind`");
+}
