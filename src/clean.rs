@@ -2,10 +2,12 @@
 //! that kiln knows of (recorded outputs and depfiles, declared outputs, stale outputs) and the
 //! directories left empty, and nothing else; `distclean` removes the build directory with kiln's
 //! state. With `-n` both only say what they would delete. Deletion never follows a symlink out of
-//! the build directory, never touches `update_outputs` files, and refuses a build directory that is
-//! the project root, an ancestor of it, `/`, the home directory, or a symlink.
+//! the build directory, never touches `update_outputs` files, and refuses a build directory that
+//! kiln did not make (see `outdir.rs`), or that is the project root, an ancestor of it, `/`, the
+//! home directory, or a symlink.
 
 use crate::error::Error;
+use crate::outdir::{self, Found};
 use crate::paths;
 use crate::project::{STATE_DIR, absolute};
 use std::collections::BTreeSet;
@@ -110,7 +112,8 @@ pub fn clean(
     // Not `/`, the home directory, the project, or a symlink (wherever it points), even though clean only
     // deletes what kiln recorded making.
     check_removable(&project.root, &project.out)?;
-    if !out_abs.is_dir() {
+    // Nor a directory kiln did not make, even where the build file declares outputs in it.
+    if outdir::check_owned(&out_abs, &project.out)? != Found::Marked {
         progress.done(&format!(
             "'clean' finished successfully ({:.3}s): nothing to clean",
             started.elapsed().as_secs_f64()
@@ -216,8 +219,8 @@ pub fn clean(
     Ok(0)
 }
 
-/// `kiln distclean`: deletes the build directory and kiln's state in it (with `dry_run`, only
-/// says what it would delete).
+/// `kiln distclean`: deletes the build directory and kiln's state in it, if kiln made it (with
+/// `dry_run`, only says what it would delete).
 pub fn distclean(
     project: &crate::project::Project,
     progress: &mut dyn crate::progress::Progress,
@@ -236,38 +239,36 @@ pub fn distclean(
         return Ok(0);
     }
     let canon = check_removable(&project.root, &project.out)?;
-    let state_dir = project.state_dir();
-    if !state_dir.is_dir() {
-        return Err(Error::Refused(format!(
-            "`{}` holds no kiln state (no {}/.kiln); kiln deletes only build directories it made",
-            project.out, project.out
-        )));
+    let found = outdir::check_owned(&out_abs, &project.out)?;
+    if found != Found::Marked {
+        return Err(outdir::refuse_delete(&project.out, found));
     }
-    let waiting = || {
-        progress.message(&format!(
-            "waiting for another kiln working in {}/ ...",
-            project.out
-        ))
-    };
-    let lock = match crate::lock::BuildLock::acquire(
-        &state_dir.join("lock"),
-        wait,
-        Some(signals),
-        waiting,
-    ) {
-        Ok(l) => l,
-        Err(crate::lock::LockError::Busy) => {
-            return Err(Error::Refused(format!(
-                "another kiln is working in {}/ (and --no-wait was given)",
+    let state_dir = project.state_dir();
+    let lock = if state_dir.is_dir() {
+        let waiting = || {
+            progress.message(&format!(
+                "waiting for another kiln working in {}/ ...",
                 project.out
-            )));
+            ))
+        };
+        match crate::lock::BuildLock::acquire(&state_dir.join("lock"), wait, Some(signals), waiting)
+        {
+            Ok(l) => Some(l),
+            Err(crate::lock::LockError::Busy) => {
+                return Err(Error::Refused(format!(
+                    "another kiln is working in {}/ (and --no-wait was given)",
+                    project.out
+                )));
+            }
+            Err(crate::lock::LockError::Interrupted(sig)) => {
+                return Ok(crate::interrupt::exit_status(sig));
+            }
+            Err(crate::lock::LockError::Io(e)) => {
+                return Err(Error::io("cannot lock the build directory", e));
+            }
         }
-        Err(crate::lock::LockError::Interrupted(sig)) => {
-            return Ok(crate::interrupt::exit_status(sig));
-        }
-        Err(crate::lock::LockError::Io(e)) => {
-            return Err(Error::io("cannot lock the build directory", e));
-        }
+    } else {
+        None
     };
     let secs = || started.elapsed().as_secs_f64();
     if dry_run {

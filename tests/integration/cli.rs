@@ -638,3 +638,89 @@ fn positional_targets_are_the_same_as_targets() {
         .status(2)
         .stderr_has("unknown target `joind`");
 }
+
+/// A project that ships a `build/` of its own (CMake files), and a build file with kiln's default
+/// `out`; its one task would log that it ran and make `build/x`, a name the other tool uses too.
+fn foreign_build_dir() -> Space {
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[[gen]]\nname = \"x\"\nrun = \"echo ran >> log; echo kiln > ${TGT}\"\ntarget = \"x\"\n",
+    );
+    s.write("build/CMakeLists.txt", "project(theirs)\n");
+    s.write("build/x", "theirs\n");
+    s
+}
+
+#[test]
+fn kiln_neither_builds_into_nor_deletes_a_build_directory_it_did_not_make() {
+    let s = foreign_build_dir();
+    for args in [&["build"][..], &["build", "-n"], &[]] {
+        s.kiln(args)
+            .status(2)
+            .stderr_has("`build` holds no kiln state")
+            .stderr_has("--out build-kiln")
+            .stderr_has("out = \"build-kiln\"");
+    }
+    for args in [
+        &["clean"][..],
+        &["clean", "-n"],
+        &["distclean"],
+        &["distclean", "-n"],
+    ] {
+        s.kiln(args)
+            .status(2)
+            .stderr_has("kiln deletes only build directories it made");
+    }
+    assert!(!s.exists("log"), "nothing ran");
+    assert_eq!(s.read("build/CMakeLists.txt"), "project(theirs)\n");
+    assert_eq!(s.read("build/x"), "theirs\n");
+    let mut left: Vec<String> = std::fs::read_dir(s.path("build"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["CMakeLists.txt", "x"], "no mark, no state");
+    // Another build directory works, and so does an empty one.
+    s.kiln(&["build", "--out", "build-kiln"]).ok();
+    assert_eq!(s.read("build-kiln/x"), "kiln\n");
+    std::fs::create_dir(s.path("empty")).unwrap();
+    s.kiln(&["build", "--out", "empty"]).ok();
+    assert_eq!(s.read("empty/x"), "kiln\n");
+    s.kiln(&["distclean", "--out", "empty"]).ok();
+    assert!(!s.exists("empty"));
+    assert_eq!(s.read("build/CMakeLists.txt"), "project(theirs)\n");
+}
+
+#[test]
+fn a_build_marks_the_directory_it_makes_and_globs_skip_marked_directories() {
+    let s = Space::new();
+    s.write("a.txt", "a\n");
+    s.write(
+        "build.toml",
+        "[[gen]]\nname = \"notes\"\nrun = \"echo n > ${TGT}\"\ntarget = \"notes.txt\"\n\
+         [[gen]]\nname = \"all\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = \"**/*.txt\"\ntarget = \"all\"\n",
+    );
+    s.kiln(&["build", "-n"]).ok();
+    assert!(!s.exists("build"), "a dry run makes nothing");
+    s.kiln(&["build", "--out", "debug"]).ok();
+    let tag = s.read("debug/CACHEDIR.TAG");
+    assert!(
+        tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55\n") && tag.contains("kiln"),
+        "{tag}"
+    );
+    // `debug/notes.txt` is another build's output, not a source of this one.
+    s.kiln(&["build"]).ok();
+    assert!(s.exists("build/CACHEDIR.TAG"));
+    assert_eq!(s.read("build/all"), "a\n");
+    // A build directory of an earlier kiln (`.kiln/` but no tag) is still kiln's.
+    s.remove("build/CACHEDIR.TAG");
+    s.write("a.txt", "changed\n");
+    s.kiln(&["build"]).ok();
+    assert!(s.exists("build/CACHEDIR.TAG"));
+    assert_eq!(s.read("build/all"), "changed\n");
+    s.kiln(&["distclean"]).ok();
+    s.kiln(&["distclean", "--out", "debug"]).ok();
+    assert!(!s.exists("build") && !s.exists("debug"));
+    assert_eq!(s.read("a.txt"), "changed\n");
+}
