@@ -1,11 +1,13 @@
 //! Deleting what kiln made. `clean` removes every file kiln's tasks made inside the build directory
 //! that kiln knows of (recorded outputs and depfiles, declared outputs, stale outputs) and the
 //! directories left empty, and nothing else; `distclean` removes the build directory with kiln's
-//! state. Deletion never follows a symlink out of the build directory, never touches
-//! `update_outputs` files, and refuses a build directory that is the project root, an ancestor of
-//! it, `/`, the home directory, or a symlink.
+//! state. With `-n` both only say what they would delete. Deletion never follows a symlink out of
+//! the build directory, never touches `update_outputs` files, and refuses a build directory that
+//! kiln did not make (see `outdir.rs`), or that is the project root, an ancestor of it, `/`, the
+//! home directory, or a symlink.
 
 use crate::error::Error;
+use crate::outdir::{self, Found};
 use crate::paths;
 use crate::project::{STATE_DIR, absolute};
 use std::collections::BTreeSet;
@@ -15,12 +17,21 @@ use std::path::{Path, PathBuf};
 /// Deletes the kiln path `path` if it lies inside `out_canon` (the canonical build directory) once
 /// its parent's symlinks are resolved. Returns whether a file was deleted.
 pub fn remove_inside(root: &Path, out_canon: &Path, path: &str) -> io::Result<bool> {
+    match file_inside(root, out_canon, path)? {
+        Some(target) => std::fs::remove_file(&target).map(|_| true),
+        None => Ok(false),
+    }
+}
+
+/// The file `remove_inside` would delete: the kiln path `path` with its parent's symlinks
+/// resolved, if it is there and not a directory. An error if it resolves outside `out_canon`.
+fn file_inside(root: &Path, out_canon: &Path, path: &str) -> io::Result<Option<PathBuf>> {
     let abs = absolute(root, path);
     let Some(parent) = abs.parent() else {
-        return Ok(false);
+        return Ok(None);
     };
     let Ok(parent) = parent.canonicalize() else {
-        return Ok(false);
+        return Ok(None);
     };
     if !parent.starts_with(out_canon) {
         return Err(io::Error::new(
@@ -29,13 +40,13 @@ pub fn remove_inside(root: &Path, out_canon: &Path, path: &str) -> io::Result<bo
         ));
     }
     let Some(name) = abs.file_name() else {
-        return Ok(false);
+        return Ok(None);
     };
     let target = parent.join(name);
     match target.symlink_metadata() {
-        Ok(m) if m.is_dir() => Ok(false),
-        Ok(_) => std::fs::remove_file(&target).map(|_| true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Ok(m) if m.is_dir() => Ok(None),
+        Ok(_) => Ok(Some(target)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -84,12 +95,14 @@ pub fn check_removable(root: &Path, out: &str) -> Result<PathBuf, Error> {
     Ok(canon)
 }
 
-/// `kiln clean`: deletes what kiln made inside the build directory. Returns the exit status.
+/// `kiln clean`: deletes what kiln made inside the build directory (with `dry_run`, only says
+/// what it would delete). Returns the exit status.
 pub fn clean(
     project: &crate::project::Project,
     progress: &mut dyn crate::progress::Progress,
     signals: &crossbeam_channel::Receiver<i32>,
     wait: bool,
+    dry_run: bool,
 ) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     // The whole build file must be good before anything is deleted.
@@ -99,7 +112,8 @@ pub fn clean(
     // Not `/`, the home directory, the project, or a symlink (wherever it points), even though clean only
     // deletes what kiln recorded making.
     check_removable(&project.root, &project.out)?;
-    if !out_abs.is_dir() {
+    // Nor a directory kiln did not make, even where the build file declares outputs in it.
+    if outdir::check_owned(&out_abs, &project.out)? != Found::Marked {
         progress.done(&format!(
             "'clean' finished successfully ({:.3}s): nothing to clean",
             started.elapsed().as_secs_f64()
@@ -119,7 +133,7 @@ pub fn clean(
         .map_err(|e| Error::io(format!("cannot resolve {}", out_abs.display()), e))?;
     let store_path = state_dir.join("store");
     let mut store = if lock.is_some() {
-        let (store, warnings) = crate::store::Store::open(&store_path, true)
+        let (store, warnings) = crate::store::Store::open(&store_path, !dry_run)
             .map_err(|e| Error::io("cannot open kiln's state", e))?;
         for w in warnings {
             progress.message(&format!("warning: {w}"));
@@ -150,11 +164,29 @@ pub fn clean(
         if !paths::is_within(&p, &project.out) || paths::is_within(&p, &state) || p == project.out {
             continue;
         }
-        match remove_inside(&project.root, &out_canon, &p) {
+        let found = if dry_run {
+            file_inside(&project.root, &out_canon, &p).map(|f| f.is_some())
+        } else {
+            remove_inside(&project.root, &out_canon, &p)
+        };
+        match found {
+            Ok(true) if dry_run => {
+                progress.message(&format!("would remove {p}"));
+                deleted.push(p);
+            }
             Ok(true) => deleted.push(p),
             Ok(false) => {}
             Err(e) => progress.message(&format!("warning: not deleting `{p}`: {e}")),
         }
+    }
+    let n = deleted.len();
+    let files = if n == 1 { "file" } else { "files" };
+    let secs = started.elapsed().as_secs_f64();
+    if dry_run {
+        progress.done(&format!(
+            "'clean' dry run ({secs:.3}s): {n} {files} would be removed"
+        ));
+        return Ok(0);
     }
     remove_empty_dirs(&project.root, &project.out, &deleted);
     if let Some(store) = &mut store {
@@ -163,21 +195,20 @@ pub fn clean(
             .map_err(|e| Error::io("cannot record kiln's state", e))?;
     }
     drop(lock);
-    let n = deleted.len();
     progress.done(&format!(
-        "'clean' finished successfully ({:.3}s): {n} {} removed",
-        started.elapsed().as_secs_f64(),
-        if n == 1 { "file" } else { "files" }
+        "'clean' finished successfully ({secs:.3}s): {n} {files} removed"
     ));
     Ok(0)
 }
 
-/// `kiln distclean`: deletes the build directory and kiln's state in it.
+/// `kiln distclean`: deletes the build directory and kiln's state in it, if kiln made it (with
+/// `dry_run`, only says what it would delete).
 pub fn distclean(
     project: &crate::project::Project,
     progress: &mut dyn crate::progress::Progress,
     signals: &crossbeam_channel::Receiver<i32>,
     wait: bool,
+    dry_run: bool,
 ) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     let out_abs = project.out_dir();
@@ -190,23 +221,41 @@ pub fn distclean(
         return Ok(0);
     }
     let canon = check_removable(&project.root, &project.out)?;
-    let state_dir = project.state_dir();
-    if !state_dir.is_dir() {
-        return Err(Error::Refused(format!(
-            "`{}` holds no kiln state (no {}/.kiln); kiln deletes only build directories it made",
-            project.out, project.out
-        )));
+    let found = outdir::check_owned(&out_abs, &project.out)?;
+    if found != Found::Marked {
+        return Err(outdir::refuse_delete(&project.out, found));
     }
-    let lock = match crate::lock::take(&state_dir, &project.out, wait, progress, signals)? {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
+    let state_dir = project.state_dir();
+    let lock = if state_dir.is_dir() {
+        match crate::lock::take(&state_dir, &project.out, wait, progress, signals)? {
+            Ok(l) => Some(l),
+            Err(code) => return Ok(code),
+        }
+    } else {
+        None
     };
+    let secs = || started.elapsed().as_secs_f64();
+    if dry_run {
+        let n = walkdir::WalkDir::new(&canon)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_type().is_dir())
+            .count();
+        progress.message(&format!("would remove {}", project.out));
+        progress.done(&format!(
+            "'distclean' dry run ({:.3}s): {} would be removed, with {n} {}",
+            secs(),
+            project.out,
+            if n == 1 { "file" } else { "files" }
+        ));
+        return Ok(0);
+    }
     std::fs::remove_dir_all(&canon)
         .map_err(|e| Error::io(format!("cannot delete {}", project.out), e))?;
     drop(lock);
     progress.done(&format!(
         "'distclean' finished successfully ({:.3}s): removed {}",
-        started.elapsed().as_secs_f64(),
+        secs(),
         project.out
     ));
     Ok(0)

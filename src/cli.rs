@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 
+/// The help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kiln",
@@ -21,55 +24,105 @@ pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
     /// Run as if started in DIR
-    #[arg(short = 'C', value_name = "DIR", global = true)]
+    #[arg(short = 'C', value_name = "DIR", global = true, help_heading = GLOBAL)]
     dir: Option<PathBuf>,
     /// Use FILE instead of the build.toml found in the current directory or its nearest parent
-    #[arg(short = 'f', value_name = "FILE", global = true)]
+    #[arg(short = 'f', value_name = "FILE", global = true, help_heading = GLOBAL)]
     file: Option<PathBuf>,
     /// Build into DIR instead of [project] out
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, help_heading = GLOBAL)]
     out: Option<PathBuf>,
     /// Set an [env] value to one string for this build (repeatable)
-    #[arg(short = 'D', value_name = "NAME=VALUE", value_parser = parse_define, global = true)]
+    #[arg(short = 'D', value_name = "NAME=VALUE", value_parser = parse_define, global = true, help_heading = GLOBAL)]
     define: Vec<(String, String)>,
+    /// Fail at once (exit 2) instead of waiting when another kiln works in the build directory
+    #[arg(long = "no-wait", global = true, help_heading = GLOBAL)]
+    no_wait: bool,
+    /// `kiln` alone builds: it takes the options of `kiln build` (also when they come before
+    /// `build`).
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+const DRY_RUN: &str = "-n/--dry-run";
+const VERBOSE: &str = "-v/--verbose";
+
+/// The options of a build, taken by `kiln build` and by `kiln` alone.
+#[derive(Debug, Clone, clap::Args)]
+struct BuildArgs {
     /// Run at most N tasks at once [default: the number of CPUs]
-    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: Option<u32>,
     /// On failure, keep running every task that does not depend on a failed one
-    #[arg(short = 'k', long = "keep-going", global = true)]
+    #[arg(short = 'k', long = "keep-going")]
     keep_going: bool,
     /// Print what would run, run nothing, change nothing
-    #[arg(short = 'n', long = "dry-run", global = true)]
+    #[arg(short = 'n', long = "dry-run")]
     dry_run: bool,
     /// Print each full command
-    #[arg(short = 'v', long = "verbose", global = true)]
+    #[arg(short = 'v', long = "verbose")]
     verbose: bool,
     /// Build only what these generators or output paths need (comma-separated)
-    #[arg(long, value_name = "A,B", value_delimiter = ',', global = true)]
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
     targets: Vec<String>,
-    /// Fail at once (exit 2) instead of waiting when another kiln works in the build directory
-    #[arg(long = "no-wait", global = true)]
-    no_wait: bool,
     /// Print why each task that runs must run (on stdout)
-    #[arg(long, global = true)]
+    #[arg(long)]
     explain: bool,
     /// Kill a task whose commands run longer than SECS seconds, and fail it
-    #[arg(long, value_name = "SECS", value_parser = parse_timeout, global = true)]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     timeout: Option<std::time::Duration>,
-
     /// Debugging modes: `-d explain` is --explain; `-d stats` prints how long each phase took
-    #[arg(short = 'd', value_name = "MODE", value_parser = ["explain", "stats"], global = true)]
+    #[arg(short = 'd', value_name = "MODE", value_parser = ["explain", "stats"])]
     debug: Vec<String>,
 }
 
-#[derive(Debug, Subcommand, Clone, PartialEq, Eq)]
+impl BuildArgs {
+    /// These options with `later` ones (typed after the subcommand) added; a value given twice
+    /// takes the later one.
+    fn merge(mut self, later: BuildArgs) -> BuildArgs {
+        self.jobs = later.jobs.or(self.jobs);
+        self.keep_going |= later.keep_going;
+        self.dry_run |= later.dry_run;
+        self.verbose |= later.verbose;
+        self.targets.extend(later.targets);
+        self.explain |= later.explain;
+        self.timeout = later.timeout.or(self.timeout);
+        self.debug.extend(later.debug);
+        self
+    }
+
+    /// The flags given, as a usage error names them.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            (self.jobs.is_some(), "-j/--jobs"),
+            (self.keep_going, "-k/--keep-going"),
+            (self.dry_run, DRY_RUN),
+            (self.verbose, VERBOSE),
+            (!self.targets.is_empty(), "--targets"),
+            (self.explain, "--explain"),
+            (self.timeout.is_some(), "--timeout"),
+            (!self.debug.is_empty(), "-d"),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect()
+    }
+}
+
+#[derive(Debug, Subcommand, Clone)]
 enum Command {
-    /// Build everything (all groups, in order); the default
-    Build,
+    /// Build everything (all groups, in order), or only what TARGETs need; the default
+    Build {
+        #[command(flatten)]
+        args: BuildArgs,
+        /// Generator names or output paths, as with --targets
+        #[arg(value_name = "TARGET")]
+        positional: Vec<String>,
+    },
     /// Delete every file kiln's tasks made inside the build directory
-    Clean,
+    Clean(DeleteArgs),
     /// Delete the build directory and kiln's state
-    Distclean,
+    Distclean(DeleteArgs),
     /// List generators and their outputs
     List,
     /// Say why targets (generator names or output paths) are or are not up to date, building nothing
@@ -77,7 +130,99 @@ enum Command {
         /// Generator names or output paths
         #[arg(required = true, value_name = "TARGET")]
         targets: Vec<String>,
+        /// Print each full command
+        #[arg(short = 'v', long = "verbose")]
+        verbose: bool,
     },
+}
+
+/// The options of `clean` and `distclean`.
+#[derive(Debug, Clone, clap::Args)]
+struct DeleteArgs {
+    /// Print what would be deleted, delete nothing
+    #[arg(short = 'n', long = "dry-run")]
+    dry_run: bool,
+}
+
+/// What the command line asks for, validated.
+enum Action {
+    /// `kiln`, `kiln build` and `kiln explain`.
+    Build(BuildOptions),
+    Clean {
+        dry_run: bool,
+    },
+    Distclean {
+        dry_run: bool,
+    },
+    List,
+}
+
+impl Args {
+    /// The action asked for, and whether `-d stats` was given.
+    fn action(&self) -> Result<(Action, bool), Error> {
+        let top = self.build.clone();
+        let (args, explaining, targets) = match &self.command {
+            None => (top, false, Vec::new()),
+            Some(Command::Build { args, positional }) => {
+                (top.merge(args.clone()), false, positional.clone())
+            }
+            Some(Command::Explain { targets, verbose }) => {
+                let mut top = only(top, &[DRY_RUN, VERBOSE], "explain")?;
+                top.verbose |= *verbose;
+                (top, true, targets.clone())
+            }
+            Some(Command::Clean(d)) => {
+                let dry_run = only(top, &[DRY_RUN], "clean")?.dry_run || d.dry_run;
+                return Ok((Action::Clean { dry_run }, false));
+            }
+            Some(Command::Distclean(d)) => {
+                let dry_run = only(top, &[DRY_RUN], "distclean")?.dry_run || d.dry_run;
+                return Ok((Action::Distclean { dry_run }, false));
+            }
+            Some(Command::List) => {
+                only(top, &[DRY_RUN], "list")?;
+                return Ok((Action::List, false));
+            }
+        };
+        let stats = args.debug.iter().any(|d| d == "stats");
+        let opts = BuildOptions {
+            jobs: args.jobs.map_or_else(default_jobs, |j| j as usize),
+            keep_going: args.keep_going,
+            dry_run: args.dry_run || explaining,
+            verbose: args.verbose,
+            targets: args
+                .targets
+                .into_iter()
+                .chain(targets)
+                .filter(|t| !t.is_empty())
+                .collect(),
+            no_wait: self.no_wait,
+            explain: args.explain || explaining || args.debug.iter().any(|d| d == "explain"),
+            explain_targets: explaining,
+            timeout: args.timeout,
+        };
+        Ok((Action::Build(opts), stats))
+    }
+}
+
+/// Build options typed before a subcommand that is not a build: only those in `allowed` mean
+/// something there (`-n`: `kiln -n clean` is a dry run too); any other is a usage error, as it is
+/// after the subcommand.
+fn only(top: BuildArgs, allowed: &[&str], command: &str) -> Result<BuildArgs, Error> {
+    let given: Vec<&str> = top
+        .given()
+        .into_iter()
+        .filter(|f| !allowed.contains(f))
+        .collect();
+    if given.is_empty() {
+        Ok(top)
+    } else {
+        Err(Error::Usage(format!(
+            "{} {} not apply to `kiln {command}`; build options go with `kiln build`",
+            given.join(", "),
+            if given.len() == 1 { "does" } else { "do" }
+        )))
+    }
 }
 
 fn parse_define(s: &str) -> Result<(String, String), String> {
@@ -107,12 +252,14 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             return e.exit_code();
         }
     };
-    let stats = args.debug.iter().any(|d| d == "stats");
-    crate::stats::start(stats);
-    let result = run(&args);
-    if stats {
-        let _ = std::io::stderr().write_all(crate::stats::report().as_bytes());
-    }
+    let result = args.action().and_then(|(action, stats)| {
+        crate::stats::start(stats);
+        let result = run(&args, action);
+        if stats {
+            let _ = std::io::stderr().write_all(crate::stats::report().as_bytes());
+        }
+        result
+    });
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -127,47 +274,28 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     }
 }
 
-fn run(args: &Args) -> Result<i32, Error> {
+fn run(args: &Args, action: Action) -> Result<i32, Error> {
     let location = Location {
         dir: args.dir.clone(),
         file: args.file.clone(),
         out: args.out.clone(),
         defines: args.define.clone(),
     };
-    let command = args.command.clone().unwrap_or(Command::Build);
     let ws = Workspace::locate(&location)?;
     let mut progress = progress::for_stderr();
-    match command {
-        Command::List => list(&ws),
-        Command::Build | Command::Explain { .. } => {
-            let signals = crate::interrupt::listen()
-                .map_err(|e| Error::io("cannot listen for signals", e))?;
-            let explaining = matches!(command, Command::Explain { .. });
-            let targets = match &command {
-                Command::Explain { targets } => targets.clone(),
-                _ => args.targets.clone(),
-            };
-            let opts = BuildOptions {
-                jobs: args.jobs.map_or_else(default_jobs, |j| j as usize),
-                keep_going: args.keep_going,
-                dry_run: args.dry_run || explaining,
-                verbose: args.verbose,
-                targets: targets.into_iter().filter(|t| !t.is_empty()).collect(),
-                no_wait: args.no_wait,
-                explain: args.explain || explaining || args.debug.iter().any(|d| d == "explain"),
-                explain_targets: explaining,
-                timeout: args.timeout,
-            };
-            driver::build(&ws, &opts, progress.as_mut(), &signals)
+    let listen =
+        || crate::interrupt::listen().map_err(|e| Error::io("cannot listen for signals", e));
+    let wait = !args.no_wait;
+    match action {
+        Action::List => list(&ws),
+        Action::Build(opts) => driver::build(&ws, &opts, progress.as_mut(), &listen()?),
+        Action::Clean { dry_run } => {
+            let signals = listen()?;
+            crate::clean::clean(&ws.load()?, progress.as_mut(), &signals, wait, dry_run)
         }
-        Command::Clean | Command::Distclean => {
-            let signals = crate::interrupt::listen()
-                .map_err(|e| Error::io("cannot listen for signals", e))?;
-            if command == Command::Clean {
-                crate::clean::clean(&ws.load()?, progress.as_mut(), &signals, !args.no_wait)
-            } else {
-                crate::clean::distclean(&ws.load()?, progress.as_mut(), &signals, !args.no_wait)
-            }
+        Action::Distclean { dry_run } => {
+            let signals = listen()?;
+            crate::clean::distclean(&ws.load()?, progress.as_mut(), &signals, wait, dry_run)
         }
     }
 }
@@ -194,4 +322,14 @@ fn list(ws: &Workspace) -> Result<i32, Error> {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     crate::drop_in_background((project, x));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        <Args as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -284,6 +284,8 @@ fn build_loaded(
     // kiln's state: created, locked and loaded only once the build file is known to be good.
     let state_dir = project.state_dir();
     let out_abs = project.out_dir();
+    // Never a directory kiln did not make: refused before anything runs or is deleted.
+    crate::outdir::prepare(&out_abs, &project.out, opts.dry_run)?;
     let has_state = state_dir.is_dir();
     if lock.is_none() && (!opts.dry_run || has_state) {
         if !opts.dry_run {

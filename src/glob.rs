@@ -1,8 +1,10 @@
 //! Globs over the project tree: `*`, `**`, `?` and `[..]` relative to the build file's directory.
 //! A pattern is matched with globset (`*` stays within one directory) while walkdir walks from the
-//! pattern's literal prefix. The build directory and dot-directories are skipped unless the pattern
-//! names them; symlinked directories are not entered (no loops); results are sorted. The directories
-//! walked are returned too, so that a cached expansion can tell when a glob could match differently.
+//! pattern's literal prefix. The build directory and every other directory marked as a build
+//! directory of kiln's (see `outdir.rs`) are skipped unless the walk starts inside them,
+//! dot-directories unless the pattern names them; symlinked directories are not entered (no
+//! loops); results are sorted. The directories walked are returned too, so that a cached expansion
+//! can tell when a glob could match differently.
 
 use crate::filestate::Stat;
 use crate::paths;
@@ -126,6 +128,10 @@ pub fn expand(root: &Path, pattern: &Pattern, out: &str) -> Matches {
         if rel == state_dir || (!inside_out && rel == out) {
             return false;
         }
+        // Another build directory (`--out`, a variant), whichever build made it.
+        if crate::outdir::is_marked(e.path()) {
+            return false;
+        }
         dot_dirs || !e.file_name().to_string_lossy().starts_with('.')
     });
     for entry in walker {
@@ -195,6 +201,22 @@ mod tests {
         assert_eq!(glob(&d, "build/gen/*.c"), vec!["build/gen/g.c"]);
         assert_eq!(glob(&d, "build/**/*.c"), vec!["build/gen/g.c"]);
         assert_eq!(glob(&d, ".hidden/*.c"), vec![".hidden/h.c"]);
+    }
+
+    #[test]
+    fn skips_other_build_directories_of_kiln() {
+        let d = tree(&[
+            "a.c",
+            "debug/g.c",
+            "debug/.kiln/store",
+            "other/CACHEDIR.TAG",
+            "other/o.c",
+        ]);
+        crate::outdir::prepare(&d.path().join("tagged"), "tagged", false).unwrap();
+        fs::write(d.path().join("tagged/g.c"), "x").unwrap();
+        // Another tool's tag does not make a directory kiln's.
+        assert_eq!(glob(&d, "**/*.c"), vec!["a.c", "other/o.c"]);
+        assert_eq!(glob(&d, "debug/*.c"), vec!["debug/g.c"]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod graph;
 pub mod interrupt;
 pub mod lock;
 pub mod manifest;
+pub mod outdir;
 pub mod paths;
 pub mod progress;
 pub mod project;

@@ -465,3 +465,262 @@ fn an_interrupted_command_that_traps_the_signal_still_loses_its_partial_output()
     );
     assert!(!s.exists("build/slow"), "the partial output is deleted");
 }
+
+/// Every file under `dir` with its bytes, to see that nothing changed.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn clean_and_distclean_dry_runs_print_what_they_would_delete_and_delete_nothing() {
+    let s = project();
+    s.kiln(&["build"]).ok();
+    // The graph cache and the snapshot are written by the build after the first.
+    s.kiln(&["build"]).ok();
+    for state in ["store", "snapshot", "graph"] {
+        assert!(s.exists(&format!("build/.kiln/{state}")), "{state}");
+    }
+    let before = tree(&s.path("build"));
+    for args in [
+        &["clean", "-n"][..],
+        &["clean", "--dry-run"],
+        &["-n", "clean"],
+    ] {
+        let run = s.kiln(args).ok();
+        for output in [
+            "build/a.copy",
+            "build/b.copy",
+            "build/joined",
+            "build/alone",
+        ] {
+            assert!(
+                run.stderr
+                    .lines()
+                    .any(|l| l == format!("would remove {output}")),
+                "{args:?}: {}",
+                run.stderr
+            );
+        }
+        assert!(
+            run.summary().starts_with("'clean' dry run (")
+                && run.summary().ends_with("4 files would be removed"),
+            "{}",
+            run.summary()
+        );
+    }
+    for args in [&["distclean", "-n"][..], &["-n", "distclean"]] {
+        let run = s.kiln(args).ok().stderr_has("would remove build\n");
+        assert!(
+            run.summary().starts_with("'distclean' dry run (")
+                && run.summary().contains("build would be removed"),
+            "{}",
+            run.summary()
+        );
+    }
+    assert_eq!(
+        tree(&s.path("build")),
+        before,
+        "nothing changed, state included"
+    );
+    // Without -n they delete.
+    let run = s.kiln(&["clean"]).ok();
+    assert!(
+        run.summary().ends_with("4 files removed"),
+        "{}",
+        run.summary()
+    );
+    assert!(!s.exists("build/joined"));
+    s.kiln(&["distclean"]).ok();
+    assert!(!s.exists("build"));
+}
+
+#[test]
+fn build_options_belong_to_build_and_clean_refuses_them() {
+    let s = project();
+    let help = s.kiln(&["clean", "--help"]).ok().stdout;
+    for flag in [
+        "--jobs",
+        "--keep-going",
+        "--timeout",
+        "--targets",
+        "--explain",
+    ] {
+        assert!(!help.contains(flag), "clean --help offers {flag}:\n{help}");
+    }
+    assert!(
+        help.contains("--dry-run") && help.contains("-C <DIR>"),
+        "{help}"
+    );
+    let help = s.kiln(&["build", "--help"]).ok().stdout;
+    for flag in [
+        "--jobs",
+        "--keep-going",
+        "--timeout",
+        "--dry-run",
+        "-C <DIR>",
+    ] {
+        assert!(help.contains(flag), "build --help lacks {flag}:\n{help}");
+    }
+    for args in [
+        &["clean", "-j4"][..],
+        &["distclean", "-k"],
+        &["clean", "--timeout", "3"],
+        &["-j4", "clean"],
+        &["-k", "distclean"],
+        &["list", "-j2"],
+    ] {
+        s.kiln(args).status(2);
+    }
+    assert!(!s.exists("build"), "nothing ran");
+    // Build options go before `build`, after it, or with no subcommand at all.
+    assert_eq!(s.kiln(&["-j4"]).ok().ran().len(), 4);
+    for args in [
+        &["-k"][..],
+        &["-j2", "build"],
+        &["build", "-k", "--jobs", "1"],
+    ] {
+        s.kiln(args).ok();
+    }
+    let dir = s.root().to_str().unwrap();
+    for args in [
+        &["-C", dir, "build", "-j2"][..],
+        &["build", "-C", dir, "-j2", "-v"],
+    ] {
+        let run = Command::new(KILN)
+            .args(args)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(0), "{args:?}: {err}");
+    }
+    assert!(s.kiln(&["-n", "-v"]).ok().ran().is_empty());
+}
+
+#[test]
+fn positional_targets_are_the_same_as_targets() {
+    let s = project();
+    let run = s.kiln(&["build", "joined"]).ok();
+    assert_eq!(
+        run.ran_outputs(),
+        set(&["build/a.copy", "build/b.copy", "build/joined"])
+    );
+    assert!(!s.exists("build/alone"));
+    let by_flag = project()
+        .kiln(&["build", "--targets", "build/a.copy,alone"])
+        .ok()
+        .ran_outputs();
+    let positional = project()
+        .kiln(&["build", "build/a.copy", "alone"])
+        .ok()
+        .ran_outputs();
+    assert_eq!(positional, by_flag);
+    assert_eq!(positional, set(&["build/a.copy", "build/alone"]));
+    // Both forms together, flags anywhere.
+    let run = project()
+        .kiln(&["build", "alone", "-j1", "--targets", "build/b.copy"])
+        .ok();
+    assert_eq!(run.ran_outputs(), set(&["build/b.copy", "build/alone"]));
+    s.kiln(&["build", "joind"])
+        .status(2)
+        .stderr_has("unknown target `joind`");
+}
+
+/// A project that ships a `build/` of its own (CMake files), and a build file with kiln's default
+/// `out`; its one task would log that it ran and make `build/x`, a name the other tool uses too.
+fn foreign_build_dir() -> Space {
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[[gen]]\nname = \"x\"\nrun = \"echo ran >> log; echo kiln > ${TGT}\"\ntarget = \"x\"\n",
+    );
+    s.write("build/CMakeLists.txt", "project(theirs)\n");
+    s.write("build/x", "theirs\n");
+    s
+}
+
+#[test]
+fn kiln_neither_builds_into_nor_deletes_a_build_directory_it_did_not_make() {
+    let s = foreign_build_dir();
+    for args in [&["build"][..], &["build", "-n"], &[]] {
+        s.kiln(args)
+            .status(2)
+            .stderr_has("`build` holds no kiln state")
+            .stderr_has("--out build-kiln")
+            .stderr_has("out = \"build-kiln\"");
+    }
+    for args in [
+        &["clean"][..],
+        &["clean", "-n"],
+        &["distclean"],
+        &["distclean", "-n"],
+    ] {
+        s.kiln(args)
+            .status(2)
+            .stderr_has("kiln deletes only build directories it made");
+    }
+    assert!(!s.exists("log"), "nothing ran");
+    assert_eq!(s.read("build/CMakeLists.txt"), "project(theirs)\n");
+    assert_eq!(s.read("build/x"), "theirs\n");
+    let mut left: Vec<String> = std::fs::read_dir(s.path("build"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["CMakeLists.txt", "x"], "no mark, no state");
+    // Another build directory works, and so does an empty one.
+    s.kiln(&["build", "--out", "build-kiln"]).ok();
+    assert_eq!(s.read("build-kiln/x"), "kiln\n");
+    std::fs::create_dir(s.path("empty")).unwrap();
+    s.kiln(&["build", "--out", "empty"]).ok();
+    assert_eq!(s.read("empty/x"), "kiln\n");
+    s.kiln(&["distclean", "--out", "empty"]).ok();
+    assert!(!s.exists("empty"));
+    assert_eq!(s.read("build/CMakeLists.txt"), "project(theirs)\n");
+}
+
+#[test]
+fn a_build_marks_the_directory_it_makes_and_globs_skip_marked_directories() {
+    let s = Space::new();
+    s.write("a.txt", "a\n");
+    s.write(
+        "build.toml",
+        "[[gen]]\nname = \"notes\"\nrun = \"echo n > ${TGT}\"\ntarget = \"notes.txt\"\n\
+         [[gen]]\nname = \"all\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = \"**/*.txt\"\ntarget = \"all\"\n",
+    );
+    s.kiln(&["build", "-n"]).ok();
+    assert!(!s.exists("build"), "a dry run makes nothing");
+    s.kiln(&["build", "--out", "debug"]).ok();
+    let tag = s.read("debug/CACHEDIR.TAG");
+    assert!(
+        tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55\n") && tag.contains("kiln"),
+        "{tag}"
+    );
+    // `debug/notes.txt` is another build's output, not a source of this one.
+    s.kiln(&["build"]).ok();
+    assert!(s.exists("build/CACHEDIR.TAG"));
+    assert_eq!(s.read("build/all"), "a\n");
+    // A build directory of an earlier kiln (`.kiln/` but no tag) is still kiln's.
+    s.remove("build/CACHEDIR.TAG");
+    s.write("a.txt", "changed\n");
+    s.kiln(&["build"]).ok();
+    assert!(s.exists("build/CACHEDIR.TAG"));
+    assert_eq!(s.read("build/all"), "changed\n");
+    s.kiln(&["distclean"]).ok();
+    s.kiln(&["distclean", "--out", "debug"]).ok();
+    assert!(!s.exists("build") && !s.exists("debug"));
+    assert_eq!(s.read("a.txt"), "changed\n");
+}

@@ -16,6 +16,8 @@ fn globs_expand_sorted_with_every_wildcard() {
         .file("src/x2.h", "")
         .file("src/xa.h", "")
         .file("src/skip_test.c", "")
+        // A file left in a build directory of kiln's (its state marks it).
+        .file("build/.kiln/lock", "")
         .file("build/stale.c", "")
         .file(".hidden/h.c", "")
         .build_file(&format!(

@@ -351,7 +351,8 @@ fn an_output_through_a_symlink_out_of_the_build_directory_is_refused() {
         "build.toml",
         "[[gen]]\nrun = \"echo x > ${TGT}\"\ntarget = \"sub/x\"\n",
     );
-    std::fs::create_dir_all(s.path("build")).unwrap();
+    // A build directory of kiln's (its state marks it) holding a symlink out.
+    std::fs::create_dir_all(s.path("build/.kiln")).unwrap();
     std::os::unix::fs::symlink(elsewhere.root(), s.path("build/sub")).unwrap();
     s.kiln(&["build"])
         .status(1)
