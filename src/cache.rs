@@ -428,6 +428,7 @@ fn decode_body(
             targets: Vec::new(),
             uses,
             deps: Vec::new(),
+            dep_gens: Vec::new(),
             env: Env::default(),
         });
     }

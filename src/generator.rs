@@ -142,6 +142,9 @@ impl From<Diagnostic> for Failure {
     }
 }
 
+/// Extensions of C and C++ headers.
+const HEADERS: [&str; 4] = [".h", ".hh", ".hpp", ".hxx"];
+
 /// The last component of `path`.
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -308,9 +311,8 @@ impl Expansion {
             let mut missing = None;
             let mut progressed = false;
             for g in pending {
-                let waits_for_use = project.gens[g]
-                    .uses
-                    .iter()
+                let waits_for_use = project
+                    .needs(g)
                     .any(|(u, _)| project.gens[*u].group == group && !self.done[*u]);
                 if waits_for_use {
                     deferred.push(g);
@@ -387,8 +389,7 @@ impl Expansion {
                     }
                     state[g] = 1;
                 }
-                let uses = &project.gens[g].uses;
-                if let Some(&(u, ref span)) = uses.get(*next) {
+                if let Some(&(u, ref span)) = project.needs(g).nth(*next) {
                     *next += 1;
                     if project.gens[u].group != group {
                         if project.gens[u].group > group {
@@ -414,7 +415,7 @@ impl Expansion {
                                     span.clone(),
                                     format!("`use` cycle: {}", names.join(" -> ")),
                                 )
-                                .note("a generator cannot depend on itself through `use`")
+                                .note("a generator cannot depend on itself through `use` or `deps`")
                                 .into());
                         }
                         _ => {}
@@ -457,12 +458,35 @@ impl Expansion {
         for entry in &gn.deps {
             self.resolve(project, g, entry, "deps", &[], &mut deps)?;
         }
+        for (d, _) in &gn.dep_gens {
+            deps.extend(self.gen_outputs[*d].iter().copied());
+        }
         let mut seen = BTreeSet::new();
         sources.retain(|f| seen.insert(*f));
 
         let mut used = Vec::new();
         for (u, _) in &gn.uses {
             used.extend(self.gen_outputs[*u].iter().copied());
+            // A generated header `use`d by a generator with a task of its own lands in that
+            // task's `${SRC}` (archived, linked): almost always a mistake for `deps`.
+            if let Some(rule) = own_rule {
+                let r = &project.rules[rule];
+                let header = self.gen_outputs[*u]
+                    .iter()
+                    .map(|&f| self.graph.path(f))
+                    .find(|p| {
+                        HEADERS
+                            .iter()
+                            .any(|h| has_ext(file_name(p), h) && !r.ext_in.iter().any(|e| e == h))
+                    });
+                if let Some(header) = header {
+                    let used_name = &project.gens[*u].name;
+                    self.warnings.push(format!(
+                        "generator `{}` uses `{used_name}`, so the header `{header}` is an input of rule `{}` (in its ${{SRC}}); to run after it without passing it, write deps = [\"{used_name}\"]",
+                        gn.name, r.name
+                    ));
+                }
+            }
         }
         if own_rule.is_none() {
             // A generator without a task of its own orders its mapped tasks after what it uses.

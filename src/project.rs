@@ -92,7 +92,11 @@ pub struct Gen {
     pub exclude: Vec<Located<Template>>,
     pub targets: Vec<Located<Template>>,
     pub uses: Vec<(GenId, Range<usize>)>,
+    /// `deps` entries that are paths (or globs).
     pub deps: Vec<Located<Template>>,
+    /// `deps` entries that name a generator: every task of this one runs after that one's outputs,
+    /// which are in its signature but not in `${SRC}`.
+    pub dep_gens: Vec<(GenId, Range<usize>)>,
     /// The generator's own env values, spliced over the project's.
     pub env: Env,
 }
@@ -211,6 +215,11 @@ impl Project {
         what: &str,
     ) -> Diagnostic {
         template_diagnostic(&self.source, &located.text, &located.span, err, what)
+    }
+
+    /// The generators `g` must follow: those it `use`s and those its `deps` name.
+    pub fn needs(&self, g: GenId) -> impl Iterator<Item = &(GenId, Range<usize>)> {
+        self.gens[g].uses.iter().chain(&self.gens[g].dep_gens)
     }
 
     /// The generator whose name is `name`.
@@ -603,6 +612,7 @@ impl Builder<'_> {
                 targets,
                 uses: Vec::new(),
                 deps: self.templates(def.deps.as_ref(), "in `deps`")?,
+                dep_gens: Vec::new(),
                 env: genv,
             });
         }
@@ -620,6 +630,21 @@ impl Builder<'_> {
                             .into());
                     }
                     gens[i].uses.push((j, span));
+                }
+            }
+        }
+        // A `deps` entry that is exactly a generator's name means that generator.
+        for i in 0..gens.len() {
+            let deps = std::mem::take(&mut gens[i].deps);
+            for d in deps {
+                match gens.iter().position(|x| x.name == d.text) {
+                    Some(j) if j == i => {
+                        return Err(self
+                            .err(d.span, format!("generator `{}` depends on itself", d.text))
+                            .into());
+                    }
+                    Some(j) => gens[i].dep_gens.push((j, d.span)),
+                    None => gens[i].deps.push(d),
                 }
             }
         }

@@ -378,3 +378,67 @@ fn two_generators_mapping_one_source_is_an_error_naming_both() {
     );
     assert_eq!(s.read("build/two"), "a");
 }
+
+/// A generated header and a library whose sources include it.
+fn colors_project(link: &str) -> Space {
+    let s = Space::new();
+    s.write("colors.txt", "3\n");
+    s.write(
+        "lib/a.c",
+        "#include \"colors.h\"\nint a(void) { return COLORS; }\n",
+    );
+    s.write(
+        "lib/b.c",
+        "#include \"colors.h\"\nint b(void) { return COLORS + 1; }\n",
+    );
+    s.write(
+        "build.toml",
+        format!(
+            "[rule.cc]\nrun = \"cc -Ibuild -c ${{SRC}} -o ${{TGT}}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+             [rule.ar]\nrun = \"rm -f ${{TGT}} && ar rcs ${{TGT}} ${{SRC}}\"\n\
+             [[gen]]\nname = \"colors-header\"\nrun = \"echo \\\"#define COLORS $(cat ${{SRC}})\\\" > ${{TGT}}\"\nsource = \"colors.txt\"\ntarget = \"colors.h\"\n\
+             [[gen]]\nname = \"lib\"\nrule = \"ar\"\nsource = [\"lib/*.c\"]\ntarget = \"libcolors.a\"\n{link}\n"
+        ),
+    );
+    s
+}
+
+#[test]
+fn deps_naming_a_generator_orders_and_signs_every_task_after_its_outputs() {
+    let s = colors_project("deps = [\"colors-header\"]");
+    // Nothing but `deps` orders the compiles after the header; at -j2 they would race it.
+    let run = s.kiln(&["build", "-j2"]).ok();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let ran = run.ran();
+    assert_eq!(
+        ran[0], "colors-header: colors.txt -> build/colors.h",
+        "{ran:?}"
+    );
+    assert_eq!(ran.len(), 4, "{ran:?}");
+    // Not in ${SRC}: the archive holds the objects only.
+    let members = std::process::Command::new("ar")
+        .args(["t", "build/libcolors.a"])
+        .current_dir(s.root())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&members.stdout), "a.o\nb.o\n");
+    // In the signature: a new header rebuilds every object and the archive.
+    s.write("colors.txt", "4\n");
+    assert_eq!(
+        s.kiln(&["build", "-j2"]).ok().ran_outputs(),
+        set(&[
+            "build/colors.h",
+            "build/lib/a.o",
+            "build/lib/b.o",
+            "build/libcolors.a"
+        ])
+    );
+}
+
+#[test]
+fn use_of_a_header_generator_by_an_archive_warns_and_names_deps() {
+    let s = colors_project("use = [\"colors-header\"]");
+    s.kiln(&["build", "-j1"]).ok().stderr_has(
+        "warning: generator `lib` uses `colors-header`, so the header `build/colors.h` is an input of rule `ar` (in its ${SRC}); to run after it without passing it, write deps = [\"colors-header\"]",
+    );
+}
