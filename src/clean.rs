@@ -120,13 +120,11 @@ pub fn clean(
         ));
         return Ok(0);
     }
-    let lock = if state_dir.is_dir() {
-        match crate::lock::take(&state_dir, &project.out, wait, progress, signals)? {
-            Ok(l) => Some(l),
-            Err(code) => return Ok(code),
-        }
-    } else {
-        None
+    // A directory without kiln's state has no lock to take (and gets none).
+    let lock = match crate::lock::take_existing(&state_dir, &project.out, wait, progress, signals)?
+    {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
     };
     let out_canon = out_abs
         .canonicalize()
@@ -226,13 +224,11 @@ pub fn distclean(
         return Err(outdir::refuse_delete(&project.out, found));
     }
     let state_dir = project.state_dir();
-    let lock = if state_dir.is_dir() {
-        match crate::lock::take(&state_dir, &project.out, wait, progress, signals)? {
-            Ok(l) => Some(l),
-            Err(code) => return Ok(code),
-        }
-    } else {
-        None
+    // A directory without kiln's state has no lock to take (and gets none).
+    let lock = match crate::lock::take_existing(&state_dir, &project.out, wait, progress, signals)?
+    {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
     };
     let secs = || started.elapsed().as_secs_f64();
     if dry_run {

@@ -176,6 +176,20 @@ pub fn take(
     }
 }
 
+/// [`take`], where `state_dir` exists; `Ok(Ok(None))` where it does not (nothing to lock).
+pub fn take_existing(
+    state_dir: &Path,
+    out: &str,
+    wait: bool,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
+) -> Result<Result<Option<BuildLock>, i32>, Error> {
+    if !state_dir.is_dir() {
+        return Ok(Ok(None));
+    }
+    Ok(take(state_dir, out, wait, progress, signals)?.map(Some))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,17 @@ fn copy_example() -> Space {
     s
 }
 
+/// Every output of the example, as kiln prints them.
+const EVERY_OUTPUT: [&str; 7] = [
+    "build/version.h",
+    "build/lib/greet.o",
+    "build/lib/shout.o",
+    "build/src/extra.o",
+    "build/src/main.o",
+    "build/libutil.a",
+    "build/hello",
+];
+
 fn run_hello(s: &Space) -> String {
     let out = Command::new(s.path("build/hello"))
         .output()
@@ -30,18 +41,7 @@ fn run_hello(s: &Space) -> String {
 fn hello_c_builds_runs_and_rebuilds_exactly_what_a_header_edit_touches() {
     let s = copy_example();
     let run = s.kiln(&["build", "-j2"]).ok();
-    assert_eq!(
-        run.ran_outputs(),
-        set(&[
-            "build/version.h",
-            "build/lib/greet.o",
-            "build/lib/shout.o",
-            "build/src/extra.o",
-            "build/src/main.o",
-            "build/libutil.a",
-            "build/hello"
-        ])
-    );
+    assert_eq!(run.ran_outputs(), set(&EVERY_OUTPUT));
     assert_eq!(
         run_hello(&s),
         "Hello, world!\nBUILT BY KILN\nversion 1.2.3, answer 42\n"
@@ -139,18 +139,7 @@ fn targets_on_a_clean_tree_build_the_earlier_groups_first() {
     for targets in [&["build", "--targets", "hello"][..], &["build", "hello"]] {
         let s = copy_example();
         let run = s.kiln(targets).ok();
-        assert_eq!(
-            run.ran_outputs(),
-            set(&[
-                "build/version.h",
-                "build/lib/greet.o",
-                "build/lib/shout.o",
-                "build/src/extra.o",
-                "build/src/main.o",
-                "build/libutil.a",
-                "build/hello",
-            ])
-        );
+        assert_eq!(run.ran_outputs(), set(&EVERY_OUTPUT));
         assert!(run_hello(&s).contains("version "));
     }
 }
