@@ -7,10 +7,13 @@
 //! home directory, or a symlink.
 
 use crate::error::Error;
+use crate::generator::Expansion;
 use crate::outdir::{self, Found};
 use crate::paths;
-use crate::project::{STATE_DIR, absolute};
-use std::collections::BTreeSet;
+use crate::project::{GroupId, Project, STATE_DIR, absolute};
+use crate::store::Store;
+use crate::task::FileId;
+use std::collections::{BTreeSet, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -255,4 +258,90 @@ pub fn distclean(
         project.out
     ));
     Ok(0)
+}
+
+/// What [`delete_stale`] did: the outputs it deleted, and the task records to forget.
+pub struct Stale {
+    pub deleted: Vec<String>,
+    pub forget: Vec<String>,
+}
+
+/// Deletes outputs recorded for tasks the build file no longer has (or no longer declares), for
+/// the given groups (and records of groups that no longer exist), saying so; `out_canon` is the
+/// canonical build directory, or `None` in a dry run, which only says what it would delete.
+pub fn delete_stale(
+    project: &Project,
+    expansion: &Expansion,
+    store: &Store,
+    groups: &[GroupId],
+    out_canon: Option<&Path>,
+    progress: &mut dyn crate::progress::Progress,
+) -> Stale {
+    let graph = &expansion.graph;
+    let group_names: HashSet<&str> = groups
+        .iter()
+        .map(|&g| project.groups[g].name.as_str())
+        .collect();
+    let first = groups.contains(&0);
+    let known_group = |name: &str| project.groups.iter().any(|g| g.name == name);
+    let keys: HashSet<&str> = graph.task_ids().map(|t| graph.key(t)).collect();
+    let declared: HashSet<&str> = (0..graph.file_count() as u32)
+        .map(FileId)
+        .filter(|&f| graph.producer(f).is_some())
+        .map(|f| graph.path(f))
+        .chain(
+            graph
+                .tasks()
+                .iter()
+                .filter_map(|t| t.depfile.map(|d| graph.path(d))),
+        )
+        .chain(
+            expansion
+                .gen_outputs
+                .iter()
+                .flatten()
+                .map(|&f| graph.path(f)),
+        )
+        .collect();
+    let mut stale: Vec<String> = Vec::new();
+    let mut forget: Vec<String> = Vec::new();
+    for rec in store.tasks() {
+        let relevant = group_names.contains(rec.group) || (first && !known_group(rec.group));
+        if !relevant {
+            continue;
+        }
+        if !keys.contains(rec.key) {
+            forget.push(rec.key.to_string());
+        }
+        if rec.update_outputs {
+            continue;
+        }
+        for (p, _) in rec.outputs() {
+            if !declared.contains(p) && paths::is_within(p, &project.out) {
+                stale.push(p.to_string());
+            }
+        }
+    }
+    stale.sort();
+    stale.dedup();
+    forget.sort();
+    let mut deleted = Vec::new();
+    for p in stale {
+        let Some(out_canon) = out_canon else {
+            if absolute(&project.root, &p).symlink_metadata().is_ok() {
+                progress.message(&format!("would delete stale output {p}"));
+            }
+            continue;
+        };
+        match remove_inside(&project.root, out_canon, &p) {
+            Ok(true) => {
+                progress.message(&format!("deleted stale output {p}"));
+                deleted.push(p);
+            }
+            Ok(false) => {}
+            Err(e) => progress.message(&format!("warning: cannot delete stale output `{p}`: {e}")),
+        }
+    }
+    remove_empty_dirs(&project.root, &project.out, &deleted);
+    Stale { deleted, forget }
 }

@@ -1,7 +1,7 @@
 //! The command line: flags parsed by clap into [`Args`] (mirroring what was typed), validated into
 //! the library's options, dispatched, and mapped to an exit status. Errors are printed here.
 
-use crate::driver::{self, BuildOptions};
+use crate::build::{self, BuildOptions};
 use crate::error::Error;
 use crate::generator::Expansion;
 use crate::progress;
@@ -288,7 +288,7 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
     let wait = !args.no_wait;
     match action {
         Action::List => list(&ws),
-        Action::Build(opts) => driver::build(&ws, &opts, progress.as_mut(), &listen()?),
+        Action::Build(opts) => build::build(&ws, &opts, progress.as_mut(), &listen()?),
         Action::Clean { dry_run } => {
             let signals = listen()?;
             crate::clean::clean(&ws.load()?, progress.as_mut(), &signals, wait, dry_run)

@@ -5,6 +5,7 @@
 //! ([`signature`]) over file contents ([`filestate`]) are checked against the [`store`]; the
 //! [`scheduler`] picks what runs next and the [`runner`] runs commands, knowing nothing of the graph.
 
+pub mod build;
 pub mod cache;
 pub mod clean;
 pub mod cli;
@@ -12,7 +13,6 @@ pub mod codec;
 pub mod constraints;
 pub mod depfile;
 pub mod direct;
-pub mod driver;
 pub mod env;
 pub mod error;
 pub mod explain;

@@ -1,0 +1,134 @@
+//! The snapshot's fast path: with the graph from the graph cache and the snapshot of how the last
+//! build ended, every file's stat decides which tasks are known to be up to date, and a build
+//! where nothing changed ends before the store is read. At the end of a build, the graph and the
+//! snapshot are saved for the next.
+
+use super::{Build, TaskState};
+use crate::filestate::{self, MISSING, Stat};
+use crate::manifest::PostMode;
+use crate::snapshot::{self, FileMark, RecordOffsets, Snapshot};
+use crate::stats;
+use crate::task::FileId;
+
+/// What the snapshot of the last build tells a build whose graph came from the cache.
+pub(super) struct Seeded {
+    /// Every graph file's stat, taken at the start of this build.
+    pub(super) stats: Vec<Option<Stat>>,
+    /// By task: known to be up to date.
+    pub(super) clean: Vec<bool>,
+    /// By file: when its hash was taken, if it is as the snapshot knew it.
+    pub(super) recorded_at: Vec<i64>,
+    /// By task: the implicit dependencies its record names.
+    pub(super) implicit: Vec<Vec<FileId>>,
+    /// Where each task's and file's record is in the store.
+    pub(super) records: RecordOffsets,
+}
+
+/// What the snapshot of the last build says, with every file's stat now.
+pub(super) struct Seen {
+    pub(super) snapshot: Snapshot,
+    pub(super) stats: Vec<Option<Stat>>,
+}
+
+pub(super) enum Look {
+    /// Every task was up to date, the store is as it was, and no file has changed.
+    UpToDate,
+    /// Something changed, or some task was not up to date: the tasks must be looked at.
+    Seen(Seen),
+    /// No snapshot of this graph, or the store has changed since.
+    Unknown,
+}
+
+/// Compares every file of the cached graph with the snapshot of the last build.
+pub(super) fn look(cache: &crate::cache::Opened, state_dir: &std::path::Path) -> Look {
+    let files = cache.file_count();
+    let Some(snapshot) = Snapshot::load(&state_dir.join("snapshot"), &cache.id, files) else {
+        return Look::Unknown;
+    };
+    stats::mark("load snapshot");
+    if snapshot.store.is_none() || snapshot::store_mark(&state_dir.join("store")) != snapshot.store
+    {
+        return Look::Unknown;
+    }
+    let ids: Vec<usize> = (0..files).collect();
+    let stats = filestate::stat_all(&cache.root, &ids, |&i| cache.path(i));
+    stats::mark("stat");
+    if snapshot.all_clean
+        && stats
+            .iter()
+            .enumerate()
+            .all(|(i, s)| snapshot.mark(i).unchanged(s.as_ref()))
+    {
+        return Look::UpToDate;
+    }
+    Look::Seen(Seen { snapshot, stats })
+}
+
+impl Build<'_> {
+    /// Records the graph and how this build ended, for the next build (at-once projects only).
+    pub(super) fn save_cache(&mut self) {
+        let Some(key) = self.cache_key.take() else {
+            return;
+        };
+        if self.opts.dry_run || self.project.post != PostMode::AtOnce || !self.x.complete() {
+            return;
+        }
+        let graph = &self.x.graph;
+        let files: Vec<FileMark> = (0..graph.file_count())
+            .map(|i| match self.files.get(i) {
+                Some(s) if s.checked => match s.stat {
+                    None => FileMark::Missing,
+                    Some(stat) => FileMark::Present {
+                        stat,
+                        recorded_at: s.recorded_at,
+                    },
+                },
+                _ => FileMark::Unknown,
+            })
+            .collect();
+        let clean: Vec<bool> = graph
+            .task_ids()
+            .map(|t| match self.state[t.index()] {
+                _ if graph.task(t).always => false,
+                TaskState::Skipped => true,
+                TaskState::Success => self.record(t).is_some_and(|r| r.signature != MISSING),
+                _ => false,
+            })
+            .collect();
+        self.rec.files.resize(graph.file_count(), None);
+        // The graph is written only when it was not read from the cache; the snapshot always.
+        let id = match self.graph_id {
+            Some(id) => Ok(id),
+            None => crate::cache::save(&self.state_dir.join("graph"), &key, self.project, &self.x),
+        };
+        let saved = id.and_then(|id| {
+            Snapshot::save(
+                &self.state_dir.join("snapshot"),
+                &id,
+                snapshot::store_mark(&self.state_dir.join("store")),
+                &files,
+                &clean,
+                &self.rec,
+                &self.implicit,
+            )
+        });
+        if let Err(e) = saved {
+            self.progress
+                .message(&format!("warning: cannot write kiln's graph cache: {e}"));
+        }
+        stats::mark("save cache");
+    }
+
+    /// Whether a task reads a file that no task makes and that does not exist: a source named by
+    /// plain path that has gone since the graph was cached.
+    pub(super) fn missing_source(&self) -> bool {
+        let graph = &self.x.graph;
+        graph.tasks().iter().flat_map(|t| t.reads()).any(|f| {
+            graph.producer(f).is_none()
+                && self
+                    .files
+                    .get(f.index())
+                    .is_some_and(|s| s.checked && s.stat.is_none())
+        })
+    }
+}

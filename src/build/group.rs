@@ -1,0 +1,457 @@
+//! The group loop: groups in order, each planned (constraints) and handed to the scheduler; each
+//! task it offers is decided then, started on the runner, and recorded when it finishes. A failure
+//! stops the starting of new tasks (or with keep-going blocks only what depends on it); a signal
+//! stops everything cleanly, and the loop never returns early while commands run.
+
+use super::record::{Failure, Slot};
+use super::report::{signal_name, task_line};
+use super::scan::{Decision, FileState, Prediction};
+use super::{Build, TaskState};
+use crate::clean;
+use crate::constraints::{self, TaskFacts};
+use crate::error::Error;
+use crate::filestate::MISSING;
+use crate::interrupt;
+use crate::paths;
+use crate::project::{GroupId, absolute};
+use crate::runner::{self, Job, Runner};
+use crate::scheduler::{NodeId, PlanNode, Scheduler};
+use crate::stats;
+use crate::store::Record;
+use crate::task::TaskId;
+use crossbeam_channel::{Receiver, never, select};
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// How long commands may take to end after an interrupt is passed on before they are killed.
+const KILL_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Build<'_> {
+    pub(super) fn run(
+        &mut self,
+        signals: &Receiver<i32>,
+        first_lazy: usize,
+        started: Instant,
+    ) -> Result<Option<i32>, Error> {
+        let groups = self.project.groups.len();
+        let expanded: Vec<GroupId> = (0..first_lazy.min(groups)).collect();
+        if !self.after_expansion(&expanded)? {
+            return Ok(None);
+        }
+        let runner = (!self.opts.dry_run).then(|| {
+            Runner::new(
+                self.opts.jobs,
+                runner::Config {
+                    cwd: self.project.root.clone(),
+                    scratch: self.state_dir.join("tmp"),
+                    clock: self.clock.clone(),
+                    memory_limit: 4 << 20,
+                    logs: self.state_dir.join("logs"),
+                    timeout: self.opts.timeout,
+                },
+            )
+        });
+
+        for g in 0..groups {
+            if self.interrupted.is_some() || (!self.failed.is_empty() && !self.opts.keep_going) {
+                self.count_unreached(g);
+                continue;
+            }
+            if !self.x.expanded[g] {
+                if let Err(e) = self.x.expand_group(self.project, g) {
+                    if !self.opts.dry_run {
+                        return Err(e);
+                    }
+                    // What the earlier groups would make is not there yet: the dry run ends.
+                    self.progress.message(&format!(
+                        "note: the dry run stops before group `{}`, which cannot be expanded until the earlier groups have run:\n{}",
+                        self.project.groups[g].name,
+                        e.to_string().trim_end()
+                    ));
+                    break;
+                }
+                for w in std::mem::take(&mut self.x.warnings) {
+                    self.progress.message(&format!("warning: {w}"));
+                }
+                self.after_expansion(&[g])?;
+            }
+            self.run_group(g, runner.as_ref(), signals);
+        }
+        drop(runner);
+        stats::mark("run");
+        let code = self.summary(started);
+        self.save_cache();
+        Ok(Some(code))
+    }
+
+    /// Sizes the per-task and per-file tables, deletes stale outputs of the new groups, learns the
+    /// new files' states, plans the groups and predicts what will run.
+    /// Returns false when the graph came from the cache and names a source that no longer exists
+    /// (nothing has been deleted yet: the build starts again from the build file).
+    pub(super) fn after_expansion(&mut self, groups: &[GroupId]) -> Result<bool, Error> {
+        let tasks = self.x.graph.tasks().len();
+        let first_new = self.command_part.len();
+        for t in first_new..tasks {
+            self.command_part.push(OnceCell::new());
+            let key = self.x.graph.key(TaskId(t as u32));
+            let at = match self.seeded.as_ref() {
+                Some(s) => s.records.tasks.get(t).copied().flatten(),
+                None => self.store.task_offset(key),
+            };
+            self.rec.tasks.push(at);
+            // From the snapshot where it vouches for the store, else from the store.
+            let ids = match self.seeded.as_mut().and_then(|s| s.implicit.get_mut(t)) {
+                Some(ids) => std::mem::take(ids),
+                None => {
+                    let implicit: Vec<String> = self
+                        .store
+                        .task(self.x.graph.key(TaskId(t as u32)))
+                        .map(|r| r.implicit().map(|(p, _)| p.to_string()).collect())
+                        .unwrap_or_default();
+                    implicit.iter().map(|p| self.x.graph.file(p)).collect()
+                }
+            };
+            self.implicit.push(ids);
+            self.state.push(TaskState::NotRun);
+            self.prediction.push(Prediction::Unknown);
+            self.ran.push(false);
+        }
+        self.select_targets()?;
+        // A build file just parsed is checked first (a cycle is an error, and errors come before
+        // anything is deleted); a cached graph was checked when it was cached. A group none of
+        // whose tasks is skipped below keeps the plan made here.
+        let mut checked: HashMap<GroupId, (Vec<TaskId>, Vec<PlanNode>)> = HashMap::new();
+        if self.graph_id.is_none() {
+            for &g in groups {
+                let tasks = self.group_tasks(g);
+                let plan = self.plan(g, &tasks)?;
+                checked.insert(g, (tasks, plan));
+            }
+        }
+        stats::mark("check");
+        self.check_files();
+        stats::mark("check files");
+        if self.graph_id.is_some() && self.missing_source() {
+            return Ok(false);
+        }
+        // With a snapshot, the last build ran with this very graph and removed what was stale
+        // then; the store has not changed since.
+        if self.seeded.is_none() {
+            self.delete_stale(groups);
+        }
+        let mut new_tasks = Vec::new();
+        for &g in groups {
+            new_tasks.extend(self.group_tasks(g));
+        }
+        self.predict(&new_tasks);
+        stats::mark("decide");
+        // The scheduler gets only what may run: a task known to be up to date, none of whose
+        // producers will run, is skipped as it stands.
+        for &g in groups {
+            let (skipped, maybe): (Vec<TaskId>, Vec<TaskId>) = self
+                .group_tasks(g)
+                .into_iter()
+                .partition(|t| self.prediction[t.index()] == Prediction::Decided(Decision::Skip));
+            for t in skipped {
+                self.explain(t, &Decision::Skip);
+                self.state[t.index()] = TaskState::Skipped;
+            }
+            let plan = match checked.remove(&g) {
+                Some((all, plan)) if all == maybe => plan,
+                _ => self.plan(g, &maybe)?,
+            };
+            self.plans[g] = Some(plan);
+        }
+        stats::mark("plan");
+        self.progress.set_total(self.expected);
+        Ok(true)
+    }
+
+    /// Deletes the stale outputs of these groups (see [`clean::delete_stale`]) and forgets the
+    /// records of tasks that no longer exist.
+    pub(super) fn delete_stale(&mut self, groups: &[GroupId]) {
+        let stale = clean::delete_stale(
+            self.project,
+            &self.x,
+            &self.store,
+            groups,
+            (!self.opts.dry_run).then_some(self.out_canon.as_path()),
+            self.progress,
+        );
+        for p in &stale.deleted {
+            if let Some(f) = self.x.graph.lookup(p)
+                && let Some(state) = self.files.get_mut(f.index())
+            {
+                *state = FileState {
+                    stat: None,
+                    hash: Some(MISSING),
+                    recorded_at: i64::MIN,
+                    checked: true,
+                };
+            }
+        }
+        self.append(
+            stale
+                .forget
+                .into_iter()
+                .map(|k| (Slot::None, Record::Forget(k)))
+                .collect(),
+        );
+    }
+
+    /// The scheduler's plan for `tasks` of group `g`.
+    pub(super) fn plan(&self, g: GroupId, tasks: &[TaskId]) -> Result<Vec<PlanNode>, Error> {
+        let facts = TaskFacts {
+            implicit: &|t| self.implicit[t.index()].clone(),
+            weight: &|t| self.record(t).map_or(1, |r| r.duration_ms + 1),
+            blocked: &|_| false,
+        };
+        constraints::plan_group(self.project, &self.x.graph, g, tasks, &facts)
+    }
+
+    pub(super) fn run_group(
+        &mut self,
+        g: GroupId,
+        runner: Option<&Runner>,
+        signals: &Receiver<i32>,
+    ) {
+        let Some(mut nodes) = self.plans[g].take() else {
+            return;
+        };
+        for node in &mut nodes {
+            if let Some(t) = node.task {
+                let task = self.x.graph.task(t);
+                node.blocked = task
+                    .reads()
+                    .chain(self.implicit[t.index()].iter().copied())
+                    .any(|f| self.poisoned.contains(&f));
+            }
+        }
+        let cap = self.project.groups[g]
+            .jobs
+            .map_or(self.opts.jobs, |j| j.min(self.opts.jobs));
+        // The scheduler owns the limit: it hands the runner no more than `cap` jobs at once, and
+        // none once a failure (without keep-going) or an interrupt has stopped it, so no task
+        // starts after the failure that stops the build.
+        let mut sched = Scheduler::new(nodes, cap, self.opts.keep_going);
+        let mut running: HashMap<usize, NodeId> = HashMap::new();
+        let no_results = never();
+        let results = runner.map_or(&no_results, |r| r.results());
+        loop {
+            while self.interrupted.is_none() {
+                // A signal that arrived while tasks were being decided starts nothing new.
+                if let Ok(sig) = signals.try_recv() {
+                    self.interrupt(sig, runner, &mut sched);
+                    break;
+                }
+                let Some((node, t)) = sched.next_task() else {
+                    break;
+                };
+                let decision = self.decide_now(t);
+                self.explain(t, &decision);
+                match decision {
+                    Decision::Skip => {
+                        if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
+                            // Counted as expected to run, spared by early cutoff: it counts as
+                            // done (n jumps forward; N does not shrink).
+                            self.spared += 1;
+                            self.progress.finished(&[]);
+                        }
+                        self.state[t.index()] = TaskState::Skipped;
+                        sched.finish(node, true);
+                    }
+                    Decision::Run(_) if self.opts.dry_run => {
+                        self.announce(t);
+                        self.ran[t.index()] = true;
+                        self.state[t.index()] = TaskState::Success;
+                        self.progress.finished(&[]);
+                        sched.finish(node, true);
+                    }
+                    Decision::Run(_) => match self.prepare(t) {
+                        Ok(job) => {
+                            self.announce(t);
+                            running.insert(t.index(), node);
+                            runner.expect("a runner outside dry runs").start(job);
+                        }
+                        Err(message) => {
+                            self.announce(t);
+                            let failure =
+                                Failure::new(TaskState::Exception, "could not run").detail(message);
+                            self.fail(t, failure, &[]);
+                            sched.finish(node, false);
+                        }
+                    },
+                }
+                if self.progress.broken() {
+                    self.interrupt(interrupt::SIGPIPE, runner, &mut sched);
+                }
+            }
+            if sched.is_done() {
+                break;
+            }
+            // Commands still running a while after an interrupt (a background process ignoring
+            // SIGINT, as non-interactive shells make them) are killed.
+            let deadline = self
+                .interrupted_at
+                .map(|at| at + KILL_AFTER)
+                .filter(|_| self.signal_count == 1);
+            let timeout = deadline.map_or(never(), crossbeam_channel::at);
+            select! {
+                recv(results) -> finished => {
+                    let Ok(finished) = finished else { break };
+                    let node = running.remove(&finished.id).expect("a finished job was started");
+                    let ok = self.finished(finished);
+                    sched.finish(node, ok);
+                }
+                recv(signals) -> sig => {
+                    if let Ok(sig) = sig {
+                        self.interrupt(sig, runner, &mut sched);
+                    }
+                }
+                recv(timeout) -> _ => {
+                    let sig = self.interrupted.unwrap_or(signal_hook::consts::SIGTERM);
+                    self.interrupt(sig, runner, &mut sched);
+                }
+            }
+            if self.progress.broken() && self.interrupted.is_none() {
+                self.interrupt(interrupt::SIGPIPE, runner, &mut sched);
+            }
+        }
+        for t in sched.not_run().collect::<Vec<_>>() {
+            self.state[t.index()] = TaskState::NotRun;
+            self.poison(t);
+            if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
+                self.not_run += 1;
+            }
+        }
+    }
+
+    /// Counts the expected tasks of a group the build never reached.
+    pub(super) fn count_unreached(&mut self, g: GroupId) {
+        for t in self.group_tasks(g) {
+            if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
+                self.not_run += 1;
+            }
+        }
+    }
+
+    pub(super) fn poison(&mut self, t: TaskId) {
+        let outs = self.recorded_outputs(t);
+        self.poisoned.extend(outs);
+    }
+
+    pub(super) fn interrupt(&mut self, sig: i32, runner: Option<&Runner>, sched: &mut Scheduler) {
+        self.signal_count += 1;
+        sched.stop();
+        if self.interrupted.is_none() {
+            self.interrupted = Some(sig);
+            self.interrupted_at = Some(Instant::now());
+            if sig != interrupt::SIGPIPE {
+                self.progress.message(&format!(
+                    "interrupted by {}: stopping the running commands",
+                    signal_name(sig)
+                ));
+            }
+        }
+        if let Some(r) = runner {
+            let signal = match (self.signal_count, sig) {
+                (1, signal_hook::consts::SIGINT) => rustix::process::Signal::INT,
+                (1, signal_hook::consts::SIGHUP) => rustix::process::Signal::HUP,
+                (1, _) => rustix::process::Signal::TERM,
+                _ => rustix::process::Signal::KILL,
+            };
+            r.signal(signal);
+        }
+    }
+
+    /// Prints the `[n/N]` line of a task that starts.
+    pub(super) fn announce(&mut self, t: TaskId) {
+        self.started_count += 1;
+        let n = self.started_count + self.spared;
+        if n > self.expected {
+            self.expected = n;
+        }
+        let line = task_line(self.project, &self.x.graph, t, self.opts.verbose);
+        let commands = self
+            .opts
+            .verbose
+            .then_some(self.x.graph.task(t).commands.as_slice());
+        self.progress.started(n, self.expected, &line, commands);
+    }
+
+    /// Makes the parent directories of a task's outputs and builds its job.
+    pub(super) fn prepare(&mut self, t: TaskId) -> Result<Job, String> {
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        let root = &self.project.root;
+        let mut dirs: Vec<&str> = task
+            .outputs
+            .iter()
+            .chain(&task.depfile)
+            .map(|&f| paths::parent(graph.path(f)))
+            .collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        let allowed = if task.update_outputs {
+            root.as_path()
+        } else {
+            self.out_canon.as_path()
+        };
+        for d in dirs {
+            // Each directory is checked once a build; the check comes before anything is
+            // created, so that a symlink out of the build directory gets nothing made through it.
+            if self.checked_dirs.contains(d) {
+                continue;
+            }
+            let abs = absolute(root, d);
+            let mut existing = abs.as_path();
+            while existing.symlink_metadata().is_err() {
+                existing = existing.parent().unwrap_or(root);
+            }
+            let place = if task.update_outputs {
+                "project"
+            } else {
+                "build directory"
+            };
+            for (at, create) in [(existing.to_path_buf(), true), (abs.clone(), false)] {
+                let canon = at
+                    .canonicalize()
+                    .map_err(|e| format!("cannot resolve the directory `{d}`: {e}"))?;
+                if !canon.starts_with(allowed) {
+                    return Err(format!(
+                        "the directory `{d}` resolves to {} through a symlink, outside the {place}; kiln will not write there",
+                        canon.display()
+                    ));
+                }
+                if create {
+                    std::fs::create_dir_all(&abs)
+                        .map_err(|e| format!("cannot create the directory `{d}`: {e}"))?;
+                }
+            }
+            self.checked_dirs.insert(d.to_string());
+        }
+        // Inputs not hashed yet are hashed by the worker after the run (hot in the page cache).
+        let watch = task
+            .reads()
+            .chain(self.implicit[t.index()].iter().copied())
+            .map(|f| {
+                let unhashed =
+                    self.files[f.index()].stat.is_some() && self.files[f.index()].hash.is_none();
+                (absolute(root, graph.path(f)), unhashed)
+            })
+            .collect();
+
+        Ok(Job {
+            id: t.index(),
+            commands: task.commands.clone(),
+            outputs: self
+                .recorded_outputs(t)
+                .iter()
+                .map(|&f| absolute(root, graph.path(f)))
+                .collect(),
+            watch,
+            depfile: task.depfile.map(|f| absolute(root, graph.path(f))),
+        })
+    }
+}

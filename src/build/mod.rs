@@ -1,0 +1,403 @@
+//! One build, in stages, each in a file of its own:
+//!
+//! - here, the entry: read the build file, take the lock, load the project and the store; and
+//!   [`fast`], the snapshot's fast path, which ends a build where nothing changed before the store
+//!   is read, and saves the graph and the snapshot for the next;
+//! - [`targets`]: what `--targets` selects;
+//! - [`scan`]: the dirty check (file states, signatures, decisions, the prediction of what runs);
+//! - [`group`]: the group loop (plans, the scheduler, the runner, interrupts);
+//! - [`record`]: recording what finished, and failures;
+//! - [`report`]: what the build prints about tasks and how it ended.
+//!
+//! This thread owns all build state and all output; the runner's workers only run commands and
+//! report back.
+//!
+//! Approach: a group's tasks are planned (constraints) and handed to a scheduler. Each task the
+//! scheduler offers is decided at that moment: its signature over the current content of what it
+//! reads is compared with the store's record (and its outputs with the recorded hashes), so a
+//! rebuilt input with unchanged bytes lets its consumers skip (early cutoff). A task that runs is
+//! recorded as soon as it finishes. A failure stops the starting of new tasks, or with keep-going
+//! blocks only what depends on it, later groups included. A signal stops everything cleanly; the
+//! loop never returns early while commands run.
+
+use crate::error::Error;
+use crate::filestate::{FsClock, Hash};
+use crate::generator::Expansion;
+use crate::lock::BuildLock;
+use crate::manifest::PostMode;
+use crate::progress::Progress;
+use crate::project::Project;
+use crate::scheduler::PlanNode;
+use crate::snapshot::{FileMark, RecordOffsets};
+use crate::stats;
+use crate::store::Store;
+use crate::task::{FileId, TaskId};
+use crate::workspace::{Loaded, Workspace};
+use crossbeam_channel::Receiver;
+use std::cell::OnceCell;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+mod fast;
+mod group;
+mod record;
+mod report;
+mod scan;
+mod targets;
+
+use fast::{Look, Seeded, Seen, look};
+pub use report::state_name;
+use scan::{FileState, Prediction};
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub jobs: usize,
+    pub keep_going: bool,
+    pub dry_run: bool,
+    pub verbose: bool,
+    /// Generator names or output paths; empty for everything.
+    pub targets: Vec<String>,
+    /// Do not wait for another kiln holding the lock.
+    pub no_wait: bool,
+    /// Print why each task that runs must run (on stdout).
+    pub explain: bool,
+    /// `kiln explain`: also say which tasks are up to date, and end with a verdict on stdout.
+    pub explain_targets: bool,
+    /// How long a task's commands may run before they are killed and the task fails.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// The state a task ended in (waf's task states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Not decided yet, or never reached.
+    NotRun,
+    /// Exited 0 without making a declared output.
+    Missing,
+    /// A command failed or was killed.
+    Crashed,
+    /// kiln could not run it (no shell, an unreadable depfile, an output through a symlink).
+    Exception,
+    /// Up to date.
+    Skipped,
+    Success,
+}
+
+/// Builds the workspace's project. Returns the exit status.
+pub fn build(
+    ws: &Workspace,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
+) -> Result<i32, Error> {
+    let started = Instant::now();
+    let mut fresh = false;
+    loop {
+        let file = ws.read_build_file()?;
+        let cached = if fresh { None } else { ws.open_cache(&file) };
+        let mut lock = None;
+        let mut seen = None;
+        if let Some(c) = &cached {
+            // The cache lives in kiln's state directory: lock it, then see whether the snapshot
+            // of the last build settles everything.
+            lock = match lock_state(&file.state_dir, &c.out, opts, progress, signals)? {
+                Ok(l) => Some(l),
+                Err(code) => return Ok(code),
+            };
+            if opts.targets.is_empty() {
+                match look(c, &file.state_dir) {
+                    Look::UpToDate => {
+                        for w in &c.warnings {
+                            progress.message(&format!("warning: {w}"));
+                        }
+                        stats::mark("decide");
+                        finish_unchanged(progress, opts, started);
+                        return Ok(0);
+                    }
+                    Look::Seen(s) => seen = Some(s),
+                    Look::Unknown => {}
+                }
+            }
+        }
+        let loaded = ws.load_for_build(file, cached, opts.dry_run)?;
+        match build_loaded(loaded, lock, seen, opts, progress, signals, started)? {
+            Some(code) => return Ok(code),
+            // The cached graph names a source that is gone: parse the build file after all.
+            None => fresh = true,
+        }
+    }
+}
+
+fn finish_unchanged(progress: &mut dyn Progress, opts: &BuildOptions, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    progress.done(&if opts.dry_run {
+        format!("'build' dry run: 0 tasks would run ({secs:.3}s)")
+    } else {
+        format!("'build' finished successfully ({secs:.3}s)")
+    });
+}
+
+/// Takes the build directory's lock, waiting (with a message) unless `--no-wait`. `Err(code)`
+/// when a signal ended the wait.
+fn lock_state(
+    state_dir: &std::path::Path,
+    out: &str,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
+) -> Result<Result<BuildLock, i32>, Error> {
+    crate::lock::take(state_dir, out, !opts.no_wait, progress, signals)
+}
+
+/// Builds a loaded project; `None` when its cached graph turned out to be stale.
+fn build_loaded(
+    loaded: Loaded,
+    mut lock: Option<BuildLock>,
+    seen: Option<Seen>,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
+    started: Instant,
+) -> Result<Option<i32>, Error> {
+    let Loaded {
+        project: owned_project,
+        expansion: x,
+        from_cache,
+        cache_key,
+    } = loaded;
+    let project = &owned_project;
+    if project.is_empty() {
+        progress.message(&format!(
+            "nothing to do: {} declares no generators",
+            project.source.name
+        ));
+        progress.done(&format!(
+            "'build' finished successfully ({:.3}s)",
+            started.elapsed().as_secs_f64()
+        ));
+        return Ok(Some(0));
+    }
+    let groups = project.groups.len();
+    let first_lazy = match project.post {
+        PostMode::AtOnce => groups,
+        PostMode::Lazy => 1,
+    };
+    for w in &x.warnings {
+        progress.message(&format!("warning: {w}"));
+    }
+
+    // kiln's state: created, locked and loaded only once the build file is known to be good.
+    let state_dir = project.state_dir();
+    let out_abs = project.out_dir();
+    // Never a directory kiln did not make: refused before anything runs or is deleted.
+    crate::outdir::prepare(&out_abs, &project.out, opts.dry_run)?;
+    let has_state = state_dir.is_dir();
+    if lock.is_none() && (!opts.dry_run || has_state) {
+        if !opts.dry_run {
+            std::fs::create_dir_all(&state_dir)
+                .map_err(|e| Error::io(format!("cannot create {}", state_dir.display()), e))?;
+        }
+        lock = match lock_state(&state_dir, &project.out, opts, progress, signals)? {
+            Ok(l) => Some(l),
+            Err(code) => return Ok(Some(code)),
+        };
+    }
+    let store_path = state_dir.join("store");
+
+    // The snapshot's way: with the store as the last build left it, every file's stat decides
+    // which tasks are known to be up to date.
+    let seeded = seen
+        .filter(|s| from_cache == Some(s.snapshot.graph) && opts.targets.is_empty())
+        .and_then(|Seen { snapshot, stats }| {
+            let implicit = snapshot.implicit()?;
+            let unchanged: Vec<bool> = stats
+                .iter()
+                .enumerate()
+                .map(|(i, s)| snapshot.mark(i).unchanged(s.as_ref()))
+                .collect();
+            // A file as the snapshot knew it keeps the moment its hash was taken.
+            let recorded_at: Vec<i64> = (0..stats.len())
+                .map(|i| match snapshot.mark(i) {
+                    FileMark::Present { recorded_at, .. } if unchanged[i] => recorded_at,
+                    _ => i64::MIN,
+                })
+                .collect();
+            let clean: Vec<bool> = x
+                .graph
+                .task_ids()
+                .map(|t| {
+                    let task = x.graph.task(t);
+                    snapshot.clean.get(t.index()).copied().unwrap_or(false)
+                        && task
+                            .reads()
+                            .chain(implicit.get(t.index()).into_iter().flatten().copied())
+                            .chain(task.outputs.iter().copied())
+                            .chain(task.depfile)
+                            .all(|f| unchanged[f.index()])
+                })
+                .collect();
+            Some(Seeded {
+                stats,
+                recorded_at,
+                clean,
+                implicit,
+                records: snapshot.records(),
+            })
+        });
+    if seeded.as_ref().is_some_and(|s| s.clean.iter().all(|&c| c)) {
+        stats::mark("decide");
+        finish_unchanged(progress, opts, started);
+        return Ok(Some(0));
+    }
+    let unindexed = match &seeded {
+        Some(_) if !opts.dry_run => Store::open_unindexed(&store_path),
+        _ => None,
+    };
+    // Without the store the snapshot vouched for, the record offsets it gave mean nothing.
+    let seeded = seeded.filter(|_| opts.dry_run || unindexed.is_some());
+    let (store, warnings) = if let Some(store) = unindexed {
+        (store, Vec::new())
+    } else if !opts.dry_run {
+        Store::open_or_reset(&store_path)
+    } else if has_state {
+        Store::open(&store_path, false).unwrap_or_else(|e| {
+            (
+                Store::empty(&store_path),
+                vec![format!("kiln's state cannot be read ({e})")],
+            )
+        })
+    } else {
+        (Store::empty(&store_path), Vec::new())
+    };
+    for w in warnings {
+        progress.message(&format!("warning: {w}"));
+    }
+    stats::mark("load store");
+    let clock = if opts.dry_run {
+        None
+    } else {
+        Some(Arc::new(FsClock::open(&state_dir.join("clock")).map_err(
+            |e| Error::io("cannot open kiln's clock file", e),
+        )?))
+    };
+    let out_canon = if opts.dry_run {
+        out_abs.canonicalize().unwrap_or(out_abs.clone())
+    } else {
+        out_abs
+            .canonicalize()
+            .map_err(|e| Error::io(format!("cannot resolve {}", out_abs.display()), e))?
+    };
+
+    let mut b = Build {
+        project,
+        opts,
+        x,
+        store,
+        clock,
+        progress,
+        files: Vec::new(),
+        command_part: Vec::new(),
+        rec: RecordOffsets::default(),
+        maybe: Vec::new(),
+        implicit: Vec::new(),
+        state: Vec::new(),
+        prediction: Vec::new(),
+        ran: Vec::new(),
+        selected: None,
+        poisoned: HashSet::new(),
+        plans: vec![None; groups],
+        started_count: 0,
+        spared: 0,
+        expected: 0,
+        failed: Vec::new(),
+        not_run: 0,
+        interrupted: None,
+        interrupted_at: None,
+        out_canon,
+        state_dir,
+        signal_count: 0,
+        graph_id: from_cache,
+        cache_key,
+        seeded,
+        checked_dirs: HashSet::new(),
+    };
+    // The commands inherit a lock of their own, given up when the build ends normally.
+    let commands_lock = match &lock {
+        Some(l) if !opts.dry_run => Some(
+            l.for_commands()
+                .map_err(|e| Error::io("cannot lock the build directory", e))?,
+        ),
+        _ => None,
+    };
+    let result = b.run(signals, first_lazy, started);
+    drop(commands_lock);
+    // The store is written out while the lock is held; the large tables are freed on a thread of
+    // their own, so that a finished build need not wait for that.
+    if let Err(e) = b.store.flush_details() {
+        b.progress
+            .message(&format!("warning: cannot record kiln's state: {e}"));
+    }
+    let Build {
+        x,
+        store,
+        files,
+        implicit,
+        rec,
+        ..
+    } = b;
+    drop(lock);
+    crate::drop_in_background((owned_project, x, store, files, implicit, rec));
+    result
+}
+
+struct Build<'a> {
+    project: &'a Project,
+    opts: &'a BuildOptions,
+    x: Expansion,
+    store: Store,
+    clock: Option<Arc<FsClock>>,
+    progress: &'a mut dyn Progress,
+    files: Vec<FileState>,
+    /// By task: the hash of its commands and env values, taken when first needed.
+    command_part: Vec<OnceCell<Hash>>,
+    /// Where each task's and each file's latest record is in the store.
+    rec: RecordOffsets,
+    /// By task: may run in this build (see [`Build::may_run`]).
+    maybe: Vec<bool>,
+    /// The implicit dependencies each task's record names.
+    implicit: Vec<Vec<FileId>>,
+    state: Vec<TaskState>,
+    prediction: Vec<Prediction>,
+    /// Tasks that ran (or, in a dry run, would run) in this build.
+    ran: Vec<bool>,
+    selected: Option<Vec<bool>>,
+    /// Outputs of tasks that failed or did not run: their consumers do not run.
+    poisoned: HashSet<FileId>,
+    plans: Vec<Option<Vec<PlanNode>>>,
+    /// Tasks started (in a dry run, that would start).
+    started_count: usize,
+    /// Tasks expected to run that early cutoff spared.
+    spared: usize,
+    /// Tasks expected to run, as far as known: the `N` of `[n/N]`.
+    expected: usize,
+    /// Tasks that failed, with why.
+    failed: Vec<(TaskId, String)>,
+    not_run: usize,
+    interrupted: Option<i32>,
+    interrupted_at: Option<Instant>,
+    out_canon: PathBuf,
+    state_dir: PathBuf,
+    signal_count: usize,
+    /// What to record in the graph cache at the end of the build.
+    cache_key: Option<crate::cache::Key>,
+    /// The id of the graph cache the graph came from, if it came from the cache (and may prove
+    /// stale).
+    graph_id: Option<crate::cache::GraphId>,
+    /// From the snapshot of the last build.
+    seeded: Option<Seeded>,
+    /// Output directories made and checked in this build.
+    checked_dirs: HashSet<String>,
+}

@@ -1,0 +1,163 @@
+//! What a build prints about tasks: `--explain` reasons, the `[n/N]` line's task, signal names,
+//! and the summary.
+
+use super::scan::Decision;
+use super::{Build, TaskState};
+use crate::interrupt;
+use crate::progress::TaskLine;
+use crate::project::Project;
+use crate::task::TaskId;
+use std::time::Instant;
+
+impl Build<'_> {
+    /// With --explain, says why a task runs (and, for `kiln explain`, that it is up to date).
+    pub(super) fn explain(&mut self, t: TaskId, decision: &Decision) {
+        let text = match decision {
+            Decision::Run(reason) if self.opts.explain => reason.to_string(),
+            Decision::Skip if self.opts.explain_targets => "up to date".to_string(),
+            _ => return,
+        };
+        let graph = &self.x.graph;
+        let task = graph.task(t);
+        let name = if task.outputs.is_empty() {
+            self.project.rules[task.rule].name.clone()
+        } else {
+            task.outputs
+                .iter()
+                .map(|&f| graph.path(f))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        self.progress.report(&format!("explain: {name}: {text}"));
+    }
+
+    pub(super) fn summary(&mut self, started: Instant) -> i32 {
+        let secs = started.elapsed().as_secs_f64();
+        let plural = |n: usize| if n == 1 { "task" } else { "tasks" };
+        if let Some(sig) = self.interrupted {
+            let text = format!(
+                "'build' interrupted by {}: {} not run",
+                signal_name(sig),
+                self.not_run
+            );
+            self.progress.done(&text);
+            return interrupt::exit_status(sig);
+        }
+        if !self.failed.is_empty() {
+            if self.opts.keep_going || self.failed.len() > 1 {
+                let failed = std::mem::take(&mut self.failed);
+                for (t, why) in &failed {
+                    let task = self.x.graph.task(*t);
+                    let rule = &self.project.rules[task.rule].name;
+                    self.progress.message(&format!(
+                        "failed ({why}): {}",
+                        self.x.graph.describe(*t, rule)
+                    ));
+                }
+                self.failed = failed;
+            }
+            let n = self.failed.len();
+            self.progress.done(&format!(
+                "'build' failed: {n} {} failed, {} not run",
+                plural(n),
+                self.not_run
+            ));
+            return 1;
+        }
+        if self.opts.explain_targets {
+            let n = self.started_count;
+            let targets = self.opts.targets.join(", ");
+            let verdict = if n == 0 {
+                format!("{targets}: up to date")
+            } else {
+                format!("{targets}: not up to date: {n} {} would run", plural(n))
+            };
+            self.progress.report(&verdict);
+        }
+        if self.opts.dry_run {
+            let n = self.started_count;
+            self.progress.done(&format!(
+                "'build' dry run: {n} {} would run ({secs:.3}s)",
+                plural(n)
+            ));
+            return 0;
+        }
+        self.progress
+            .done(&format!("'build' finished successfully ({secs:.3}s)"));
+        0
+    }
+}
+
+/// How progress lines and failure reports name a task: with `all`, every input; otherwise at
+/// most [`TaskLine::MAX_INPUTS`].
+pub(super) fn task_line<'a>(
+    project: &'a Project,
+    graph: &'a crate::graph::Graph,
+    t: TaskId,
+    all: bool,
+) -> TaskLine<'a> {
+    let task = graph.task(t);
+    let rule = &project.rules[task.rule];
+    TaskLine::new(
+        &rule.name,
+        rule.color,
+        task.inputs.iter().map(|&f| graph.path(f)).collect(),
+        task.outputs.iter().map(|&f| graph.path(f)).collect(),
+        all,
+    )
+}
+
+pub(super) fn signal_name(sig: i32) -> String {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match usize::try_from(sig)
+        .ok()
+        .and_then(|n| NAMES.get(n.wrapping_sub(1)))
+    {
+        Some(name) => name.to_string(),
+        None => format!("signal {sig}"),
+    }
+}
+
+/// The task state's name as kiln prints it.
+pub fn state_name(state: TaskState) -> &'static str {
+    match state {
+        TaskState::NotRun => "not-run",
+        TaskState::Missing => "missing",
+        TaskState::Crashed => "crashed",
+        TaskState::Exception => "exception",
+        TaskState::Skipped => "skipped",
+        TaskState::Success => "success",
+    }
+}

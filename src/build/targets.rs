@@ -1,0 +1,104 @@
+//! Target selection: `--targets` and positional targets name generators or outputs; the tasks
+//! they need, and, as waf does, every task of the groups before the last group that holds one.
+
+use super::Build;
+use crate::error::Error;
+use crate::paths;
+use crate::project::GroupId;
+use crate::task::TaskId;
+
+impl Build<'_> {
+    /// The selected tasks of a group, in creation order.
+    pub(super) fn group_tasks(&self, g: GroupId) -> Vec<TaskId> {
+        self.x
+            .graph
+            .task_ids()
+            .filter(|t| self.x.graph.task(*t).group == g && self.is_selected(*t))
+            .collect()
+    }
+
+    pub(super) fn is_selected(&self, t: TaskId) -> bool {
+        self.selected
+            .as_ref()
+            .is_none_or(|s| s.get(t.index()).copied().unwrap_or(false))
+    }
+
+    /// `--targets`: the named generators' or outputs' tasks and everything they need. Made again
+    /// after every expansion of a lazy group, which may add tasks to the selection.
+    pub(super) fn select_targets(&mut self) -> Result<(), Error> {
+        if self.opts.targets.is_empty() {
+            return Ok(());
+        }
+        let project = self.project;
+        let mut roots = Vec::new();
+        let mut last_group = 0;
+        for target in &self.opts.targets {
+            if let Some(g) = project.gen_named(target) {
+                last_group = last_group.max(project.gens[g].group);
+                roots.push(Err(g));
+                continue;
+            }
+            let path = paths::normalize(target);
+            // An output path means its producer; a declared target of a group not expanded yet
+            // means its generator.
+            match self.x.graph.lookup(&path).and_then(|f| {
+                self.x.graph.producer(f).map(Ok).or_else(|| {
+                    self.x
+                        .gen_outputs
+                        .iter()
+                        .position(|outs| outs.contains(&f))
+                        .map(Err)
+                })
+            }) {
+                Some(found) => {
+                    let group = match found {
+                        Err(g) => project.gens[g].group,
+                        Ok(t) => self.x.graph.task(t).group,
+                    };
+                    last_group = last_group.max(group);
+                    roots.push(found);
+                }
+                // It may be an output of a lazy group not expanded yet: everything before the
+                // last group is built, and the selection is made again after each expansion.
+                None if !self.x.complete() => last_group = project.groups.len() - 1,
+                None => {
+                    let names = project.gens.iter().map(|g| g.name.as_str());
+                    let mut msg = format!(
+                        "unknown target `{target}`: not a generator name nor an output kiln knows"
+                    );
+                    if let Some(close) = crate::error::did_you_mean(target, names) {
+                        msg.push_str(&format!(" (did you mean `{close}`?)"));
+                    }
+                    return Err(Error::Usage(msg));
+                }
+            }
+        }
+        let mut selected = vec![false; self.x.graph.tasks().len()];
+        let mut stack: Vec<TaskId> = Vec::new();
+        for root in roots {
+            match root {
+                Err(g) => stack.extend(self.x.gen_tasks[g].iter().copied()),
+                Ok(t) => stack.push(t),
+            }
+        }
+        {
+            // As waf does: groups before the last one named are built whole (they make what later
+            // groups read without naming it: generated headers, files a lazy glob finds).
+            stack.extend(
+                self.x
+                    .graph
+                    .task_ids()
+                    .filter(|&t| self.x.graph.task(t).group < last_group),
+            );
+        }
+        while let Some(t) = stack.pop() {
+            if std::mem::replace(&mut selected[t.index()], true) {
+                continue;
+            }
+            // Declared inputs and the implicit dependencies recorded last time.
+            self.each_producer(t, |p| stack.push(p));
+        }
+        self.selected = Some(selected);
+        Ok(())
+    }
+}
