@@ -132,6 +132,86 @@ impl Recorded {
     }
 }
 
+/// What the build needs of the file system (ninja's DiskInterface): stats and hashes of files, and
+/// output directories made without writing through a symlink out of where outputs belong.
+/// [`RealDisk`] is the file system; tests put a fake in memory behind it.
+pub trait Disk: Sync {
+    fn stat(&self, path: &Path) -> Option<Stat>;
+    /// The stats of `paths` (relative to `root`), in order, spread over the cores.
+    fn stat_all(&self, root: &Path, paths: &[&str]) -> Vec<Option<Stat>>;
+    fn hash(&self, path: &Path) -> io::Result<Hash>;
+    /// Creates directory `dir` and its parents, unless the part of it that exists, or the whole
+    /// once made, resolves outside `allowed`.
+    fn make_dir(&self, dir: &Path, allowed: &Path) -> Result<(), DirRefused>;
+}
+
+/// Why [`Disk::make_dir`] made no directory.
+#[derive(Debug)]
+pub enum DirRefused {
+    /// It resolves to this path, outside where it may be.
+    Outside(std::path::PathBuf),
+    Unresolved(io::Error),
+    Uncreated(io::Error),
+}
+
+/// The real file system.
+pub struct RealDisk;
+
+impl Disk for RealDisk {
+    fn stat(&self, path: &Path) -> Option<Stat> {
+        stat(path)
+    }
+
+    fn stat_all(&self, root: &Path, paths: &[&str]) -> Vec<Option<Stat>> {
+        stat_all(root, paths, |p| p)
+    }
+
+    fn hash(&self, path: &Path) -> io::Result<Hash> {
+        hash_file(path)
+    }
+
+    fn make_dir(&self, dir: &Path, allowed: &Path) -> Result<(), DirRefused> {
+        // Checked before anything is created, so that nothing is made through a symlink out.
+        let mut existing = dir;
+        while existing.symlink_metadata().is_err() {
+            match existing.parent() {
+                Some(p) => existing = p,
+                None => break,
+            }
+        }
+        for (at, create) in [(existing, true), (dir, false)] {
+            let canon = at.canonicalize().map_err(DirRefused::Unresolved)?;
+            if !canon.starts_with(allowed) {
+                return Err(DirRefused::Outside(canon));
+            }
+            if create {
+                std::fs::create_dir_all(dir).map_err(DirRefused::Uncreated)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file system's clock, as the racy-timestamp rule needs it. [`FsClock`] reads the real one;
+/// tests give a fake.
+pub trait Clock: Send + Sync {
+    /// A moment no later than now, in nanoseconds (a recent reading may be reused).
+    fn now(&self) -> i64;
+    /// A reading taken now, never reused: no earlier than any timestamp the file system gave
+    /// before this call.
+    fn fresh(&self) -> i64;
+}
+
+impl Clock for FsClock {
+    fn now(&self) -> i64 {
+        FsClock::now(self)
+    }
+
+    fn fresh(&self) -> i64 {
+        FsClock::fresh(self)
+    }
+}
+
 /// Reads the file system's current time by touching a file and reading its mtime. Readings are
 /// shared for a short while: an older reading is still a valid lower bound.
 pub struct FsClock {
@@ -188,7 +268,6 @@ impl FsClock {
     }
 }
 
-/// Applies `f` to every item, spread over the available cores, keeping the order.
 /// The stat of each item's path (relative to `root`), in parallel: through one handle on `root`
 /// when it opens, else path by path.
 pub fn stat_all<'p, T: Sync>(
@@ -202,6 +281,7 @@ pub fn stat_all<'p, T: Sync>(
     }
 }
 
+/// Applies `f` to every item, spread over the available cores, keeping the order.
 pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

@@ -12,7 +12,7 @@
 //! forwards a signal to every running process group, and commands not yet started are not started.
 
 use crate::depfile;
-use crate::filestate::{self, FsClock, Hash, Stat};
+use crate::filestate::{self, Clock, Hash, Stat};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -103,7 +103,7 @@ pub struct Config {
     pub cwd: PathBuf,
     /// For script files of long commands.
     pub scratch: PathBuf,
-    pub clock: Option<Arc<FsClock>>,
+    pub clock: Option<Arc<dyn Clock>>,
     /// Output kept in memory per job before it spills to a log file in `logs`.
     pub memory_limit: usize,
     pub logs: PathBuf,
@@ -118,6 +118,53 @@ struct Shared {
     groups: Mutex<HashMap<usize, i32>>,
     /// The signal passed on to running commands, once one was: nothing more starts.
     stopping: AtomicI32,
+}
+
+/// What the build loop needs of whatever runs its commands (ninja's CommandRunner): start a job,
+/// wait for one to finish (or for a signal, or a deadline), pass a signal on to the running ones.
+/// [`Runner`] runs real processes; tests drive the loop with a fake.
+pub trait Commands {
+    /// Starts `job` at once: the caller hands out no more jobs than may run.
+    fn start(&mut self, job: Job);
+    /// Waits for a finished job, a signal on `signals`, or `deadline`.
+    fn wait(&mut self, signals: &Receiver<i32>, deadline: Option<Instant>) -> Wake;
+    /// Sends `signal` to every running job; jobs given after this do not start.
+    fn signal(&mut self, signal: rustix::process::Signal);
+}
+
+/// What ended a [`Commands::wait`].
+#[derive(Debug)]
+pub enum Wake {
+    Finished(Finished),
+    Signal(i32),
+    Deadline,
+    /// Nothing more will finish (the runner is gone).
+    Closed,
+}
+
+impl Commands for Runner {
+    fn start(&mut self, job: Job) {
+        Runner::start(self, job);
+    }
+
+    fn wait(&mut self, signals: &Receiver<i32>, deadline: Option<Instant>) -> Wake {
+        let timeout = deadline.map_or(crossbeam_channel::never(), crossbeam_channel::at);
+        crossbeam_channel::select! {
+            recv(self.results) -> finished => match finished {
+                Ok(f) => Wake::Finished(f),
+                Err(_) => Wake::Closed,
+            },
+            recv(signals) -> sig => match sig {
+                Ok(sig) => Wake::Signal(sig),
+                Err(_) => Wake::Closed,
+            },
+            recv(timeout) -> _ => Wake::Deadline,
+        }
+    }
+
+    fn signal(&mut self, signal: rustix::process::Signal) {
+        Runner::signal(self, signal);
+    }
 }
 
 pub struct Runner {

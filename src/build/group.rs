@@ -10,16 +10,16 @@ use super::{Build, TaskState};
 use crate::clean;
 use crate::constraints::{self, TaskFacts};
 use crate::error::Error;
-use crate::filestate::MISSING;
+use crate::filestate::{DirRefused, MISSING};
 use crate::interrupt;
 use crate::paths;
 use crate::project::{GroupId, absolute};
-use crate::runner::{self, Job, Runner};
+use crate::runner::{Commands, Job, Wake};
 use crate::scheduler::{NodeId, PlanNode, Scheduler};
 use crate::stats;
 use crate::store::Record;
 use crate::task::TaskId;
-use crossbeam_channel::{Receiver, never, select};
+use crossbeam_channel::Receiver;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -28,8 +28,11 @@ use std::time::Instant;
 const KILL_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Build<'_> {
+    /// Runs every group in order on `runner` (none in a dry run); the exit status, or `None`
+    /// when the cached graph proved stale before anything ran.
     pub(super) fn run(
         &mut self,
+        mut runner: Option<&mut (dyn Commands + '_)>,
         signals: &Receiver<i32>,
         first_lazy: usize,
         started: Instant,
@@ -39,20 +42,6 @@ impl Build<'_> {
         if !self.after_expansion(&expanded)? {
             return Ok(None);
         }
-        let runner = (!self.opts.dry_run).then(|| {
-            Runner::new(
-                self.opts.jobs,
-                runner::Config {
-                    cwd: self.project.root.clone(),
-                    scratch: self.state_dir.join("tmp"),
-                    clock: self.clock.clone(),
-                    memory_limit: 4 << 20,
-                    logs: self.state_dir.join("logs"),
-                    timeout: self.opts.timeout,
-                },
-            )
-        });
-
         for g in 0..groups {
             if self.interrupted.is_some() || (!self.failed.is_empty() && !self.opts.keep_going) {
                 self.count_unreached(g);
@@ -76,9 +65,8 @@ impl Build<'_> {
                 }
                 self.after_expansion(&[g])?;
             }
-            self.run_group(g, runner.as_ref(), signals);
+            self.run_group(g, runner.as_deref_mut(), signals);
         }
-        drop(runner);
         stats::mark("run");
         let code = self.summary(started);
         self.save_cache();
@@ -213,7 +201,7 @@ impl Build<'_> {
     pub(super) fn run_group(
         &mut self,
         g: GroupId,
-        runner: Option<&Runner>,
+        mut runner: Option<&mut (dyn Commands + '_)>,
         signals: &Receiver<i32>,
     ) {
         let Some(mut nodes) = self.plans[g].take() else {
@@ -236,13 +224,11 @@ impl Build<'_> {
         // starts after the failure that stops the build.
         let mut sched = Scheduler::new(nodes, cap, self.opts.keep_going);
         let mut running: HashMap<usize, NodeId> = HashMap::new();
-        let no_results = never();
-        let results = runner.map_or(&no_results, |r| r.results());
         loop {
             while self.interrupted.is_none() {
                 // A signal that arrived while tasks were being decided starts nothing new.
                 if let Ok(sig) = signals.try_recv() {
-                    self.interrupt(sig, runner, &mut sched);
+                    self.interrupt(sig, runner.as_deref_mut(), &mut sched);
                     break;
                 }
                 let Some((node, t)) = sched.next_task() else {
@@ -272,7 +258,10 @@ impl Build<'_> {
                         Ok(job) => {
                             self.announce(t);
                             running.insert(t.index(), node);
-                            runner.expect("a runner outside dry runs").start(job);
+                            runner
+                                .as_deref_mut()
+                                .expect("a runner outside dry runs")
+                                .start(job);
                         }
                         Err(message) => {
                             self.announce(t);
@@ -284,7 +273,7 @@ impl Build<'_> {
                     },
                 }
                 if self.progress.broken() {
-                    self.interrupt(interrupt::SIGPIPE, runner, &mut sched);
+                    self.interrupt(interrupt::SIGPIPE, runner.as_deref_mut(), &mut sched);
                 }
             }
             if sched.is_done() {
@@ -296,26 +285,26 @@ impl Build<'_> {
                 .interrupted_at
                 .map(|at| at + KILL_AFTER)
                 .filter(|_| self.signal_count == 1);
-            let timeout = deadline.map_or(never(), crossbeam_channel::at);
-            select! {
-                recv(results) -> finished => {
-                    let Ok(finished) = finished else { break };
-                    let node = running.remove(&finished.id).expect("a finished job was started");
+            let Some(r) = runner.as_deref_mut() else {
+                break;
+            };
+            match r.wait(signals, deadline) {
+                Wake::Finished(finished) => {
+                    let node = running
+                        .remove(&finished.id)
+                        .expect("a finished job was started");
                     let ok = self.finished(finished);
                     sched.finish(node, ok);
                 }
-                recv(signals) -> sig => {
-                    if let Ok(sig) = sig {
-                        self.interrupt(sig, runner, &mut sched);
-                    }
-                }
-                recv(timeout) -> _ => {
+                Wake::Signal(sig) => self.interrupt(sig, runner.as_deref_mut(), &mut sched),
+                Wake::Deadline => {
                     let sig = self.interrupted.unwrap_or(signal_hook::consts::SIGTERM);
-                    self.interrupt(sig, runner, &mut sched);
+                    self.interrupt(sig, runner.as_deref_mut(), &mut sched);
                 }
+                Wake::Closed => break,
             }
             if self.progress.broken() && self.interrupted.is_none() {
-                self.interrupt(interrupt::SIGPIPE, runner, &mut sched);
+                self.interrupt(interrupt::SIGPIPE, runner.as_deref_mut(), &mut sched);
             }
         }
         for t in sched.not_run().collect::<Vec<_>>() {
@@ -341,7 +330,12 @@ impl Build<'_> {
         self.poisoned.extend(outs);
     }
 
-    pub(super) fn interrupt(&mut self, sig: i32, runner: Option<&Runner>, sched: &mut Scheduler) {
+    pub(super) fn interrupt(
+        &mut self,
+        sig: i32,
+        runner: Option<&mut (dyn Commands + '_)>,
+        sched: &mut Scheduler,
+    ) {
         self.signal_count += 1;
         sched.stop();
         if self.interrupted.is_none() {
@@ -399,36 +393,25 @@ impl Build<'_> {
             self.out_canon.as_path()
         };
         for d in dirs {
-            // Each directory is checked once a build; the check comes before anything is
-            // created, so that a symlink out of the build directory gets nothing made through it.
+            // Each directory is checked once a build.
             if self.checked_dirs.contains(d) {
                 continue;
-            }
-            let abs = absolute(root, d);
-            let mut existing = abs.as_path();
-            while existing.symlink_metadata().is_err() {
-                existing = existing.parent().unwrap_or(root);
             }
             let place = if task.update_outputs {
                 "project"
             } else {
                 "build directory"
             };
-            for (at, create) in [(existing.to_path_buf(), true), (abs.clone(), false)] {
-                let canon = at
-                    .canonicalize()
-                    .map_err(|e| format!("cannot resolve the directory `{d}`: {e}"))?;
-                if !canon.starts_with(allowed) {
-                    return Err(format!(
+            self.disk
+                .make_dir(&absolute(root, d), allowed)
+                .map_err(|e| match e {
+                    DirRefused::Outside(canon) => format!(
                         "the directory `{d}` resolves to {} through a symlink, outside the {place}; kiln will not write there",
                         canon.display()
-                    ));
-                }
-                if create {
-                    std::fs::create_dir_all(&abs)
-                        .map_err(|e| format!("cannot create the directory `{d}`: {e}"))?;
-                }
-            }
+                    ),
+                    DirRefused::Unresolved(e) => format!("cannot resolve the directory `{d}`: {e}"),
+                    DirRefused::Uncreated(e) => format!("cannot create the directory `{d}`: {e}"),
+                })?;
             self.checked_dirs.insert(d.to_string());
         }
         // Inputs not hashed yet are hashed by the worker after the run (hot in the page cache).

@@ -21,7 +21,8 @@
 //! loop never returns early while commands run.
 
 use crate::error::Error;
-use crate::filestate::{FsClock, Hash};
+use crate::filestate::{Clock, Disk, FsClock, Hash, RealDisk};
+use crate::runner::{self, Commands, Runner};
 use crate::generator::Expansion;
 use crate::lock::BuildLock;
 use crate::manifest::PostMode;
@@ -46,6 +47,8 @@ mod record;
 mod report;
 mod scan;
 mod targets;
+#[cfg(test)]
+mod tests;
 
 use fast::{Look, Seeded, Seen, look};
 pub use report::state_name;
@@ -276,7 +279,7 @@ fn build_loaded(
         progress.message(&format!("warning: {w}"));
     }
     stats::mark("load store");
-    let clock = if opts.dry_run {
+    let clock: Option<Arc<dyn Clock>> = if opts.dry_run {
         None
     } else {
         Some(Arc::new(FsClock::open(&state_dir.join("clock")).map_err(
@@ -291,40 +294,14 @@ fn build_loaded(
             .map_err(|e| Error::io(format!("cannot resolve {}", out_abs.display()), e))?
     };
 
-    let mut b = Build {
-        project,
-        opts,
-        x,
-        store,
-        clock,
-        progress,
-        files: Vec::new(),
-        command_part: Vec::new(),
-        rec: RecordOffsets::default(),
-        maybe: Vec::new(),
-        implicit: Vec::new(),
-        state: Vec::new(),
-        prediction: Vec::new(),
-        ran: Vec::new(),
-        selected: None,
-        poisoned: HashSet::new(),
-        plans: vec![None; groups],
-        started_count: 0,
-        spared: 0,
-        expected: 0,
-        failed: Vec::new(),
-        not_run: 0,
-        interrupted: None,
-        interrupted_at: None,
-        out_canon,
-        state_dir,
-        signal_count: 0,
-        graph_id: from_cache,
-        cache_key,
-        seeded,
-        checked_dirs: HashSet::new(),
-    };
-    // The commands inherit a lock of their own, given up when the build ends normally.
+    let mut b = Build::new(
+        project, opts, x, store, clock, &RealDisk, progress, out_canon, state_dir,
+    );
+    b.graph_id = from_cache;
+    b.cache_key = cache_key;
+    b.seeded = seeded;
+    // The commands inherit a lock of their own, given up when the build ends normally (after the
+    // runner has reaped every command).
     let commands_lock = match &lock {
         Some(l) if !opts.dry_run => Some(
             l.for_commands()
@@ -332,7 +309,26 @@ fn build_loaded(
         ),
         _ => None,
     };
-    let result = b.run(signals, first_lazy, started);
+    let mut runner = (!opts.dry_run).then(|| {
+        Runner::new(
+            opts.jobs,
+            runner::Config {
+                cwd: project.root.clone(),
+                scratch: b.state_dir.join("tmp"),
+                clock: b.clock.clone(),
+                memory_limit: 4 << 20,
+                logs: b.state_dir.join("logs"),
+                timeout: opts.timeout,
+            },
+        )
+    });
+    let result = b.run(
+        runner.as_mut().map(|r| r as &mut dyn Commands),
+        signals,
+        first_lazy,
+        started,
+    );
+    drop(runner);
     drop(commands_lock);
     // The store is written out while the lock is held; the large tables are freed on a thread of
     // their own, so that a finished build need not wait for that.
@@ -358,7 +354,9 @@ struct Build<'a> {
     opts: &'a BuildOptions,
     x: Expansion,
     store: Store,
-    clock: Option<Arc<FsClock>>,
+    clock: Option<Arc<dyn Clock>>,
+    /// The file system, as the build sees it.
+    disk: &'a dyn Disk,
     progress: &'a mut dyn Progress,
     files: Vec<FileState>,
     /// By task: the hash of its commands and env values, taken when first needed.
@@ -400,4 +398,55 @@ struct Build<'a> {
     seeded: Option<Seeded>,
     /// Output directories made and checked in this build.
     checked_dirs: HashSet<String>,
+}
+
+impl<'a> Build<'a> {
+    /// A build of `project` as expanded so far, with nothing decided yet.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        project: &'a Project,
+        opts: &'a BuildOptions,
+        x: Expansion,
+        store: Store,
+        clock: Option<Arc<dyn Clock>>,
+        disk: &'a dyn Disk,
+        progress: &'a mut dyn Progress,
+        out_canon: PathBuf,
+        state_dir: PathBuf,
+    ) -> Build<'a> {
+        Build {
+            project,
+            opts,
+            x,
+            store,
+            clock,
+            disk,
+            progress,
+            files: Vec::new(),
+            command_part: Vec::new(),
+            rec: RecordOffsets::default(),
+            maybe: Vec::new(),
+            implicit: Vec::new(),
+            state: Vec::new(),
+            prediction: Vec::new(),
+            ran: Vec::new(),
+            selected: None,
+            poisoned: HashSet::new(),
+            plans: vec![None; project.groups.len()],
+            started_count: 0,
+            spared: 0,
+            expected: 0,
+            failed: Vec::new(),
+            not_run: 0,
+            interrupted: None,
+            interrupted_at: None,
+            out_canon,
+            state_dir,
+            signal_count: 0,
+            graph_id: None,
+            cache_key: None,
+            seeded: None,
+            checked_dirs: HashSet::new(),
+        }
+    }
 }

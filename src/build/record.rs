@@ -6,7 +6,7 @@ use super::report::{signal_name, task_line};
 use super::scan::FileState;
 use super::{Build, TaskState};
 use crate::clean;
-use crate::filestate::{self, Hash, MISSING, Recorded, Stat};
+use crate::filestate::{Hash, MISSING, Recorded, Stat};
 use crate::paths;
 use crate::project::absolute;
 use crate::runner::{Exit, Finished};
@@ -279,7 +279,7 @@ impl Build<'_> {
                 continue;
             }
             let abs = absolute(&self.project.root, self.x.graph.path(id));
-            let stat = filestate::stat(&abs);
+            let stat = self.disk.stat(&abs);
             let state = &mut self.files[id.index()];
             state.checked = true;
             state.stat = stat;
@@ -300,7 +300,7 @@ impl Build<'_> {
                 );
                 let hash = trusted
                     .map(|r| r.hash)
-                    .or_else(|| filestate::hash_file(&abs).ok());
+                    .or_else(|| self.disk.hash(&abs).ok());
                 let state = &mut self.files[id.index()];
                 state.hash = Some(hash.unwrap_or(MISSING));
                 state.recorded_at = recorded_at;

@@ -53,7 +53,10 @@ impl Build<'_> {
             Some(seeded) if todo.iter().all(|f| f.index() < seeded.stats.len()) => {
                 todo.iter().map(|f| seeded.stats[f.index()]).collect()
             }
-            _ => filestate::stat_all(root, &todo, |&f| graph.path(f)),
+            _ => {
+                let paths: Vec<&str> = todo.iter().map(|&f| graph.path(f)).collect();
+                self.disk.stat_all(root, &paths)
+            }
         };
         // Where each new file's record is: from the snapshot, or found in the store.
         self.rec.files.resize(n, None);
@@ -119,8 +122,9 @@ impl Build<'_> {
             return;
         }
         let recorded_at = self.clock.as_ref().map_or(i64::MIN, |c| c.now());
+        let disk = self.disk;
         let hashes = filestate::par_map(&to_hash, |&f| {
-            filestate::hash_file(&absolute(root, graph.path(f))).ok()
+            disk.hash(&absolute(root, graph.path(f))).ok()
         });
         let mut records = Vec::new();
         for (&f, hash) in to_hash.iter().zip(hashes) {

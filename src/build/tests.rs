@@ -1,0 +1,537 @@
+//! The build loop driven through its seams, in the style of ninja's build_test.cc: a file system in
+//! memory ([`FakeDisk`]), a clock that ticks with it, and a runner ([`FakeRunner`]) that "runs" a
+//! command by reading it as a tiny script in simulated time. Each test asserts the order tasks
+//! started in, the highest concurrency seen, and what the store holds afterwards.
+//!
+//! A fake command is `;`-separated statements: `cat IN... > OUT` (OUT gets the inputs' bytes),
+//! `echo TEXT > OUT`, `sleep N` (N ticks; a command takes 1 tick otherwise) and `exit N`.
+
+use super::{Build, BuildOptions};
+use crate::filestate::{Clock, DirRefused, Disk, Hash, Stat};
+use crate::generator::Expansion;
+use crate::manifest::PostMode;
+use crate::progress::{Progress, TaskLine};
+use crate::project::{Overrides, Project};
+use crate::runner::{Commands, Exit, Finished, Job, Output, Wake};
+use crate::signature;
+use crate::store::Store;
+use crossbeam_channel::Receiver;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Files in memory; every write is one tick of the shared clock.
+#[derive(Default)]
+struct FakeDisk {
+    files: Mutex<HashMap<PathBuf, (Vec<u8>, Stat)>>,
+    tick: Arc<AtomicI64>,
+}
+
+impl FakeDisk {
+    fn write(&self, path: &Path, bytes: &[u8]) {
+        let t = self.tick.fetch_add(1, Ordering::SeqCst) + 1;
+        let stat = Stat {
+            size: bytes.len() as u64,
+            mtime: t * 1000,
+            ctime: t * 1000,
+            ino: t as u64,
+        };
+        let mut files = self.files.lock().unwrap();
+        files.insert(path.to_path_buf(), (bytes.to_vec(), stat));
+    }
+
+    fn read(&self, path: &Path) -> Option<Vec<u8>> {
+        self.files.lock().unwrap().get(path).map(|(b, _)| b.clone())
+    }
+}
+
+impl Disk for FakeDisk {
+    fn stat(&self, path: &Path) -> Option<Stat> {
+        self.files.lock().unwrap().get(path).map(|(_, s)| *s)
+    }
+
+    fn stat_all(&self, root: &Path, paths: &[&str]) -> Vec<Option<Stat>> {
+        paths.iter().map(|p| self.stat(&root.join(p))).collect()
+    }
+
+    fn hash(&self, path: &Path) -> std::io::Result<Hash> {
+        let bytes = self.read(path).ok_or(std::io::ErrorKind::NotFound)?;
+        Ok(*blake3::hash(&bytes).as_bytes())
+    }
+
+    fn make_dir(&self, _dir: &Path, _allowed: &Path) -> Result<(), DirRefused> {
+        Ok(())
+    }
+}
+
+/// The file system's clock: always after the last write.
+struct FakeClock(Arc<AtomicI64>);
+
+impl Clock for FakeClock {
+    fn now(&self) -> i64 {
+        (self.0.load(Ordering::SeqCst) + 1) * 1000
+    }
+
+    fn fresh(&self) -> i64 {
+        self.now()
+    }
+}
+
+/// A job the fake runner is running: when it ends (simulated time) and what it does then.
+struct Running {
+    ends: u64,
+    job: Job,
+    exit: Exit,
+    writes: Vec<(PathBuf, Vec<u8>)>,
+}
+
+/// Runs fake commands in simulated time, recording what started when.
+struct FakeRunner {
+    root: PathBuf,
+    disk: Arc<FakeDisk>,
+    now: u64,
+    running: Vec<Running>,
+    /// Each start: the job's first output (or its id), and the simulated time.
+    started: Vec<(String, u64)>,
+    /// Each failure: the simulated time it was reported.
+    failed_at: Vec<u64>,
+    highest: usize,
+    timeout: Option<u64>,
+    /// A signal to deliver once this many jobs have started.
+    signal_after: Option<(usize, i32)>,
+    stopping: bool,
+}
+
+impl FakeRunner {
+    fn new(root: &Path, disk: Arc<FakeDisk>) -> FakeRunner {
+        FakeRunner {
+            root: root.to_path_buf(),
+            disk,
+            now: 0,
+            running: Vec::new(),
+            started: Vec::new(),
+            failed_at: Vec::new(),
+            highest: 0,
+            timeout: None,
+            signal_after: None,
+            stopping: false,
+        }
+    }
+
+    fn started(&self) -> Vec<&str> {
+        self.started.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// Reads a fake command: its duration, how it ends, and what it writes.
+    fn interpret(&self, command: &str) -> (u64, Exit, Vec<(PathBuf, Vec<u8>)>) {
+        let mut duration = 0;
+        let mut writes = Vec::new();
+        for statement in command.split(';').map(str::trim) {
+            let words: Vec<&str> = statement.split_whitespace().collect();
+            match words.as_slice() {
+                ["sleep", n] => duration += n.parse::<u64>().unwrap(),
+                ["exit", n] => {
+                    let code = n.parse().unwrap();
+                    return (duration.max(1), Exit::Failed { command: 0, code }, writes);
+                }
+                ["cat", rest @ ..] => {
+                    let (ins, out) = rest.split_at(rest.len() - 2);
+                    let mut bytes = Vec::new();
+                    for i in ins {
+                        let path = self.root.join(i);
+                        let done = writes.iter().find(|(p, _)| *p == path).map(|(_, b)| b);
+                        match done.cloned().or_else(|| self.disk.read(&path)) {
+                            Some(b) => bytes.extend(b),
+                            None => panic!("fake `cat` of a missing input {i}"),
+                        }
+                    }
+                    writes.push((self.root.join(out[1]), bytes));
+                }
+                ["echo", text, ">", out] => {
+                    writes.push((self.root.join(out), text.as_bytes().to_vec()))
+                }
+                _ => panic!("not a fake command: {statement}"),
+            }
+        }
+        (duration.max(1), Exit::Success, writes)
+    }
+
+    fn finish(&mut self, r: Running) -> Finished {
+        self.now = self.now.max(r.ends);
+        let mut exit = r.exit;
+        if exit == Exit::Success {
+            for (path, bytes) in &r.writes {
+                self.disk.write(path, bytes);
+            }
+        } else {
+            self.failed_at.push(self.now);
+        }
+        let look = |p: &PathBuf, hash: bool| {
+            let stat = self.disk.stat(p)?;
+            Some((stat, hash.then(|| self.disk.hash(p).unwrap())))
+        };
+        let success = exit == Exit::Success;
+        let outputs = r.job.outputs.iter().map(|p| look(p, success)).collect();
+        let watch = r.job.watch.iter().map(|(p, h)| look(p, *h)).collect();
+        if self.stopping && exit == Exit::Success {
+            exit = Exit::Signaled {
+                command: 0,
+                signal: 2,
+            };
+        }
+        Finished {
+            id: r.job.id,
+            exit,
+            output: Output::default(),
+            duration: Duration::from_millis(r.ends),
+            started_at: 0,
+            ended_at: self.disk.tick.load(Ordering::SeqCst) * 1000,
+            outputs,
+            watch,
+            depfile: None,
+        }
+    }
+}
+
+impl Commands for FakeRunner {
+    fn start(&mut self, job: Job) {
+        assert!(!self.stopping, "a job was started after an interrupt");
+        let name = job.outputs.first().map_or(job.id.to_string(), |p| {
+            p.strip_prefix(&self.root).unwrap().display().to_string()
+        });
+        self.started.push((name, self.now));
+        let (mut duration, mut exit, writes) = self.interpret(&job.commands.join(";"));
+        if let Some(limit) = self.timeout.filter(|&l| duration > l) {
+            duration = limit;
+            exit = Exit::TimedOut { command: 0 };
+        }
+        self.running.push(Running {
+            ends: self.now + duration,
+            job,
+            exit,
+            writes,
+        });
+        self.highest = self.highest.max(self.running.len());
+    }
+
+    fn wait(&mut self, _signals: &Receiver<i32>, _deadline: Option<Instant>) -> Wake {
+        if let Some((after, sig)) = self.signal_after
+            && self.started.len() >= after
+        {
+            self.signal_after = None;
+            return Wake::Signal(sig);
+        }
+        let Some(i) = (0..self.running.len()).min_by_key(|&i| self.running[i].ends) else {
+            return Wake::Closed;
+        };
+        let r = self.running.remove(i);
+        Wake::Finished(self.finish(r))
+    }
+
+    fn signal(&mut self, _signal: rustix::process::Signal) {
+        self.stopping = true;
+    }
+}
+
+/// What the build printed, line by line.
+#[derive(Default)]
+struct Lines(Vec<String>);
+
+impl Progress for Lines {
+    fn message(&mut self, text: &str) {
+        self.0.push(text.to_string());
+    }
+    fn started(&mut self, n: usize, total: usize, line: &TaskLine, _: Option<&[String]>) {
+        self.0.push(format!("[{n}/{total}] {}", line.render(false)));
+    }
+    fn finished(&mut self, _output: &[u8]) {}
+    fn set_total(&mut self, _total: usize) {}
+    fn done(&mut self, summary: &str) {
+        self.0.push(summary.to_string());
+    }
+    fn broken(&self) -> bool {
+        false
+    }
+    fn report(&mut self, _text: &str) {}
+}
+
+/// A project directory (for the build file and the existence of sources) whose files the build
+/// sees through the fake disk, and the store under it.
+struct World {
+    dir: tempfile::TempDir,
+    disk: Arc<FakeDisk>,
+}
+
+impl World {
+    fn new(build_file: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("build.toml"), build_file).unwrap();
+        std::fs::create_dir_all(dir.path().join("build/.kiln")).unwrap();
+        World {
+            dir,
+            disk: Arc::new(FakeDisk::default()),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().canonicalize().unwrap()
+    }
+
+    /// A source file: on disk (expansion looks for it) and in the fake disk (the build reads it).
+    fn source(&self, path: &str, text: &str) {
+        std::fs::write(self.dir.path().join(path), text).unwrap();
+        self.disk.write(&self.root().join(path), text.as_bytes());
+    }
+
+    fn options(&self, jobs: usize, keep_going: bool) -> BuildOptions {
+        BuildOptions {
+            jobs,
+            keep_going,
+            dry_run: false,
+            verbose: false,
+            targets: Vec::new(),
+            no_wait: false,
+            explain: false,
+            explain_targets: false,
+            timeout: None,
+        }
+    }
+
+    /// Runs one build with `runner`; the exit status and what was printed.
+    fn build(&self, opts: &BuildOptions, runner: &mut FakeRunner) -> (i32, Vec<String>) {
+        let root = self.root();
+        let path = root.join("build.toml");
+        let bytes = std::fs::read(&path).unwrap();
+        let project = Project::from_bytes(bytes, &path, "build.toml", &Overrides::default())
+            .expect("a good build file");
+        let mut x = Expansion::new(&project).unwrap();
+        let first_lazy = match project.post {
+            PostMode::AtOnce => project.groups.len(),
+            PostMode::Lazy => 1,
+        };
+        for g in 0..first_lazy {
+            x.expand_group(&project, g).unwrap();
+        }
+        let state = root.join("build/.kiln");
+        let (store, _) = Store::open_or_reset(&state.join("store"));
+        let clock: Arc<dyn Clock> = Arc::new(FakeClock(self.disk.tick.clone()));
+        let mut lines = Lines::default();
+        let mut b = Build::new(
+            &project,
+            opts,
+            x,
+            store,
+            Some(clock),
+            &*self.disk,
+            &mut lines,
+            root.join("build"),
+            state,
+        );
+        let (_tx, signals) = crossbeam_channel::unbounded();
+        let code = b
+            .run(Some(runner), &signals, first_lazy, Instant::now())
+            .unwrap()
+            .expect("a parsed graph is never stale");
+        b.store.flush_details().unwrap();
+        drop(b);
+        (code, lines.0)
+    }
+
+    /// The store as the last build left it.
+    fn store(&self) -> Store {
+        Store::open(&self.root().join("build/.kiln/store"), false)
+            .unwrap()
+            .0
+    }
+
+    fn runner(&self) -> FakeRunner {
+        FakeRunner::new(&self.root(), self.disk.clone())
+    }
+}
+
+/// A generator `name` whose command is `run`, reading `sources`.
+fn generator(name: &str, run: &str, sources: &[&str], group: Option<&str>) -> String {
+    let group = group.map_or(String::new(), |g| format!("group = \"{g}\"\n"));
+    format!(
+        "[[gen]]\nname = \"{name}\"\nrun = \"{run}\"\nsource = {sources:?}\ntarget = \"{name}\"\n{group}"
+    )
+}
+
+#[test]
+fn early_cutoff_spares_a_chain_whose_input_was_rebuilt_to_the_same_bytes() {
+    let w = World::new(
+        &[
+            generator("a", "echo same > ${TGT}", &["in"], None),
+            generator("b", "cat ${SRC} > ${TGT}", &["a"], None),
+            generator("c", "cat ${SRC} > ${TGT}", &["b"], None),
+        ]
+        .concat(),
+    );
+    w.source("in", "1");
+    let opts = w.options(2, false);
+    let mut r = w.runner();
+    assert_eq!(w.build(&opts, &mut r).0, 0);
+    assert_eq!(r.started(), ["build/a", "build/b", "build/c"]);
+    // `a` reruns and makes the same bytes: `b` and `c` are spared.
+    w.source("in", "2");
+    let mut r = w.runner();
+    let (code, lines) = w.build(&opts, &mut r);
+    assert_eq!(code, 0);
+    assert_eq!(r.started(), ["build/a"]);
+    assert!(lines.last().unwrap().starts_with("'build' finished successfully"));
+    // All three are recorded, `c` with what it read.
+    let store = w.store();
+    for key in ["build/a", "build/b", "build/c"] {
+        assert_ne!(store.task(key).unwrap().signature, signature::FAILED, "{key}");
+    }
+    assert_eq!(w.disk.read(&w.root().join("build/c")).unwrap(), b"same");
+}
+
+#[test]
+fn without_keep_going_nothing_starts_after_the_first_failure_at_any_j() {
+    let mut text = generator("bad", "exit 1", &[], None);
+    for i in 0..7 {
+        text.push_str(&generator(&format!("t{i}"), "sleep 5; echo x > ${TGT}", &[], None));
+    }
+    for jobs in 1..=4 {
+        let w = World::new(&text);
+        let mut r = w.runner();
+        let (code, lines) = w.build(&w.options(jobs, false), &mut r);
+        assert_eq!(code, 1);
+        let failed = r.failed_at[0];
+        assert!(
+            r.started.iter().all(|(_, at)| *at < failed.max(1)),
+            "-j{jobs}: {:?} after the failure at {failed}",
+            r.started
+        );
+        assert_eq!(r.started.len(), jobs, "-j{jobs}");
+        assert_eq!(r.highest, jobs, "-j{jobs}");
+        assert_eq!(
+            lines.last().unwrap(),
+            &format!("'build' failed: 1 task failed, {} not run", 8 - jobs)
+        );
+        // The failure is recorded as one; what finished beside it, as done.
+        let store = w.store();
+        assert_eq!(store.task("build/bad").unwrap().signature, signature::FAILED);
+        assert_eq!(store.tasks().count(), jobs);
+    }
+}
+
+#[test]
+fn keep_going_runs_later_groups_but_not_what_reads_a_failure() {
+    let w = World::new(
+        &[
+            "[[group]]\nname = \"one\"\n[[group]]\nname = \"two\"\n".to_string(),
+            generator("bad", "exit 2", &[], Some("one")),
+            generator("ok", "echo ok > ${TGT}", &[], Some("one")),
+            generator("reads-bad", "cat ${SRC} > ${TGT}", &["bad"], Some("two")),
+            generator("later", "cat ${SRC} > ${TGT}", &["ok"], Some("two")),
+        ]
+        .concat(),
+    );
+    let mut r = w.runner();
+    let (code, lines) = w.build(&w.options(1, true), &mut r);
+    assert_eq!(code, 1);
+    assert_eq!(r.started(), ["build/bad", "build/ok", "build/later"]);
+    assert_eq!(
+        lines.last().unwrap(),
+        "'build' failed: 1 task failed, 1 not run"
+    );
+    assert!(w.store().task("build/reads-bad").is_none());
+}
+
+#[test]
+fn an_interrupt_mid_group_starts_nothing_more_and_records_what_finished() {
+    let mut text = String::new();
+    for i in 0..6 {
+        text.push_str(&generator(&format!("t{i}"), "sleep 3; echo x > ${TGT}", &[], None));
+    }
+    let w = World::new(&text);
+    let mut r = w.runner();
+    r.signal_after = Some((2, signal_hook::consts::SIGINT));
+    let (code, lines) = w.build(&w.options(2, false), &mut r);
+    assert_eq!(code, 130);
+    assert_eq!(r.started(), ["build/t0", "build/t1"]);
+    assert!(
+        lines.contains(&"interrupted by SIGINT: stopping the running commands".to_string()),
+        "{lines:?}"
+    );
+    // Both were cut short: neither is trusted, nothing else ran.
+    assert_eq!(w.store().tasks().count(), 0);
+}
+
+#[test]
+fn a_missing_output_and_a_timeout_fail_their_tasks() {
+    let w = World::new(
+        &[
+            generator("lazy", "sleep 1", &[], None),
+            generator("slow", "sleep 50; echo x > ${TGT}", &[], None),
+            generator("fine", "echo x > ${TGT}", &[], None),
+        ]
+        .concat(),
+    );
+    let mut r = w.runner();
+    r.timeout = Some(10);
+    let mut opts = w.options(3, true);
+    opts.timeout = Some(Duration::from_secs(10));
+    let (code, lines) = w.build(&opts, &mut r);
+    assert_eq!(code, 1);
+    assert!(
+        lines.iter().any(|l| l.starts_with("error: task failed (output not made): lazy")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("error: task failed (timed out after 10s): slow")),
+        "{lines:?}"
+    );
+    let store = w.store();
+    assert_eq!(store.task("build/lazy").unwrap().signature, signature::FAILED);
+    assert_eq!(store.task("build/slow").unwrap().signature, signature::FAILED);
+    assert_ne!(store.task("build/fine").unwrap().signature, signature::FAILED);
+}
+
+#[test]
+fn a_lazy_group_is_expanded_after_the_earlier_ones_ran() {
+    let w = World::new(
+        &[
+            "[project]\npost = \"lazy\"\n[[group]]\nname = \"one\"\n[[group]]\nname = \"two\"\n"
+                .to_string(),
+            generator("first", "echo 1 > ${TGT}", &[], Some("one")),
+            generator("second", "cat ${SRC} > ${TGT}", &["first"], Some("two")),
+            generator("third", "echo 3 > ${TGT}", &[], Some("two")),
+        ]
+        .concat(),
+    );
+    let mut r = w.runner();
+    let (code, lines) = w.build(&w.options(2, false), &mut r);
+    assert_eq!(code, 0);
+    assert_eq!(r.started(), ["build/first", "build/second", "build/third"]);
+    // N grows as the lazy group is expanded.
+    assert_eq!(lines[0], "[1/1] first: -> build/first");
+    assert_eq!(lines[1], "[2/3] second: build/first -> build/second");
+    assert_eq!(w.store().tasks().count(), 3);
+}
+
+#[test]
+fn the_longest_remaining_path_starts_first_then_declared_order() {
+    let w = World::new(
+        &[
+            generator("d", "echo d > ${TGT}", &[], None),
+            generator("e", "echo e > ${TGT}", &[], None),
+            generator("a", "echo a > ${TGT}", &[], None),
+            generator("b", "cat ${SRC} > ${TGT}", &["a"], None),
+            generator("c", "cat ${SRC} > ${TGT}", &["b"], None),
+        ]
+        .concat(),
+    );
+    let mut r = w.runner();
+    assert_eq!(w.build(&w.options(1, false), &mut r).0, 0);
+    assert_eq!(
+        r.started(),
+        ["build/a", "build/b", "build/d", "build/e", "build/c"]
+    );
+    assert_eq!(r.highest, 1);
+    assert_eq!(w.store().tasks().count(), 5);
+}
