@@ -65,7 +65,9 @@ fn the_build_file_is_found_in_the_nearest_parent() {
     Test::new()
         .current_dir("x")
         .status(2)
-        .stderr_has("no build.toml in")
+        .stderr_is(
+            "error: no build.toml in [ROOT]/x or any parent directory (use -f FILE to name one)\n",
+        )
         .run();
 }
 
@@ -87,7 +89,9 @@ fn dash_f_names_another_build_file() {
     std::fs::rename(s.path("build.toml"), s.path("other.toml")).unwrap();
     s.kiln(&["-f", "other.toml", "build"]).ok();
     assert_eq!(s.read("build/joined"), "a\nb\n");
-    s.kiln(&["-f", "nope.toml"]).status(2);
+    s.kiln(&["-f", "nope.toml"])
+        .status(2)
+        .stderr_is("error: -f nope.toml: no such build file\n");
 }
 
 #[test]
@@ -302,7 +306,13 @@ fn distclean_removes_the_build_directory_and_refuses_what_it_did_not_make() {
         .build_file("[project]\nout = \".\"\n")
         .args(&["distclean"])
         .status(2)
-        .stderr_has("would contain the project")
+        .stderr_is(concat!(
+            "build.toml:2:7: error: the build directory `.` would contain the project: kiln writes and cleans there\n",
+            "  |\n",
+            "2 | out = \".\"\n",
+            "  |       ^^^\n",
+            "  = expected a directory of its own, such as \"build\" or \"../build-debug\"\n",
+        ))
         .run();
 }
 
@@ -434,6 +444,13 @@ fn exit_status_is_0_1_or_2() {
     Test::new()
         .build_file("[[gen]]\nbogus = 1\n")
         .status(2)
+        .stderr_is(concat!(
+            "build.toml:2:1: error: unknown key `bogus`\n",
+            "  |\n",
+            "2 | bogus = 1\n",
+            "  | ^^^^^\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`\n",
+        ))
         .run();
     Test::new()
         .build_file("")

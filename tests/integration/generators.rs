@@ -212,15 +212,25 @@ fn a_source_no_rule_takes_in_a_mapping_only_generator_is_an_error() {
         .file("a.txt", "")
         .build_file("[[gen]]\nname = \"objs\"\nsource = \"a.txt\"\n")
         .status(2)
-        .stderr_has(
-            "build.toml:1:1: error: generator `objs` has the source `a.txt`, which no rule takes",
-        )
+        .stderr_is(concat!(
+            "build.toml:1:1: error: generator `objs` has the source `a.txt`, which no rule takes\n",
+            "  |\n",
+            "1 | [[gen]]\n",
+            "  | ^^^^^^^\n",
+            "  = a generator with neither `rule` nor `run` only maps its sources through rules whose ext_in match\n",
+        ))
         .run();
     Test::new()
         .file("a.c", "")
         .build_file("[rule.cc]\nrun = \"x\"\next_in = [\".c\"]\next_out = [\".o\"]\n[[gen]]\nname = \"objs\"\nsource = \"a.c\"\ntarget = \"x\"\n")
         .status(2)
-        .stderr_has("cannot have a `target`")
+        .stderr_is(concat!(
+            "build.toml:8:10: error: a generator with neither `rule` nor `run` cannot have a `target`\n",
+            "  |\n",
+            "8 | target = \"x\"\n",
+            "  |          ^^^\n",
+            "  = its outputs are what its sources are mapped to; add `rule` or `run` to make the target\n",
+        ))
         .run();
 }
 
@@ -250,9 +260,13 @@ fn a_source_may_name_a_mapped_output_of_a_generator_declared_later() {
         "build.toml",
         s.read("build.toml").replace("src/*.c", "src/*.nope"),
     );
-    s.kiln(&["build"])
-        .status(2)
-        .stderr_has("missing source `build/src/a.o`");
+    s.kiln(&["build"]).status(2).stderr_is(concat!(
+        "build.toml:8:11: error: missing source `build/src/a.o` in `source` of generator `link`\n",
+        "  |\n",
+        "8 | source = [\"build/src/a.o\"]\n",
+        "  |           ^^^^^^^^^^^^^^^\n",
+        "  = no such file, and no generator declares it as a target\n",
+    ));
 }
 
 #[test]
@@ -334,13 +348,25 @@ fn a_command_never_runs_with_an_empty_tgt_or_src_it_uses() {
         .file("a.txt", "a")
         .build_file("[[gen]]\nname = \"copy\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.txt\"\n")
         .status(2)
-        .stderr_has("error: generator `copy` has no target, but its rule `copy` uses ${TGT}")
+        .stderr_is(concat!(
+            "build.toml:1:1: error: generator `copy` has no target, but its rule `copy` uses ${TGT}\n",
+            "  |\n",
+            "1 | [[gen]]\n",
+            "  | ^^^^^^^\n",
+            "  = give it `target = [...]`, or give rule `copy` ext_in and ext_out that take `a.txt`, for one task per source\n",
+        ))
         .run();
     // No source at all.
     Test::new()
         .build_file("[[gen]]\nname = \"cat\"\nrun = \"cat ${SRC} > ${TGT}\"\ntarget = \"x\"\n")
         .status(2)
-        .stderr_has("error: generator `cat` has no sources, but its rule `cat` uses ${SRC}")
+        .stderr_is(concat!(
+            "build.toml:1:1: error: generator `cat` has no sources, but its rule `cat` uses ${SRC}\n",
+            "  |\n",
+            "1 | [[gen]]\n",
+            "  | ^^^^^^^\n",
+            "  = name its inputs with `source = [...]` or `use = [...]`: a command never runs with an empty ${SRC}\n",
+        ))
         .run();
 }
 
@@ -355,8 +381,14 @@ fn two_generators_mapping_one_source_is_an_error_naming_both() {
              [[gen]]\nname = \"two\"\nrule = \"cat\"\nsource = [\"src/a.c\"]\ntarget = \"two\"\n"
         ))
         .status(2)
-        .stderr_has("error: generators `one` and `two` both map `src/a.c` to `build/src/a.o`")
-        .stderr_has("give the shared sources a generator of their own")
+        .stderr_is(concat!(
+            "build.toml:12:1: error: generators `one` and `two` both map `src/a.c` to `build/src/a.o`\n",
+            "   |\n",
+            "12 | [[gen]]\n",
+            "   | ^^^^^^^\n",
+            "  = `one` is at build.toml:7; an output has one producer, so kiln will not merge the two\n",
+            "  = give the shared sources a generator of their own with neither `rule` nor `run` (it maps them once) and `use` it from both\n",
+        ))
         .run();
     // The way out: one generator maps them, both use it.
     let (s, run) = Test::new()

@@ -99,8 +99,14 @@ fn rule_colors_show_when_colour_is_wanted() {
     Test::new()
         .build_file("[rule.r]\nrun = \"x\"\ncolor = \"grene\"\n")
         .status(2)
-        .stderr_has("unknown color `grene`")
-        .stderr_has("did you mean `green`?")
+        .stderr_is(concat!(
+            "build.toml:3:9: error: unknown color `grene`\n",
+            "  |\n",
+            "3 | color = \"grene\"\n",
+            "  |         ^^^^^^^\n",
+            "  = expected one of `black`, `red`, `green`, `yellow`, `blue`, `magenta`, `pink`, `cyan`, `white`, `normal`\n",
+            "  = did you mean `green`?\n",
+        ))
         .run();
 }
 

@@ -82,7 +82,13 @@ fn a_file_constraint_against_sequence_order_is_an_error() {
              [[gen]]\nname = \"writer\"\nrun = \"touch ${TGT}\"\ntarget = \"w\"\n",
         )
         .status(2)
-        .stderr_has("in sequence group `seq`, generator `reader` comes before generator `writer` but reads its output")
+        .stderr_is(concat!(
+            "build.toml:4:1: error: in sequence group `seq`, generator `reader` comes before generator `writer` but reads its output\n",
+            "  |\n",
+            "4 | [[gen]]\n",
+            "  | ^^^^^^^\n",
+            "  = a sequence group runs in declared order: declare the producer first\n",
+        ))
         .run();
 }
 
@@ -154,9 +160,14 @@ fn a_lazy_groups_error_surfaces_at_expansion_and_keeps_earlier_work() {
          [[gen]]\nname = \"make\"\ngroup = \"gen\"\nrun = \"echo 1 > ${TGT}\"\ntarget = \"one\"\n\
          [[gen]]\nname = \"needs\"\ngroup = \"use\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"missing.txt\"]\ntarget = \"two\"\n",
     );
-    s.kiln(&["build"])
-        .status(2)
-        .stderr_has("missing source `missing.txt`");
+    s.kiln(&["build"]).status(2).stderr_is(concat!(
+        "[1/1] make: -> build/one\n",
+        "build.toml:16:11: error: missing source `missing.txt` in `source` of generator `needs`\n",
+        "   |\n",
+        "16 | source = [\"missing.txt\"]\n",
+        "   |           ^^^^^^^^^^^^^\n",
+        "  = no such file, and no generator declares it as a target\n",
+    ));
     assert!(s.exists("build/one"));
     // The earlier work was recorded: fixing the file runs only the new task.
     s.write("missing.txt", "x");

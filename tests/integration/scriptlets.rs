@@ -58,6 +58,12 @@ fn the_format_of_a_mapping_needs_percent_s() {
     Test::new()
         .build_file("[env]\nF = \"-I\"\nL = [\"a\"]\n[[gen]]\nrun = \"echo ${F:L} > ${TGT}\"\ntarget = \"x\"\n")
         .status(2)
-        .stderr_has("the format `F` in `${F:...}` must contain `%s`")
+        .stderr_is(concat!(
+            "build.toml:5:13: error: generator `x`: the format `F` in `${F:...}` must contain `%s`\n",
+            "  |\n",
+            "5 | run = \"echo ${F:L} > ${TGT}\"\n",
+            "  |             ^^^^^^\n",
+            "  = while expanding a task of generator `x`\n",
+        ))
         .run();
 }

@@ -75,6 +75,7 @@ impl Space {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            root: self.root().to_path_buf(),
         }
     }
 
@@ -93,6 +94,8 @@ pub struct Run {
     pub status: i32,
     pub stdout: String,
     pub stderr: String,
+    /// The project root, shown as `[ROOT]` by [`Run::stderr_is`].
+    root: PathBuf,
 }
 
 impl Run {
@@ -119,14 +122,29 @@ impl Run {
         self
     }
 
-    /// Asserts the whole of stderr, showing the two line by line where they differ.
+    /// Asserts the whole of stderr, with the project root written `[ROOT]`, showing the two line
+    /// by line where they differ.
     pub fn stderr_is(self, expected: &str) -> Run {
+        let actual = self.stderr_with_root_hidden();
         assert!(
-            self.stderr == expected,
+            actual == expected,
             "stderr differs (- expected, + actual; `\\t` and `$` show tabs and line ends)\n{}",
-            line_diff(expected, &self.stderr)
+            line_diff(expected, &actual)
         );
         self
+    }
+
+    /// Stderr with the project root, as given or with symlinks resolved, replaced by `[ROOT]`.
+    fn stderr_with_root_hidden(&self) -> String {
+        let mut text = self.stderr.clone();
+        // The resolved path first: the given one may be part of it (`/tmp` in `/private/tmp`).
+        let roots = [self.root.canonicalize().ok(), Some(self.root.clone())];
+        for root in roots.iter().flatten() {
+            if let Some(root) = root.to_str() {
+                text = text.replace(root, "[ROOT]");
+            }
+        }
+        text
     }
 
     pub fn stderr_lacks(self, text: &str) -> Run {
@@ -247,6 +265,7 @@ pub struct Test {
     dir: String,
     status: i32,
     stderr: Vec<String>,
+    stderr_is: Option<String>,
     stdout: Vec<String>,
 }
 
@@ -264,6 +283,7 @@ impl Test {
             dir: ".".into(),
             status: 0,
             stderr: Vec::new(),
+            stderr_is: None,
             stdout: Vec::new(),
         }
     }
@@ -298,6 +318,12 @@ impl Test {
         self
     }
 
+    /// Expects the whole of stderr to be `text`.
+    pub fn stderr_is(mut self, text: &str) -> Test {
+        self.stderr_is = Some(text.into());
+        self
+    }
+
     pub fn stdout_has(mut self, text: &str) -> Test {
         self.stdout.push(text.into());
         self
@@ -306,7 +332,10 @@ impl Test {
     /// Runs kiln and checks the expectations; returns the space and the run for more checks.
     pub fn run(self) -> (Space, Run) {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let run = self.space.kiln_in(&self.dir, &args).status(self.status);
+        let mut run = self.space.kiln_in(&self.dir, &args).status(self.status);
+        if let Some(expected) = &self.stderr_is {
+            run = run.stderr_is(expected);
+        }
         for s in &self.stderr {
             assert!(
                 run.stderr.contains(s.as_str()),
