@@ -572,10 +572,7 @@ impl Expansion {
                         .filter(|e| has_ext(file_name(&path), e))
                         .max_by_key(|e| e.len());
                     let (Some(ext), false) = (ext, r.ext_out.is_empty()) else {
-                        return Err(project
-                            .error_at(gn.span.clone(), format!("generator `{}` has no target, but its rule `{}` uses ${{TGT}}", gn.name, r.name))
-                            .note(format!("give it `target = [...]`, or give rule `{}` ext_in and ext_out that take `{path}`, for one task per source", r.name))
-                            .into());
+                        return Err(empty_list(project, g, rule, true, &path).into());
                     };
                     let mapped = self.mapped_outputs(project, rule, &path, ext);
                     outputs.push(mapped[0]);
@@ -614,7 +611,7 @@ impl Expansion {
                 // mistake; a glob that matched nothing is only worth the warning it got.
                 if gn.sources.is_empty() && gn.uses.is_empty() && uses_sources(&project.rules[rule])
                 {
-                    return Err(no_sources(project, g, rule).into());
+                    return Err(empty_list(project, g, rule, false, "").into());
                 }
                 self.make_task(project, g, rule, inputs.into(), outputs, deps.into())?;
             }
@@ -892,7 +889,10 @@ impl Expansion {
         if let Some(existing) = task.outputs.first().and_then(|&o| self.graph.producer(o)) {
             let e = self.graph.task(existing);
             if e.generator != g && e.inputs.len() == 1 && task.inputs == e.inputs {
-                return Err(mapped_twice(project, &self.graph, e.generator, g, existing).into());
+                let same = e.commands == task.commands;
+                return Err(
+                    mapped_twice(project, &self.graph, e.generator, g, existing, same).into(),
+                );
             }
             if e.rule == task.rule
                 && e.inputs == task.inputs
@@ -925,33 +925,61 @@ impl Expansion {
     }
 }
 
-/// Whether a rule's commands or depfile name `${TGT}`.
-fn uses_targets(rule: &crate::project::Rule) -> bool {
+/// The command (or depfile) of a rule that names `${TGT}` (with `targets`) or `${SRC}`.
+fn using(rule: &crate::project::Rule, targets: bool) -> Option<&Located<Template>> {
     rule.commands
         .iter()
-        .chain(&rule.depfile)
-        .any(|c| c.value.uses_list(true).is_some())
+        .chain(if targets { rule.depfile.as_ref() } else { None })
+        .find(|c| c.value.uses_list(targets).is_some())
+}
+
+/// Whether a rule's commands or depfile name `${TGT}`.
+fn uses_targets(rule: &crate::project::Rule) -> bool {
+    using(rule, true).is_some()
 }
 
 /// Whether a rule's commands name `${SRC}`.
 fn uses_sources(rule: &crate::project::Rule) -> bool {
-    rule.commands
-        .iter()
-        .any(|c| c.value.uses_list(false).is_some())
+    using(rule, false).is_some()
 }
 
-/// A generator whose rule uses `${SRC}` ended up with no sources.
-fn no_sources(project: &Project, g: GenId, rule: RuleId) -> Diagnostic {
+/// A generator would run its command with an empty `${TGT}` (`targets`, for its source `path`)
+/// or `${SRC}`: the error points at the command.
+fn empty_list(project: &Project, g: GenId, rule: RuleId, targets: bool, path: &str) -> Diagnostic {
     let (gn, r) = (&project.gens[g], &project.rules[rule]);
+    let inline = r.name == gn.name;
+    let list = if targets { "TGT" } else { "SRC" };
+    let whose = if inline {
+        "its command".to_string()
+    } else {
+        format!("rule `{}`", r.name)
+    };
+    let (what, fix) = match (targets, inline) {
+        (true, true) => ("no target", "give it `target = [...]`".to_string()),
+        (true, false) => (
+            "no target",
+            format!(
+                "give it `target = [...]`, or give rule `{}` ext_in and ext_out that take `{path}`, for one task per source",
+                r.name
+            ),
+        ),
+        (false, _) => (
+            "no sources",
+            "name its inputs with `source = [...]` or `use = [...]`".to_string(),
+        ),
+    };
+    let span = using(r, targets).map_or(gn.span.clone(), |c| c.span.clone());
     project
         .error_at(
-            gn.span.clone(),
+            span,
             format!(
-                "generator `{}` has no sources, but its rule `{}` uses ${{SRC}}",
-                gn.name, r.name
+                "generator `{}` has {what}, but {whose} uses ${{{list}}}",
+                gn.name
             ),
         )
-        .note("name its inputs with `source = [...]` or `use = [...]`: a command never runs with an empty ${SRC}")
+        .note(format!(
+            "{fix}: a command never runs with an empty ${{{list}}}"
+        ))
 }
 
 /// Two generators map one source to one output.
@@ -961,6 +989,7 @@ fn mapped_twice(
     first: GenId,
     second: GenId,
     task: TaskId,
+    same: bool,
 ) -> Diagnostic {
     let (a, b) = (&project.gens[first], &project.gens[second]);
     let t = graph.task(task);
@@ -980,7 +1009,11 @@ fn mapped_twice(
             "`{}` is at {}:{line}; an output has one producer, so kiln will not merge the two",
             a.name, project.source.name
         ))
-        .note("give the shared sources a generator of their own with neither `rule` nor `run` (it maps them once) and `use` it from both")
+        .note(if same {
+            "give the shared sources a generator of their own with neither `rule` nor `run` (it maps them once) and `use` it from both"
+        } else {
+            "their commands differ (other env values?), so the two cannot share it: map the source in one of them only, and give the other an output of its own (a `run` with a `target`)"
+        })
 }
 
 fn duplicate(project: &Project, path: &str, first: GenId, second: GenId) -> Diagnostic {

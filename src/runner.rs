@@ -135,7 +135,7 @@ pub trait Commands {
 /// What ended a [`Commands::wait`].
 #[derive(Debug)]
 pub enum Wake {
-    Finished(Finished),
+    Finished(Box<Finished>),
     Signal(i32),
     Deadline,
     /// Nothing more will finish (the runner is gone).
@@ -151,7 +151,7 @@ impl Commands for Runner {
         let timeout = deadline.map_or(crossbeam_channel::never(), crossbeam_channel::at);
         crossbeam_channel::select! {
             recv(self.results) -> finished => match finished {
-                Ok(f) => Wake::Finished(f),
+                Ok(f) => Wake::Finished(Box::new(f)),
                 Err(_) => Wake::Closed,
             },
             recv(signals) -> sig => match sig {

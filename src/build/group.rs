@@ -293,7 +293,7 @@ impl Build<'_> {
                     let node = running
                         .remove(&finished.id)
                         .expect("a finished job was started");
-                    let ok = self.finished(finished);
+                    let ok = self.finished(*finished);
                     sched.finish(node, ok);
                 }
                 Wake::Signal(sig) => self.interrupt(sig, runner.as_deref_mut(), &mut sched),

@@ -22,12 +22,12 @@
 
 use crate::error::Error;
 use crate::filestate::{Clock, Disk, FsClock, Hash, RealDisk};
-use crate::runner::{self, Commands, Runner};
 use crate::generator::Expansion;
 use crate::lock::BuildLock;
 use crate::manifest::PostMode;
 use crate::progress::Progress;
 use crate::project::Project;
+use crate::runner::{self, Commands, Runner};
 use crate::scheduler::PlanNode;
 use crate::snapshot::{FileMark, RecordOffsets};
 use crate::stats;

@@ -227,7 +227,7 @@ impl Commands for FakeRunner {
             return Wake::Closed;
         };
         let r = self.running.remove(i);
-        Wake::Finished(self.finish(r))
+        Wake::Finished(Box::new(self.finish(r)))
     }
 
     fn signal(&mut self, _signal: rustix::process::Signal) {
@@ -380,11 +380,20 @@ fn early_cutoff_spares_a_chain_whose_input_was_rebuilt_to_the_same_bytes() {
     let (code, lines) = w.build(&opts, &mut r);
     assert_eq!(code, 0);
     assert_eq!(r.started(), ["build/a"]);
-    assert!(lines.last().unwrap().starts_with("'build' finished successfully"));
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("'build' finished successfully")
+    );
     // All three are recorded, `c` with what it read.
     let store = w.store();
     for key in ["build/a", "build/b", "build/c"] {
-        assert_ne!(store.task(key).unwrap().signature, signature::FAILED, "{key}");
+        assert_ne!(
+            store.task(key).unwrap().signature,
+            signature::FAILED,
+            "{key}"
+        );
     }
     assert_eq!(w.disk.read(&w.root().join("build/c")).unwrap(), b"same");
 }
@@ -393,7 +402,12 @@ fn early_cutoff_spares_a_chain_whose_input_was_rebuilt_to_the_same_bytes() {
 fn without_keep_going_nothing_starts_after_the_first_failure_at_any_j() {
     let mut text = generator("bad", "exit 1", &[], None);
     for i in 0..7 {
-        text.push_str(&generator(&format!("t{i}"), "sleep 5; echo x > ${TGT}", &[], None));
+        text.push_str(&generator(
+            &format!("t{i}"),
+            "sleep 5; echo x > ${TGT}",
+            &[],
+            None,
+        ));
     }
     for jobs in 1..=4 {
         let w = World::new(&text);
@@ -414,7 +428,10 @@ fn without_keep_going_nothing_starts_after_the_first_failure_at_any_j() {
         );
         // The failure is recorded as one; what finished beside it, as done.
         let store = w.store();
-        assert_eq!(store.task("build/bad").unwrap().signature, signature::FAILED);
+        assert_eq!(
+            store.task("build/bad").unwrap().signature,
+            signature::FAILED
+        );
         assert_eq!(store.tasks().count(), jobs);
     }
 }
@@ -446,7 +463,12 @@ fn keep_going_runs_later_groups_but_not_what_reads_a_failure() {
 fn an_interrupt_mid_group_starts_nothing_more_and_records_what_finished() {
     let mut text = String::new();
     for i in 0..6 {
-        text.push_str(&generator(&format!("t{i}"), "sleep 3; echo x > ${TGT}", &[], None));
+        text.push_str(&generator(
+            &format!("t{i}"),
+            "sleep 3; echo x > ${TGT}",
+            &[],
+            None,
+        ));
     }
     let w = World::new(&text);
     let mut r = w.runner();
@@ -479,17 +501,30 @@ fn a_missing_output_and_a_timeout_fail_their_tasks() {
     let (code, lines) = w.build(&opts, &mut r);
     assert_eq!(code, 1);
     assert!(
-        lines.iter().any(|l| l.starts_with("error: task failed (output not made): lazy")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("error: task failed (output not made): lazy")),
         "{lines:?}"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("error: task failed (timed out after 10s): slow")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("error: task failed (timed out after 10s): slow")),
         "{lines:?}"
     );
     let store = w.store();
-    assert_eq!(store.task("build/lazy").unwrap().signature, signature::FAILED);
-    assert_eq!(store.task("build/slow").unwrap().signature, signature::FAILED);
-    assert_ne!(store.task("build/fine").unwrap().signature, signature::FAILED);
+    assert_eq!(
+        store.task("build/lazy").unwrap().signature,
+        signature::FAILED
+    );
+    assert_eq!(
+        store.task("build/slow").unwrap().signature,
+        signature::FAILED
+    );
+    assert_ne!(
+        store.task("build/fine").unwrap().signature,
+        signature::FAILED
+    );
 }
 
 #[test]

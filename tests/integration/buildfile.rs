@@ -178,7 +178,7 @@ fn duplicate_mapped_output_names_both_generators() {
             "10 | [[gen]]\n",
             "   | ^^^^^^^\n",
             "  = `x` is at build.toml:7; an output has one producer, so kiln will not merge the two\n",
-            "  = give the shared sources a generator of their own with neither `rule` nor `run` (it maps them once) and `use` it from both\n",
+            "  = their commands differ (other env values?), so the two cannot share it: map the source in one of them only, and give the other an output of its own (a `run` with a `target`)\n",
         ))
         .run();
     assert!(!s.exists("build"));

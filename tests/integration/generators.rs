@@ -349,11 +349,11 @@ fn a_command_never_runs_with_an_empty_tgt_or_src_it_uses() {
         .build_file("[[gen]]\nname = \"copy\"\nrun = \"cp ${SRC} ${TGT}\"\nsource = \"a.txt\"\n")
         .status(2)
         .stderr_is(concat!(
-            "build.toml:1:1: error: generator `copy` has no target, but its rule `copy` uses ${TGT}\n",
+            "build.toml:3:7: error: generator `copy` has no target, but its command uses ${TGT}\n",
             "  |\n",
-            "1 | [[gen]]\n",
-            "  | ^^^^^^^\n",
-            "  = give it `target = [...]`, or give rule `copy` ext_in and ext_out that take `a.txt`, for one task per source\n",
+            "3 | run = \"cp ${SRC} ${TGT}\"\n",
+            "  |       ^^^^^^^^^^^^^^^^^^\n",
+            "  = give it `target = [...]`: a command never runs with an empty ${TGT}\n",
         ))
         .run();
     // No source at all.
@@ -361,10 +361,10 @@ fn a_command_never_runs_with_an_empty_tgt_or_src_it_uses() {
         .build_file("[[gen]]\nname = \"cat\"\nrun = \"cat ${SRC} > ${TGT}\"\ntarget = \"x\"\n")
         .status(2)
         .stderr_is(concat!(
-            "build.toml:1:1: error: generator `cat` has no sources, but its rule `cat` uses ${SRC}\n",
+            "build.toml:3:7: error: generator `cat` has no sources, but its command uses ${SRC}\n",
             "  |\n",
-            "1 | [[gen]]\n",
-            "  | ^^^^^^^\n",
+            "3 | run = \"cat ${SRC} > ${TGT}\"\n",
+            "  |       ^^^^^^^^^^^^^^^^^^^^^\n",
             "  = name its inputs with `source = [...]` or `use = [...]`: a command never runs with an empty ${SRC}\n",
         ))
         .run();
