@@ -12,7 +12,6 @@ pub mod cli;
 pub mod codec;
 pub mod constraints;
 pub mod depfile;
-pub mod direct;
 pub mod env;
 pub mod error;
 pub mod explain;

@@ -1,13 +1,13 @@
 //! One build, in stages, each in a file of its own:
 //!
 //! - here, the entry: read the build file, take the lock, load the project and the store; and
-//!   [`fast`], the snapshot's fast path, which ends a build where nothing changed before the store
+//!   `fast.rs`, the snapshot's fast path, which ends a build where nothing changed before the store
 //!   is read, and saves the graph and the snapshot for the next;
-//! - [`targets`]: what `--targets` selects;
-//! - [`scan`]: the dirty check (file states, signatures, decisions, the prediction of what runs);
-//! - [`group`]: the group loop (plans, the scheduler, the runner, interrupts);
-//! - [`record`]: recording what finished, and failures;
-//! - [`report`]: what the build prints about tasks and how it ended.
+//! - `targets.rs`: what `--targets` selects;
+//! - `scan.rs`: the dirty check (file states, signatures, decisions, the prediction of what runs);
+//! - `group.rs`: the group loop (plans, the scheduler, the runner, interrupts);
+//! - `record.rs`: recording what finished, and failures;
+//! - `report.rs`: what the build prints about tasks and how it ended.
 //!
 //! This thread owns all build state and all output; the runner's workers only run commands and
 //! report back.
