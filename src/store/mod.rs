@@ -23,22 +23,19 @@ use crate::codec::{
     Fast, Reader, key_hash, put_hashed, put_i64, put_pairs, put_stat, put_str, put_strings, put_u64,
 };
 use crate::filestate::{Hash, Recorded};
+use log::{
+    DETAILS_MAGIC, HEADER_LEN, MAGIC, RECORD_HEAD, frame, has_magic, payload, put_header,
+    read_record, record_at, scan, version,
+};
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"KILNSTOR";
-const DETAILS_MAGIC: &[u8; 8] = b"KILNDETL";
-/// The store format version; a store of another version is discarded.
-pub const VERSION: u32 = 2;
-const MARK: u8 = 0xA5;
-const HEADER_LEN: usize = 12;
-const RECORD_HEAD: usize = 9;
-/// No record is larger than this; a larger length is damage.
-const MAX_RECORD: usize = 256 << 20;
+mod log;
+
+pub use log::VERSION;
 
 const TAG_FILE: u8 = 1;
 const TAG_TASK: u8 = 2;
@@ -249,67 +246,12 @@ impl Indexes {
     }
 }
 
-/// The payload offsets of the intact records in `bytes` (a whole store file), and the first
-/// position where damage was found. After damage, reading resumes where an intact record starts.
-fn scan(bytes: &[u8]) -> (Vec<usize>, Option<usize>) {
-    let mut pos = HEADER_LEN;
-    let mut damaged_at = None;
-    let mut offsets = Vec::new();
-    let mut budget = bytes.len().saturating_mul(4).saturating_add(1 << 20);
-    while pos < bytes.len() {
-        match record_at(bytes, pos) {
-            Some((payload, next)) if indexable(payload) => {
-                offsets.push(pos + RECORD_HEAD);
-                pos = next;
-            }
-            _ => {
-                damaged_at.get_or_insert(pos);
-                // Resynchronising checksums candidate records; bytes made to look like record
-                // heads at every offset would make that quadratic, so the checksummed bytes are
-                // capped at a few times the file's size, after which the rest is dropped.
-                let resync = (pos + 1..bytes.len()).find(|&p| {
-                    let Some(len) = framed_len(bytes, p) else {
-                        return false;
-                    };
-                    if len > budget {
-                        budget = 0;
-                        return true;
-                    }
-                    budget -= len;
-                    record_at(bytes, p).is_some_and(|(pl, _)| indexable(pl))
-                });
-                match resync {
-                    Some(_) if budget == 0 => break,
-                    Some(p) => pos = p,
-                    None => break,
-                }
-            }
-        }
-    }
-    (offsets, damaged_at)
-}
-
 fn build_index(bytes: &[u8], offsets: &[usize]) -> Indexes {
     let mut ix = Indexes::default();
     for &at in offsets {
         ix.add(bytes, at);
     }
     ix
-}
-
-/// Whether `f` starts as a details log does.
-fn has_details_magic(f: &File) -> bool {
-    let mut magic = [0u8; 8];
-    f.read_exact_at(&mut magic, 0).is_ok() && &magic == DETAILS_MAGIC
-}
-
-/// The payload that starts at `at`, as long as its frame header says.
-fn payload(bytes: &[u8], at: usize) -> &[u8] {
-    let len = bytes
-        .get(at - RECORD_HEAD + 1..at - RECORD_HEAD + 5)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, |b| u32::from_le_bytes(b) as usize);
-    bytes.get(at..at + len).unwrap_or_default()
 }
 
 /// The key of the record whose payload starts at `at` (file path or task key).
@@ -357,7 +299,8 @@ impl Store {
         if writable {
             let ix = store.ix();
             let (live, records) = (ix.files.len() + ix.tasks.len(), ix.records);
-            let details_ok = File::open(&store.details_path).is_ok_and(|f| has_details_magic(&f));
+            let details_ok =
+                File::open(&store.details_path).is_ok_and(|f| has_magic(&f, DETAILS_MAGIC));
             if rewrite || !details_ok || (records > 1000 && records > 3 * live) {
                 store.rewrite()?;
             }
@@ -410,16 +353,15 @@ impl Store {
 
     /// Indexes `bytes` (the whole store file); returns a warning if anything was damaged.
     fn load(&mut self, bytes: Vec<u8>) -> Option<String> {
-        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        let Some(version) = version(&bytes, MAGIC) else {
             return Some("kiln's state is unreadable (not a kiln store); starting afresh".into());
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        };
         if version != VERSION {
             return Some(format!(
                 "kiln's state has format version {version}, this kiln reads version {VERSION}; starting afresh"
             ));
         }
-        let (offsets, damaged_at) = scan(&bytes);
+        let (offsets, damaged_at) = scan(&bytes, indexable);
         let ix = build_index(&bytes, &offsets);
         let records = ix.records;
         self.bytes = bytes;
@@ -436,7 +378,7 @@ impl Store {
     /// The index, built now if the store was opened without one.
     fn ix(&self) -> &Indexes {
         self.index.get_or_init(|| {
-            let (offsets, _) = scan(&self.bytes);
+            let (offsets, _) = scan(&self.bytes, indexable);
             build_index(&self.bytes, &offsets)
         })
     }
@@ -447,8 +389,7 @@ impl Store {
     /// cannot be opened so; [`Store::open`] then says why.
     pub fn open_unindexed(path: &Path) -> Option<Store> {
         let bytes = fs::read(path).ok()?;
-        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC || bytes[8..12] != VERSION.to_le_bytes()
-        {
+        if version(&bytes, MAGIC) != Some(VERSION) {
             return None;
         }
         let mut store = Store::empty(path);
@@ -458,7 +399,7 @@ impl Store {
         store
             .details
             .as_ref()
-            .is_some_and(has_details_magic)
+            .is_some_and(|f| has_magic(f, DETAILS_MAGIC))
             .then_some(store)
     }
 
@@ -521,19 +462,7 @@ impl Store {
             Some(f) => f.try_clone().ok()?,
             None => File::open(&self.details_path).ok()?,
         };
-        let mut head = [0u8; RECORD_HEAD];
-        file.read_exact_at(&mut head, offset).ok()?;
-        let len = u32::from_le_bytes(head[1..5].try_into().ok()?) as usize;
-        if head[0] != MARK || len > MAX_RECORD {
-            return None;
-        }
-        let mut payload = vec![0u8; len];
-        file.read_exact_at(&mut payload, offset + RECORD_HEAD as u64)
-            .ok()?;
-        if crc32fast::hash(&payload) != u32::from_le_bytes(head[5..9].try_into().ok()?) {
-            return None;
-        }
-        decode_details(&payload, task.key)
+        decode_details(&read_record(&file, offset)?, task.key)
     }
 
     /// Writes the batch of details not written yet.
@@ -554,7 +483,9 @@ impl Store {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        let base = self.bytes.len();
         let mut hot = Vec::new();
+        let mut offsets = Vec::with_capacity(records.len());
         for r in &records {
             let details = match r {
                 Record::Task(t) if self.details.is_some() => {
@@ -564,7 +495,7 @@ impl Store {
                 }
                 _ => None,
             };
-            frame(&mut hot, |buf| encode(r, details, buf));
+            offsets.push(base + frame(&mut hot, |buf| encode(r, details, buf)));
         }
         if self.pending_details.len() >= 64 * 1024 {
             self.flush_details()?;
@@ -572,16 +503,7 @@ impl Store {
         if let Some(file) = &mut self.file {
             file.write_all(&hot)?;
         }
-        let base = self.bytes.len();
         self.bytes.extend_from_slice(&hot);
-        let mut offsets = Vec::with_capacity(records.len());
-        let mut pos = base;
-        while pos < self.bytes.len() {
-            let len = u32::from_le_bytes(self.bytes[pos + 1..pos + 5].try_into().expect("4 bytes"))
-                as usize;
-            offsets.push(pos + RECORD_HEAD);
-            pos += RECORD_HEAD + len;
-        }
         // An index not built yet will see these records when it is.
         if let Some(ix) = self.index.get_mut() {
             for &at in &offsets {
@@ -609,11 +531,9 @@ impl Store {
         tasks.sort_by(|a, b| a.key.cmp(&b.key));
 
         let mut hot = Vec::with_capacity(HEADER_LEN + 64 * (files.len() + tasks.len()));
-        hot.extend_from_slice(MAGIC);
-        hot.extend_from_slice(&VERSION.to_le_bytes());
+        put_header(&mut hot, MAGIC);
         let mut cold = Vec::new();
-        cold.extend_from_slice(DETAILS_MAGIC);
-        cold.extend_from_slice(&VERSION.to_le_bytes());
+        put_header(&mut cold, DETAILS_MAGIC);
         for (path, rec) in files {
             frame(&mut hot, |buf| encode(&Record::File(path, rec), None, buf));
         }
@@ -703,34 +623,6 @@ fn file_record(payload: &[u8]) -> Option<Recorded> {
         hash: r.hash()?,
         recorded_at: r.i64()?,
     })
-}
-
-/// The payload length a record head at `pos` claims, if it is a head whose payload fits.
-fn framed_len(bytes: &[u8], pos: usize) -> Option<usize> {
-    let head = bytes.get(pos..pos + RECORD_HEAD)?;
-    let len = u32::from_le_bytes(head[1..5].try_into().ok()?) as usize;
-    (head[0] == MARK && len != 0 && len <= MAX_RECORD && pos + RECORD_HEAD + len <= bytes.len())
-        .then_some(len)
-}
-
-/// The payload of an intact record at `pos` and where the next record starts.
-fn record_at(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let len = framed_len(bytes, pos)?;
-    let crc = u32::from_le_bytes(bytes[pos + 5..pos + 9].try_into().ok()?);
-    let payload = &bytes[pos + RECORD_HEAD..pos + RECORD_HEAD + len];
-    (crc32fast::hash(payload) == crc).then_some((payload, pos + RECORD_HEAD + len))
-}
-
-/// Appends a framed record, its payload written by `body`.
-fn frame(buf: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
-    let start = buf.len();
-    buf.extend_from_slice(&[MARK, 0, 0, 0, 0, 0, 0, 0, 0]);
-    body(buf);
-    let payload = &buf[start + RECORD_HEAD..];
-    let len = payload.len() as u32;
-    let crc = crc32fast::hash(payload);
-    buf[start + 1..start + 5].copy_from_slice(&len.to_le_bytes());
-    buf[start + 5..start + 9].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn encode(record: &Record, details: Option<u64>, buf: &mut Vec<u8>) {
@@ -832,7 +724,7 @@ mod tests {
     use super::*;
     use crate::filestate::Stat;
 
-    fn task(key: &str, sig: u8) -> TaskRecord {
+    pub(super) fn task(key: &str, sig: u8) -> TaskRecord {
         TaskRecord {
             key: key.into(),
             group: "default".into(),
@@ -847,7 +739,7 @@ mod tests {
         }
     }
 
-    fn file(n: i64) -> Recorded {
+    pub(super) fn file(n: i64) -> Recorded {
         Recorded {
             stat: Stat {
                 size: 1,
@@ -860,7 +752,7 @@ mod tests {
         }
     }
 
-    fn owned(s: &Store, key: &str) -> Option<TaskRecord> {
+    pub(super) fn owned(s: &Store, key: &str) -> Option<TaskRecord> {
         s.task(key).map(|v| s.owned(&v))
     }
 
@@ -889,52 +781,6 @@ mod tests {
         assert_eq!(owned(&s, "build/a.o"), Some(task("build/a.o", 2)));
         assert!(s.task("build/b.o").is_none());
         assert_eq!(s.tasks().count(), 1);
-    }
-
-    #[test]
-    fn a_torn_tail_keeps_every_whole_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        for i in 0..5 {
-            s.append(vec![Record::Task(task(&format!("t{i}"), 1))])
-                .unwrap();
-        }
-        drop(s);
-        let bytes = fs::read(&path).unwrap();
-        fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        let (s, w) = Store::open(&path, true).unwrap();
-        assert_eq!(s.tasks().count(), 4);
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert_eq!(
-            owned(&s, "t3"),
-            Some(task("t3", 1)),
-            "details survive the repair"
-        );
-        drop(s);
-        // Repaired: the next load is clean.
-        let (s, w) = Store::open(&path, false).unwrap();
-        assert!(w.is_empty(), "{w:?}");
-        assert_eq!(s.tasks().count(), 4);
-    }
-
-    #[test]
-    fn damage_in_the_middle_skips_only_the_damaged_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        for i in 0..5 {
-            s.append(vec![Record::Task(task(&format!("t{i}"), 1))])
-                .unwrap();
-        }
-        drop(s);
-        let mut bytes = fs::read(&path).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0x10;
-        fs::write(&path, &bytes).unwrap();
-        let (s, w) = Store::open(&path, false).unwrap();
-        assert_eq!(s.tasks().count(), 4);
-        assert!(w[0].contains("damaged"), "{w:?}");
     }
 
     #[test]
@@ -1009,152 +855,6 @@ mod tests {
         let after = fs::metadata(&path).unwrap().len();
         assert!(after * 4 < before, "{before} -> {after}");
         assert_eq!(owned(&s, "t1").unwrap(), task("t1", 4));
-    }
-
-    /// A store of files and tasks with unique keys, and where each record ends.
-    fn sample_store(path: &Path) -> (Vec<u8>, Vec<(usize, Option<String>)>) {
-        let (mut s, _) = Store::open(path, true).unwrap();
-        for i in 0..6 {
-            s.append(vec![Record::File(format!("src/f{i}.c"), file(i))])
-                .unwrap();
-            s.append(vec![Record::Task(task(&format!("out/t{i}.o"), i as u8))])
-                .unwrap();
-        }
-        drop(s);
-        let bytes = fs::read(path).unwrap();
-        // (end of record, the task it records)
-        let mut ends = Vec::new();
-        let mut pos = HEADER_LEN;
-        while pos < bytes.len() {
-            let (payload, next) = record_at(&bytes, pos).expect("intact");
-            let key = (payload[0] == TAG_TASK)
-                .then(|| key_at(&bytes, pos + RECORD_HEAD).unwrap().to_string());
-            ends.push((next, key));
-            pos = next;
-        }
-        (bytes, ends)
-    }
-
-    fn task_keys(s: &Store) -> Vec<String> {
-        let mut keys: Vec<String> = s.tasks().map(|v| v.key.to_string()).collect();
-        keys.sort();
-        keys
-    }
-
-    #[test]
-    fn a_store_cut_at_any_byte_keeps_exactly_the_whole_records_before_the_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (bytes, ends) = sample_store(&path);
-        let details = fs::read(dir.path().join("details")).unwrap();
-        for cut in 0..=bytes.len() {
-            fs::write(&path, &bytes[..cut]).unwrap();
-            fs::write(dir.path().join("details"), &details).unwrap();
-            let (s, w) = Store::open(&path, false).unwrap();
-            let mut expected: Vec<String> = ends
-                .iter()
-                .filter(|(end, _)| *end <= cut)
-                .filter_map(|(_, k)| k.clone())
-                .collect();
-            expected.sort();
-            assert_eq!(task_keys(&s), expected, "cut at {cut}");
-            let whole = cut == HEADER_LEN || ends.iter().any(|(end, _)| *end == cut);
-            // One warning at most, and none for a log that ends between records.
-            assert_eq!(
-                w.len(),
-                usize::from(!whole || cut < HEADER_LEN),
-                "cut at {cut}: {w:?}"
-            );
-            for k in &expected {
-                let v = s.task(k).unwrap();
-                assert_eq!(
-                    s.owned(&v),
-                    task(k, k[5..6].parse().unwrap()),
-                    "cut at {cut}"
-                );
-            }
-            // Opened for writing, the store repairs itself: the next load is clean and keeps
-            // the same records.
-            drop(s);
-            let (s, _) = Store::open(&path, true).unwrap();
-            drop(s);
-            let (s, w) = Store::open(&path, false).unwrap();
-            assert!(w.is_empty(), "cut at {cut}, after repair: {w:?}");
-            assert_eq!(task_keys(&s), expected, "cut at {cut}, after repair");
-        }
-    }
-
-    #[test]
-    fn a_flipped_bit_anywhere_loses_at_most_the_record_it_hits() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (bytes, ends) = sample_store(&path);
-        let all: Vec<String> = {
-            let mut v: Vec<String> = ends.iter().filter_map(|(_, k)| k.clone()).collect();
-            v.sort();
-            v
-        };
-        for at in 0..bytes.len() {
-            let mut damaged = bytes.clone();
-            damaged[at] ^= 1 << (at % 8);
-            fs::write(&path, &damaged).unwrap();
-            let (s, w) = Store::open(&path, false).unwrap();
-            assert_eq!(w.len(), 1, "flip at {at}: {w:?}");
-            if at < HEADER_LEN {
-                // Not a store of this version: nothing is trusted.
-                assert!(task_keys(&s).is_empty(), "flip at {at}");
-                continue;
-            }
-            // The record holding the flipped byte is lost, every other one is kept.
-            let hit = ends.iter().find(|(end, _)| at < *end).unwrap();
-            let expected: Vec<String> = all
-                .iter()
-                .filter(|k| Some(*k) != hit.1.as_ref())
-                .cloned()
-                .collect();
-            assert_eq!(task_keys(&s), expected, "flip at {at}");
-        }
-    }
-
-    #[test]
-    fn garbage_after_the_records_is_dropped_with_one_warning() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut bytes, ends) = sample_store(&path);
-        let mut x = 0x9e37_79b9u32;
-        for _ in 0..5000 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            bytes.push(x as u8);
-        }
-        fs::write(&path, &bytes).unwrap();
-        let (s, w) = Store::open(&path, false).unwrap();
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert_eq!(
-            s.tasks().count(),
-            ends.iter().filter(|(_, k)| k.is_some()).count()
-        );
-    }
-
-    #[test]
-    fn record_heads_planted_at_every_offset_do_not_stall_the_load() {
-        // Every fifth byte a record head whose payload fits in the file: checksumming each
-        // candidate whole would take hundreds of gigabytes; the resync budget stops it.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut bytes, ends) = sample_store(&path);
-        let len = (512u32 << 10).to_le_bytes();
-        while bytes.len() < 4 << 20 {
-            bytes.push(MARK);
-            bytes.extend_from_slice(&len);
-        }
-        let (s, w) = Store::from_bytes(&path, bytes);
-        assert!(w.is_some());
-        assert_eq!(
-            s.tasks().count(),
-            ends.iter().filter(|(_, k)| k.is_some()).count()
-        );
     }
 
     #[test]
