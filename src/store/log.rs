@@ -141,8 +141,9 @@ mod tests {
     //! garbage.
 
     use super::*;
+    use crate::store::record::{TAG_TASK, key_at};
     use crate::store::tests::{file, owned, task};
-    use crate::store::{Record, Store, TAG_TASK, key_at};
+    use crate::store::{Record, Store};
     use std::fs;
     use std::path::Path;
 

@@ -6,11 +6,8 @@
 //! that were running. Details are written in batches (a crash may lose some: explain then says
 //! less); each names its task, so a record never shows another task's details.
 //!
-//! Format of both: the header (`KILNSTOR` or `KILNDETL` and a little-endian u32 version), then
-//! records `[0xA5][u32 payload length][u32 crc32 of payload][payload]`. A `store` payload starts
-//! with a tag: 1 a file's recorded hash, 2 a task's record, 3 forget a task. Strings are a varint
-//! length and UTF-8 bytes; integers LEB128 varints (zigzag for signed); hashes 32 bytes. The last
-//! record for a key wins.
+//! Both logs are framed as `log` says (a header, then records with a length and a checksum);
+//! their payloads are encoded as `record` says. The last record for a key wins.
 //!
 //! Loading reads `store` once, checks every record's checksum and indexes records by a 64-bit
 //! hash of their key; nothing is decoded until asked for. Loading never fails: a record whose
@@ -19,13 +16,15 @@
 //! with a warning. Damage, or dead records outnumbering live ones two to one, makes the store
 //! rewrite itself: new files, fsync, rename.
 
-use crate::codec::{
-    Fast, Reader, key_hash, put_hashed, put_i64, put_pairs, put_stat, put_str, put_strings, put_u64,
-};
-use crate::filestate::{Hash, Recorded};
+use crate::codec::{Fast, key_hash};
+use crate::filestate::Recorded;
 use log::{
     DETAILS_MAGIC, HEADER_LEN, MAGIC, RECORD_HEAD, frame, has_magic, payload, put_header,
     read_record, record_at, scan, version,
+};
+use record::{
+    TAG_FILE, TAG_FORGET, TAG_TASK, decode_details, encode, encode_details, file_record, indexable,
+    key_at, task_view,
 };
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -34,101 +33,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 mod log;
+mod record;
 
 pub use log::VERSION;
-
-const TAG_FILE: u8 = 1;
-const TAG_TASK: u8 = 2;
-const TAG_FORGET: u8 = 3;
-
-/// What kiln records about a task that succeeded.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TaskRecord {
-    pub key: String,
-    /// The group the task belonged to.
-    pub group: String,
-    /// The signature; all zeros never matches (the task must run again).
-    pub signature: Hash,
-    pub duration_ms: u64,
-    pub update_outputs: bool,
-    /// Outputs (and the depfile) and their hashes after the run.
-    pub outputs: Vec<(String, Hash)>,
-    /// Implicit dependencies from the depfile, with their hashes.
-    pub implicit: Vec<(String, Hash)>,
-    /// Details, kept apart: the inputs and manual dependencies with the hashes the run saw.
-    pub inputs: Vec<(String, Hash)>,
-    /// Details: the command chain as run.
-    pub commands: Vec<String>,
-    /// Details: the env values the signature covered.
-    pub env: Vec<(String, String)>,
-}
-
-/// One change to the store.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    File(String, Recorded),
-    Task(TaskRecord),
-    Forget(String),
-}
-
-/// A task's record as stored, read in place.
-#[derive(Debug, Clone, Copy)]
-pub struct TaskView<'a> {
-    pub key: &'a str,
-    pub group: &'a str,
-    pub signature: Hash,
-    pub duration_ms: u64,
-    pub update_outputs: bool,
-    outputs: (usize, &'a [u8]),
-    implicit: (usize, &'a [u8]),
-    /// Where its details start in the details log.
-    details: Option<u64>,
-}
-
-impl<'a> TaskView<'a> {
-    pub fn outputs(&self) -> PathHashes<'a> {
-        PathHashes {
-            left: self.outputs.0,
-            reader: Reader::new(self.outputs.1),
-        }
-    }
-
-    pub fn implicit(&self) -> PathHashes<'a> {
-        PathHashes {
-            left: self.implicit.0,
-            reader: Reader::new(self.implicit.1),
-        }
-    }
-
-    pub fn output_count(&self) -> usize {
-        self.outputs.0
-    }
-}
-
-/// `(path, hash)` pairs read in place.
-pub struct PathHashes<'a> {
-    left: usize,
-    reader: Reader<'a>,
-}
-
-impl<'a> Iterator for PathHashes<'a> {
-    type Item = (&'a str, Hash);
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        Some((self.reader.str_ref()?, self.reader.hash()?))
-    }
-}
-
-/// A task's details: what the last run ran and saw.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Details {
-    pub commands: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub inputs: Vec<(String, Hash)>,
-}
+pub use record::{Details, PathHashes, Record, TaskRecord, TaskView};
 
 /// Keys to the offset of their latest record's payload, by hash; a key whose hash another key
 /// already has goes to `collided`.
@@ -252,12 +160,6 @@ fn build_index(bytes: &[u8], offsets: &[usize]) -> Indexes {
         ix.add(bytes, at);
     }
     ix
-}
-
-/// The key of the record whose payload starts at `at` (file path or task key).
-fn key_at(bytes: &[u8], at: usize) -> Option<&str> {
-    let mut r = Reader::new(bytes.get(at + 1..)?);
-    r.str_ref()
 }
 
 impl Store {
@@ -582,19 +484,7 @@ impl Store {
 
     /// A task's record with its details, owned.
     pub fn owned(&self, v: &TaskView) -> TaskRecord {
-        let details = self.details(v).unwrap_or_default();
-        TaskRecord {
-            key: v.key.to_string(),
-            group: v.group.to_string(),
-            signature: v.signature,
-            duration_ms: v.duration_ms,
-            update_outputs: v.update_outputs,
-            outputs: v.outputs().map(|(p, h)| (p.to_string(), h)).collect(),
-            implicit: v.implicit().map(|(p, h)| (p.to_string(), h)).collect(),
-            inputs: details.inputs,
-            commands: details.commands,
-            env: details.env,
-        }
+        TaskRecord::from_view(v, self.details(v).unwrap_or_default())
     }
 
     /// Drops every task record (after `clean`), keeping file hashes.
@@ -611,112 +501,6 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.flush_details();
     }
-}
-
-/// A file record's content.
-fn file_record(payload: &[u8]) -> Option<Recorded> {
-    let mut r = Reader::new(payload.get(1..)?);
-    r.str_ref()?;
-    let stat = r.stat()?;
-    Some(Recorded {
-        stat,
-        hash: r.hash()?,
-        recorded_at: r.i64()?,
-    })
-}
-
-fn encode(record: &Record, details: Option<u64>, buf: &mut Vec<u8>) {
-    match record {
-        Record::File(path, r) => {
-            buf.push(TAG_FILE);
-            put_str(buf, path);
-            put_stat(buf, &r.stat);
-            buf.extend_from_slice(&r.hash);
-            put_i64(buf, r.recorded_at);
-        }
-        Record::Task(t) => {
-            buf.push(TAG_TASK);
-            put_str(buf, &t.key);
-            put_str(buf, &t.group);
-            buf.extend_from_slice(&t.signature);
-            put_u64(buf, t.duration_ms);
-            buf.push(u8::from(t.update_outputs));
-            put_hashed(buf, &t.outputs);
-            put_hashed(buf, &t.implicit);
-            put_u64(buf, details.map_or(0, |d| d + 1));
-        }
-        Record::Forget(key) => {
-            buf.push(TAG_FORGET);
-            put_str(buf, key);
-        }
-    }
-}
-
-fn encode_details(t: &TaskRecord, buf: &mut Vec<u8>) {
-    put_str(buf, &t.key);
-    put_strings(buf, &t.commands);
-    put_pairs(buf, &t.env);
-    put_hashed(buf, &t.inputs);
-}
-
-fn decode_details(payload: &[u8], key: &str) -> Option<Details> {
-    let mut r = Reader::new(payload);
-    if r.str_ref()? != key {
-        return None;
-    }
-    let commands = r.strings()?;
-    let env = r.pairs()?;
-    let inputs = r.hashed()?;
-    r.at_end().then_some(Details {
-        commands,
-        env,
-        inputs,
-    })
-}
-
-/// Reads `n` `(path, hash)` pairs, returning the bytes they span.
-fn skip_pairs<'a>(r: &mut Reader<'a>) -> Option<(usize, &'a [u8])> {
-    let n = r.read_len()?;
-    let start = r.rest();
-    for _ in 0..n {
-        r.str_ref()?;
-        r.hash()?;
-    }
-    let used = start.len() - r.rest().len();
-    Some((n, &start[..used]))
-}
-
-/// A task record read in place from its payload.
-fn task_view(payload: &[u8]) -> Option<TaskView<'_>> {
-    let mut r = Reader::new(payload);
-    if r.u8()? != TAG_TASK {
-        return None;
-    }
-    let key = r.str_ref()?;
-    let group = r.str_ref()?;
-    let signature = r.hash()?;
-    let duration_ms = r.u64()?;
-    let update_outputs = r.u8()? != 0;
-    let outputs = skip_pairs(&mut r)?;
-    let implicit = skip_pairs(&mut r)?;
-    let details = r.u64()?.checked_sub(1);
-    r.at_end().then_some(TaskView {
-        key,
-        group,
-        signature,
-        duration_ms,
-        update_outputs,
-        outputs,
-        implicit,
-        details,
-    })
-}
-
-/// Whether a payload (already proved intact by its checksum) has a known tag and a key. The rest
-/// is decoded, with every bound checked, only when a build asks for the record.
-fn indexable(payload: &[u8]) -> bool {
-    matches!(payload.first(), Some(&(TAG_FILE | TAG_TASK | TAG_FORGET)))
-        && Reader::new(&payload[1..]).str_ref().is_some()
 }
 
 #[cfg(test)]
