@@ -18,20 +18,16 @@
 
 use crate::codec::{Fast, key_hash};
 use crate::filestate::Recorded;
-use log::{
-    DETAILS_MAGIC, HEADER_LEN, MAGIC, RECORD_HEAD, frame, has_magic, payload, put_header,
-    read_record, record_at, scan, version,
-};
-use record::{
-    TAG_FILE, TAG_FORGET, TAG_TASK, decode_details, encode, encode_details, file_record, indexable,
-    key_at, task_view,
-};
+use details::DetailsLog;
+use log::{HEADER_LEN, MAGIC, RECORD_HEAD, frame, payload, put_header, record_at, scan, version};
+use record::{TAG_FILE, TAG_FORGET, TAG_TASK, encode, file_record, indexable, key_at, task_view};
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod details;
 mod log;
 mod record;
 
@@ -118,12 +114,9 @@ impl Index {
 /// The store: its records in memory, and append handles when it may be written.
 pub struct Store {
     path: PathBuf,
-    details_path: PathBuf,
+    /// Open for appending when the store may be written.
     file: Option<File>,
-    details: Option<File>,
-    /// Bytes of `details` on disk, and the batch not written yet (which follows them).
-    details_len: u64,
-    pending_details: Vec<u8>,
+    details: DetailsLog,
     /// Every record of `store`, as loaded and appended.
     bytes: Vec<u8>,
     /// Built when loading, or on first use by a store opened without it.
@@ -167,11 +160,8 @@ impl Store {
     pub fn empty(path: &Path) -> Store {
         Store {
             path: path.to_path_buf(),
-            details_path: path.with_file_name("details"),
             file: None,
-            details: None,
-            details_len: 0,
-            pending_details: Vec::new(),
+            details: DetailsLog::new(path),
             bytes: Vec::new(),
             index: OnceCell::from(Indexes::default()),
         }
@@ -201,9 +191,7 @@ impl Store {
         if writable {
             let ix = store.ix();
             let (live, records) = (ix.files.len() + ix.tasks.len(), ix.records);
-            let details_ok =
-                File::open(&store.details_path).is_ok_and(|f| has_magic(&f, DETAILS_MAGIC));
-            if rewrite || !details_ok || (records > 1000 && records > 3 * live) {
+            if rewrite || !store.details.is_intact() || (records > 1000 && records > 3 * live) {
                 store.rewrite()?;
             }
             store.open_for_append()?;
@@ -222,7 +210,7 @@ impl Store {
                     "kiln's state at {} cannot be used ({first}); starting afresh",
                     path.display()
                 )];
-                for p in [path.to_path_buf(), path.with_file_name("details")] {
+                for p in [path.to_path_buf(), DetailsLog::path_for(path)] {
                     let _ = match fs::symlink_metadata(&p) {
                         Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
                         Ok(_) => fs::remove_file(&p),
@@ -298,11 +286,7 @@ impl Store {
         store.bytes = bytes;
         store.index = OnceCell::new();
         store.open_for_append().ok()?;
-        store
-            .details
-            .as_ref()
-            .is_some_and(|f| has_magic(f, DETAILS_MAGIC))
-            .then_some(store)
+        store.details.is_intact().then_some(store)
     }
 
     /// The payload of the intact record of kind `tag` and key `key` whose payload starts at `at`.
@@ -351,32 +335,12 @@ impl Store {
 
     /// The details of a task's record, if they can be read.
     pub fn details(&self, task: &TaskView) -> Option<Details> {
-        let offset = task.details?;
-        if let Some(at) = offset
-            .checked_sub(self.details_len)
-            .filter(|_| self.details.is_some())
-        {
-            // Still in the batch not written yet.
-            let (payload, _) = record_at(&self.pending_details, usize::try_from(at).ok()?)?;
-            return decode_details(payload, task.key);
-        }
-        let file = match &self.details {
-            Some(f) => f.try_clone().ok()?,
-            None => File::open(&self.details_path).ok()?,
-        };
-        decode_details(&read_record(&file, offset)?, task.key)
+        self.details.read(task.details?, task.key)
     }
 
     /// Writes the batch of details not written yet.
     pub fn flush_details(&mut self) -> io::Result<()> {
-        if let Some(f) = &mut self.details
-            && !self.pending_details.is_empty()
-        {
-            f.write_all(&self.pending_details)?;
-            self.details_len += self.pending_details.len() as u64;
-            self.pending_details.clear();
-        }
-        Ok(())
+        self.details.flush()
     }
 
     /// Appends records (task details first, to their own log), and indexes them. Returns where
@@ -390,18 +354,12 @@ impl Store {
         let mut offsets = Vec::with_capacity(records.len());
         for r in &records {
             let details = match r {
-                Record::Task(t) if self.details.is_some() => {
-                    let at = self.details_len + self.pending_details.len() as u64;
-                    frame(&mut self.pending_details, |buf| encode_details(t, buf));
-                    Some(at)
-                }
+                Record::Task(t) => self.details.push(t),
                 _ => None,
             };
             offsets.push(base + frame(&mut hot, |buf| encode(r, details, buf)));
         }
-        if self.pending_details.len() >= 64 * 1024 {
-            self.flush_details()?;
-        }
+        self.details.flush_if_full()?;
         if let Some(file) = &mut self.file {
             file.write_all(&hot)?;
         }
@@ -434,17 +392,15 @@ impl Store {
 
         let mut hot = Vec::with_capacity(HEADER_LEN + 64 * (files.len() + tasks.len()));
         put_header(&mut hot, MAGIC);
-        let mut cold = Vec::new();
-        put_header(&mut cold, DETAILS_MAGIC);
+        let mut cold = details::fresh();
         for (path, rec) in files {
             frame(&mut hot, |buf| encode(&Record::File(path, rec), None, buf));
         }
         for t in tasks {
-            let at = cold.len() as u64;
-            frame(&mut cold, |buf| encode_details(&t, buf));
+            let at = details::put(&mut cold, &t);
             frame(&mut hot, |buf| encode(&Record::Task(t), Some(at), buf));
         }
-        for (path, bytes) in [(&self.details_path, &cold), (&self.path, &hot)] {
+        for (path, bytes) in [(self.details.path(), &cold), (&self.path, &hot)] {
             let tmp = path.with_extension("tmp");
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -457,9 +413,8 @@ impl Store {
             let _ = d.sync_all();
         }
         let writable = self.file.is_some();
-        let (path, details_path) = (self.path.clone(), self.details_path.clone());
+        let path = self.path.clone();
         *self = Store::empty(&path);
-        self.details_path = details_path;
         self.load(hot);
         if let Some(ix) = self.index.get_mut() {
             ix.records = ix.files.len() + ix.tasks.len();
@@ -473,13 +428,7 @@ impl Store {
     /// Opens the store and its details log for appending records.
     fn open_for_append(&mut self) -> io::Result<()> {
         self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
-        let details = OpenOptions::new()
-            .append(true)
-            .read(true)
-            .open(&self.details_path)?;
-        self.details_len = details.metadata()?.len();
-        self.details = Some(details);
-        Ok(())
+        self.details.open_for_append()
     }
 
     /// A task's record with its details, owned.
@@ -565,44 +514,6 @@ mod tests {
         assert_eq!(owned(&s, "build/a.o"), Some(task("build/a.o", 2)));
         assert!(s.task("build/b.o").is_none());
         assert_eq!(s.tasks().count(), 1);
-    }
-
-    #[test]
-    fn damaged_details_lose_only_the_details() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        s.append(vec![Record::Task(task("t", 1))]).unwrap();
-        drop(s);
-        fs::write(dir.path().join("details"), b"KILNDETL\x02\0\0\0garbage").unwrap();
-        let (s, _) = Store::open(&path, false).unwrap();
-        let v = s.task("t").unwrap();
-        assert_eq!(v.signature, [1; 32]);
-        assert!(s.details(&v).is_none());
-    }
-
-    #[test]
-    fn details_are_written_in_batches_and_never_shown_for_another_task() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        s.append(vec![Record::Task(task("x", 1))]).unwrap();
-        // Not written yet, but readable.
-        assert_eq!(fs::metadata(dir.path().join("details")).unwrap().len(), 12);
-        assert_eq!(owned(&s, "x"), Some(task("x", 1)));
-        // A record whose details offset holds another task's details (as after a crash that lost
-        // a batch) shows none.
-        let v = s.task("x").unwrap();
-        let mut other = v;
-        other.key = "y";
-        assert!(s.details(&other).is_none());
-        drop(s);
-        let (s, _) = Store::open(&path, false).unwrap();
-        assert_eq!(
-            owned(&s, "x"),
-            Some(task("x", 1)),
-            "written when the store is dropped"
-        );
     }
 
     #[test]
