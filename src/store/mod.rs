@@ -16,13 +16,12 @@
 //! with a warning. Damage, or dead records outnumbering live ones two to one, makes the store
 //! rewrite itself: new files, fsync, rename.
 
-use crate::codec::{Fast, key_hash};
 use crate::filestate::Recorded;
+use crate::index::KeyIndex;
 use details::DetailsLog;
 use log::{HEADER_LEN, MAGIC, RECORD_HEAD, frame, payload, put_header, record_at, scan, version};
 use record::{TAG_FILE, TAG_FORGET, TAG_TASK, encode, file_record, indexable, key_at, task_view};
 use std::cell::OnceCell;
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -33,83 +32,6 @@ mod record;
 
 pub use log::VERSION;
 pub use record::{Details, PathHashes, Record, TaskRecord, TaskView};
-
-/// Keys to the offset of their latest record's payload, by hash; a key whose hash another key
-/// already has goes to `collided`.
-#[derive(Default)]
-struct Index {
-    by_hash: HashMap<u64, usize, Fast>,
-    collided: HashMap<Box<str>, usize>,
-}
-
-impl Index {
-    fn get<'k>(&self, key: &str, key_at: impl Fn(usize) -> Option<&'k str>) -> Option<usize> {
-        self.get_hashed(key_hash(key), key, key_at)
-    }
-
-    fn get_hashed<'k>(
-        &self,
-        h: u64,
-        key: &str,
-        key_at: impl Fn(usize) -> Option<&'k str>,
-    ) -> Option<usize> {
-        let at = *self.by_hash.get(&h)?;
-        if key_at(at) == Some(key) {
-            Some(at)
-        } else {
-            self.collided.get(key).copied()
-        }
-    }
-
-    fn insert<'k>(&mut self, key: &str, at: usize, key_at: impl Fn(usize) -> Option<&'k str>) {
-        self.insert_hashed(key_hash(key), key, at, key_at)
-    }
-
-    fn insert_hashed<'k>(
-        &mut self,
-        h: u64,
-        key: &str,
-        at: usize,
-        key_at: impl Fn(usize) -> Option<&'k str>,
-    ) {
-        match self.by_hash.get_mut(&h) {
-            None => {
-                self.by_hash.insert(h, at);
-            }
-            Some(existing) => {
-                if key_at(*existing) == Some(key) {
-                    *existing = at;
-                } else {
-                    self.collided.insert(key.into(), at);
-                }
-            }
-        }
-    }
-
-    fn remove<'k>(&mut self, key: &str, key_at: impl Fn(usize) -> Option<&'k str>) {
-        let h = key_hash(key);
-        if let Some(&at) = self.by_hash.get(&h)
-            && key_at(at) == Some(key)
-        {
-            self.by_hash.remove(&h);
-            // A collided key with the same hash takes the place.
-            if let Some(other) = self.collided.keys().find(|k| key_hash(k) == h).cloned() {
-                let at = self.collided.remove(&other).expect("present");
-                self.by_hash.insert(h, at);
-            }
-        } else {
-            self.collided.remove(key);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.by_hash.len() + self.collided.len()
-    }
-
-    fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
-        self.by_hash.values().chain(self.collided.values()).copied()
-    }
-}
 
 /// The store: its records in memory, and append handles when it may be written.
 pub struct Store {
@@ -126,8 +48,9 @@ pub struct Store {
 /// Where the latest record of each file and task is.
 #[derive(Default)]
 struct Indexes {
-    files: Index,
-    tasks: Index,
+    /// Payload offsets by key.
+    files: KeyIndex<usize>,
+    tasks: KeyIndex<usize>,
     /// Records indexed, live or dead.
     records: usize,
 }
@@ -329,7 +252,7 @@ impl Store {
     pub fn tasks(&self) -> impl Iterator<Item = TaskView<'_>> + '_ {
         self.ix()
             .tasks
-            .offsets()
+            .values()
             .filter_map(|at| task_view(payload(&self.bytes, at)))
     }
 
@@ -380,7 +303,7 @@ impl Store {
         let mut files: Vec<(String, Recorded)> = self
             .ix()
             .files
-            .offsets()
+            .values()
             .filter_map(|at| {
                 let path = key_at(&self.bytes, at)?.to_string();
                 Some((path.clone(), self.file(&path)?))
@@ -440,7 +363,7 @@ impl Store {
     pub fn forget_tasks(&mut self) -> io::Result<()> {
         self.ix();
         if let Some(ix) = self.index.get_mut() {
-            ix.tasks = Index::default();
+            ix.tasks = KeyIndex::default();
         }
         self.rewrite()
     }
@@ -550,21 +473,5 @@ mod tests {
         let after = fs::metadata(&path).unwrap().len();
         assert!(after * 4 < before, "{before} -> {after}");
         assert_eq!(owned(&s, "t1").unwrap(), task("t1", 4));
-    }
-
-    #[test]
-    fn colliding_keys_stay_apart() {
-        let keys = ["a", "b", "c"];
-        let key_at = |o: usize| keys.get(o).copied();
-        let mut index = Index::default();
-        // Three keys under one hash.
-        for (at, key) in keys.iter().enumerate() {
-            index.insert_hashed(42, key, at, key_at);
-        }
-        for (at, key) in keys.iter().enumerate() {
-            assert_eq!(index.get_hashed(42, key, key_at), Some(at));
-        }
-        assert_eq!(index.len(), 3);
-        assert_eq!(index.get_hashed(42, "d", key_at), None);
     }
 }
