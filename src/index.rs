@@ -24,6 +24,14 @@ impl<V> Default for KeyIndex<V> {
 }
 
 impl<V: Copy> KeyIndex<V> {
+    /// An empty index with room for `n` keys.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        KeyIndex {
+            by_hash: HashMap::with_capacity_and_hasher(n, Fast::default()),
+            collided: HashMap::new(),
+        }
+    }
+
     /// The value of `key`; `key_of` says which key a value stands for.
     pub(crate) fn get<'k>(&self, key: &str, key_of: impl Fn(V) -> Option<&'k str>) -> Option<V> {
         self.get_hashed(key_hash(key), key, key_of)
@@ -121,7 +129,7 @@ mod tests {
     fn a_removed_key_leaves_the_others() {
         let keys = ["a", "b", "a", "c"];
         let key_of = |o: usize| keys.get(o).copied();
-        let mut index = KeyIndex::default();
+        let mut index = KeyIndex::with_capacity(4);
         for (at, key) in keys.iter().enumerate() {
             index.insert(key, at, key_of);
         }
