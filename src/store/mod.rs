@@ -298,7 +298,7 @@ impl Store {
 
     /// Rewrites the store and its details with only live records: new files, fsync, rename,
     /// fsync the directory.
-    pub fn rewrite(&mut self) -> io::Result<()> {
+    fn rewrite(&mut self) -> io::Result<()> {
         self.flush_details()?;
         let mut files: Vec<(String, Recorded)> = self
             .ix()
