@@ -121,16 +121,13 @@ impl DetailsLog {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::tests::{owned, task};
-    use crate::store::{Record, Store};
+    use crate::store::Store;
+    use crate::store::tests::{owned, store_with, task};
     use std::fs;
 
     #[test]
     fn damaged_details_lose_only_the_details() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        s.append(vec![Record::Task(task("t", 1))]).unwrap();
+        let (dir, path, s) = store_with(&["t"]);
         drop(s);
         fs::write(dir.path().join("details"), b"KILNDETL\x02\0\0\0garbage").unwrap();
         let (s, _) = Store::open(&path, false).unwrap();
@@ -141,10 +138,7 @@ mod tests {
 
     #[test]
     fn details_are_written_in_batches_and_never_shown_for_another_task() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        s.append(vec![Record::Task(task("x", 1))]).unwrap();
+        let (dir, path, s) = store_with(&["x"]);
         // Not written yet, but readable.
         assert_eq!(fs::metadata(dir.path().join("details")).unwrap().len(), 12);
         assert_eq!(owned(&s, "x"), Some(task("x", 1)));

@@ -142,20 +142,16 @@ mod tests {
 
     use super::*;
     use crate::store::record::{TAG_TASK, key_at};
-    use crate::store::tests::{file, owned, task};
+    use crate::store::tests::{file, owned, store_with, task};
     use crate::store::{Record, Store};
     use std::fs;
     use std::path::Path;
 
+    const FIVE: [&str; 5] = ["t0", "t1", "t2", "t3", "t4"];
+
     #[test]
     fn a_torn_tail_keeps_every_whole_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        for i in 0..5 {
-            s.append(vec![Record::Task(task(&format!("t{i}"), 1))])
-                .unwrap();
-        }
+        let (_dir, path, s) = store_with(&FIVE);
         drop(s);
         let bytes = fs::read(&path).unwrap();
         fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
@@ -176,13 +172,7 @@ mod tests {
 
     #[test]
     fn damage_in_the_middle_skips_only_the_damaged_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        for i in 0..5 {
-            s.append(vec![Record::Task(task(&format!("t{i}"), 1))])
-                .unwrap();
-        }
+        let (_dir, path, s) = store_with(&FIVE);
         drop(s);
         let mut bytes = fs::read(&path).unwrap();
         let mid = bytes.len() / 2;

@@ -412,6 +412,18 @@ mod tests {
         s.task(key).map(|v| s.owned(&v))
     }
 
+    /// A store in a new directory, open for writing, with a record of each of these tasks (one
+    /// append each); and the store's path.
+    pub(super) fn store_with(keys: &[&str]) -> (tempfile::TempDir, PathBuf, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let (mut s, _) = Store::open(&path, true).unwrap();
+        for key in keys {
+            s.append(vec![Record::Task(task(key, 1))]).unwrap();
+        }
+        (dir, path, s)
+    }
+
     #[test]
     fn round_trips_and_last_record_wins() {
         let dir = tempfile::tempdir().unwrap();
