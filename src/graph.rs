@@ -2,9 +2,8 @@
 //! [`TaskId`], and the task that produces each file. Adding a task whose output another task
 //! already produces is refused, naming that task.
 
-use crate::codec::{Fast, key_hash};
+use crate::index::KeyIndex;
 use crate::task::{FileId, Task, TaskId};
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 #[derive(Debug, Default)]
@@ -13,16 +12,9 @@ pub struct Graph {
     blob: String,
     ends: Vec<u32>,
     /// Paths to ids, built when first needed (a build that only checks files never needs it).
-    index: OnceLock<PathIndex>,
+    index: OnceLock<KeyIndex<u32>>,
     producer: Vec<Option<TaskId>>,
     tasks: Vec<Task>,
-}
-
-/// Path hashes to ids; a path whose hash another path has already goes to `collided`.
-#[derive(Debug, Default)]
-struct PathIndex {
-    by_hash: HashMap<u64, u32, Fast>,
-    collided: HashMap<Box<str>, u32>,
 }
 
 impl Graph {
@@ -33,14 +25,8 @@ impl Graph {
         }
         let id = self.push_path(path);
         let index = self.index.get_mut().expect("built by lookup");
-        match index.by_hash.entry(key_hash(path)) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(id.0);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                index.collided.insert(path.into(), id.0);
-            }
-        }
+        let (blob, ends) = (&self.blob, &self.ends);
+        index.insert(path, id.0, |i| Some(nth_path(blob, ends, i)));
         id
     }
 
@@ -92,33 +78,19 @@ impl Graph {
 
     /// The id of `path`, if known.
     pub fn lookup(&self, path: &str) -> Option<FileId> {
+        let path_of = |i: u32| Some(nth_path(&self.blob, &self.ends, i));
         let index = self.index.get_or_init(|| {
-            let mut index = PathIndex::default();
-            index.by_hash.reserve(self.ends.len());
+            let mut index = KeyIndex::with_capacity(self.ends.len());
             for i in 0..self.ends.len() as u32 {
-                let p = self.path(FileId(i));
-                match index.by_hash.entry(key_hash(p)) {
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(i);
-                    }
-                    std::collections::hash_map::Entry::Occupied(_) => {
-                        index.collided.insert(p.into(), i);
-                    }
-                }
+                index.insert(nth_path(&self.blob, &self.ends, i), i, path_of);
             }
             index
         });
-        match index.by_hash.get(&key_hash(path)) {
-            Some(&i) if self.path(FileId(i)) == path => Some(FileId(i)),
-            Some(_) => index.collided.get(path).map(|&i| FileId(i)),
-            None => None,
-        }
+        index.get(path, path_of).map(FileId)
     }
 
     pub fn path(&self, id: FileId) -> &str {
-        let i = id.index();
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.blob[start..self.ends[i] as usize]
+        nth_path(&self.blob, &self.ends, id.0)
     }
 
     pub fn file_count(&self) -> usize {
@@ -199,4 +171,11 @@ impl Graph {
         }
         format!("{rule_name} ({})", names.join(" "))
     }
+}
+
+/// Path `i` of `blob`, where `ends[i]` is where it ends.
+fn nth_path<'a>(blob: &'a str, ends: &[u32], i: u32) -> &'a str {
+    let i = i as usize;
+    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+    &blob[start..ends[i] as usize]
 }

@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod generator;
 pub mod glob;
 pub mod graph;
+mod index;
 pub mod interrupt;
 pub mod lock;
 pub mod manifest;
