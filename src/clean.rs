@@ -109,7 +109,7 @@ pub fn clean(
 ) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     // The whole build file must be good before anything is deleted.
-    let x = crate::generator::Expansion::expand_all(project)?;
+    let expansion = crate::generator::Expansion::expand_all(project)?;
     let state_dir = project.state_dir();
     let out_abs = project.out_dir();
     // Not `/`, the home directory, the project, or a symlink (wherever it points), even though clean only
@@ -144,7 +144,7 @@ pub fn clean(
         None
     };
 
-    let graph = &x.graph;
+    let graph = &expansion.graph;
     let state = paths::join(&project.out, STATE_DIR);
     let mut candidates: BTreeSet<String> = BTreeSet::new();
     for t in graph.tasks().iter().filter(|t| !t.update_outputs) {

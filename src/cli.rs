@@ -308,19 +308,19 @@ fn default_jobs() -> usize {
 /// `kiln list`: one line per generator, its name then its outputs, on stdout.
 fn list(ws: &Workspace) -> Result<i32, Error> {
     let project = ws.load()?;
-    let x = Expansion::expand_all(&project)?;
+    let expansion = Expansion::expand_all(&project)?;
     let mut text = String::new();
     for (g, gn) in project.gens.iter().enumerate() {
         text.push_str(&gn.name);
-        for &f in &x.gen_outputs[g] {
+        for &f in &expansion.gen_outputs[g] {
             text.push(' ');
-            text.push_str(x.graph.path(f));
+            text.push_str(expansion.graph.path(f));
         }
         text.push('\n');
     }
     // A closed stdout (`| head -1`) is not an error worth a message.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    crate::drop_in_background((project, x));
+    crate::drop_in_background((project, expansion));
     Ok(0)
 }
 

@@ -13,9 +13,34 @@ use crate::error::{Diagnostic, Error};
 use crate::graph::Graph;
 use crate::manifest::Order;
 use crate::project::{GroupId, Project, RuleId};
-use crate::scheduler::{Edge, NodeId, PlanNode};
 use crate::task::{FileId, TaskId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A node of a group's plan, by its index in the plan.
+pub type NodeId = usize;
+
+/// How a successor depends on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    /// Through a file or precedence: a failure upstream means the successor does not run.
+    Hard,
+    /// Order only (a sequence group): the successor waits, then runs whatever happened upstream.
+    Order,
+}
+
+/// One node of a group's plan.
+#[derive(Debug, Clone)]
+pub struct PlanNode {
+    /// The task, or `None` for a barrier.
+    pub task: Option<TaskId>,
+    pub succs: Vec<(NodeId, Edge)>,
+    /// Larger runs first.
+    pub priority: u64,
+    /// Declared order, to break ties.
+    pub order: u32,
+    /// Depends on a failure in an earlier group: never runs.
+    pub blocked: bool,
+}
 
 /// What the driver knows about each task when planning a group.
 pub struct TaskFacts<'a> {

@@ -33,6 +33,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod signature;
 pub mod snapshot;
+pub mod state;
 pub mod stats;
 pub mod store;
 pub mod task;

@@ -10,51 +10,17 @@
 //! precedence) as not run; order-only edges (a sequence group) wait but do not inherit failure.
 //! Without keep-going the first failure stops all starting; running tasks are left to finish.
 
+use crate::constraints::{Edge, NodeId, PlanNode};
+use crate::state::TaskState;
 use crate::task::TaskId;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-
-pub type NodeId = usize;
-
-/// How a successor depends on a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Edge {
-    /// Through a file or precedence: a failure upstream means the successor does not run.
-    Hard,
-    /// Order only (a sequence group): the successor waits, then runs whatever happened upstream.
-    Order,
-}
-
-/// One node of a group's plan.
-#[derive(Debug, Clone)]
-pub struct PlanNode {
-    /// The task, or `None` for a barrier.
-    pub task: Option<TaskId>,
-    pub succs: Vec<(NodeId, Edge)>,
-    /// Larger runs first.
-    pub priority: u64,
-    /// Declared order, to break ties.
-    pub order: u32,
-    /// Depends on a failure in an earlier group: never runs.
-    pub blocked: bool,
-}
-
-/// What became of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Waiting,
-    Ready,
-    Running,
-    Done,
-    Failed,
-    NotRun,
-}
 
 #[derive(Debug)]
 pub struct Scheduler {
     nodes: Vec<PlanNode>,
     pending: Vec<u32>,
-    state: Vec<State>,
+    state: Vec<TaskState>,
     ready: BinaryHeap<(u64, Reverse<u32>, NodeId)>,
     running: usize,
     cap: usize,
@@ -72,7 +38,7 @@ impl Scheduler {
             }
         }
         let mut s = Scheduler {
-            state: vec![State::Waiting; nodes.len()],
+            state: vec![TaskState::Waiting; nodes.len()],
             nodes,
             pending,
             ready: BinaryHeap::new(),
@@ -83,10 +49,10 @@ impl Scheduler {
         };
         let blocked: Vec<NodeId> = (0..s.nodes.len()).filter(|&i| s.nodes[i].blocked).collect();
         for n in blocked {
-            s.settle(n, State::NotRun);
+            s.settle(n, TaskState::NotRun);
         }
         for n in 0..s.nodes.len() {
-            if s.state[n] == State::Waiting && s.pending[n] == 0 {
+            if s.state[n] == TaskState::Waiting && s.pending[n] == 0 {
                 s.make_ready(n);
             }
         }
@@ -100,7 +66,7 @@ impl Scheduler {
             return None;
         }
         let (_, _, n) = self.ready.pop()?;
-        self.state[n] = State::Running;
+        self.state[n] = TaskState::Running;
         self.running += 1;
         Some((
             n,
@@ -110,18 +76,15 @@ impl Scheduler {
         ))
     }
 
-    /// Reports a started task as finished, successfully (run or skipped) or not.
-    pub fn finish(&mut self, node: NodeId, ok: bool) {
-        debug_assert_eq!(self.state[node], State::Running);
+    /// Reports a started task as ended in `state` (a final one): up to date or made, or failed.
+    pub fn finish(&mut self, node: NodeId, state: TaskState) {
+        debug_assert_eq!(self.state[node], TaskState::Running);
+        debug_assert!(state.is_final());
         self.running -= 1;
-        if ok {
-            self.settle(node, State::Done);
-        } else {
-            if !self.keep_going {
-                self.stopped = true;
-            }
-            self.settle(node, State::Failed);
+        if !state.is_ok() && !self.keep_going {
+            self.stopped = true;
         }
+        self.settle(node, state);
     }
 
     /// Starts nothing more (an interrupt); running tasks may still finish.
@@ -138,7 +101,7 @@ impl Scheduler {
         self.running == 0 && (self.stopped || self.ready.is_empty())
     }
 
-    pub fn state(&self, node: NodeId) -> State {
+    pub fn state(&self, node: NodeId) -> TaskState {
         self.state[node]
     }
 
@@ -148,49 +111,46 @@ impl Scheduler {
             .iter()
             .zip(&self.state)
             .filter_map(|(n, s)| match s {
-                State::Waiting | State::Ready | State::NotRun => n.task,
+                TaskState::Waiting | TaskState::Ready | TaskState::NotRun => n.task,
                 _ => None,
             })
     }
 
     fn make_ready(&mut self, n: NodeId) {
         if self.nodes[n].task.is_some() {
-            self.state[n] = State::Ready;
+            self.state[n] = TaskState::Ready;
             self.ready
                 .push((self.nodes[n].priority, Reverse(self.nodes[n].order), n));
         } else {
             // A barrier completes as soon as its predecessors have.
-            self.settle(n, State::Done);
+            self.settle(n, TaskState::Success);
         }
     }
 
     /// Records a final state for `first` and releases or blocks its successors, iteratively.
-    fn settle(&mut self, first: NodeId, first_state: State) {
+    fn settle(&mut self, first: NodeId, first_state: TaskState) {
         let mut work = vec![(first, first_state)];
         while let Some((n, state)) = work.pop() {
-            if matches!(self.state[n], State::Done | State::Failed | State::NotRun) {
+            if self.state[n].is_final() {
                 continue;
             }
             self.state[n] = state;
-            let ok = state == State::Done;
+            let ok = state.is_ok();
             for i in 0..self.nodes[n].succs.len() {
                 let (s, edge) = self.nodes[n].succs[i];
-                if matches!(
-                    self.state[s],
-                    State::NotRun | State::Done | State::Failed | State::Running
-                ) {
+                if self.state[s].is_final() || self.state[s] == TaskState::Running {
                     continue;
                 }
                 if !ok && edge == Edge::Hard {
-                    work.push((s, State::NotRun));
+                    work.push((s, TaskState::NotRun));
                     continue;
                 }
                 self.pending[s] -= 1;
-                if self.pending[s] == 0 && self.state[s] == State::Waiting {
+                if self.pending[s] == 0 && self.state[s] == TaskState::Waiting {
                     if self.nodes[s].task.is_some() {
                         self.make_ready(s);
                     } else {
-                        work.push((s, State::Done));
+                        work.push((s, TaskState::Success));
                     }
                 }
             }
@@ -252,8 +212,17 @@ mod tests {
                     break;
                 }
                 let (n, ok) = self.wait();
-                s.finish(n, ok);
+                s.finish(n, ended(ok));
             }
+        }
+    }
+
+    /// How a fake task ended.
+    fn ended(ok: bool) -> TaskState {
+        if ok {
+            TaskState::Success
+        } else {
+            TaskState::Crashed
         }
     }
 
@@ -325,7 +294,7 @@ mod tests {
         let mut not_run: Vec<u32> = s.not_run().map(|t| t.0).collect();
         not_run.sort();
         assert_eq!(not_run, vec![2, 3]);
-        assert_eq!(s.state(1), State::Done);
+        assert_eq!(s.state(1), TaskState::Success);
     }
 
     #[test]
@@ -349,7 +318,7 @@ mod tests {
                 }
                 let (n, ok) = r.wait();
                 failed |= !ok;
-                s.finish(n, ok);
+                s.finish(n, ended(ok));
             }
             assert!(failed, "cap {cap}: the failing task ran");
             assert_eq!(started_after_failure, Vec::<u32>::new(), "cap {cap}");
@@ -398,7 +367,7 @@ mod tests {
         let mut r = FakeRunner::new(|_| 10, |t| t.0 == 1);
         r.drive(&mut s);
         assert_eq!(r.started, vec![0, 1]);
-        assert_eq!(s.state(2), State::NotRun);
+        assert_eq!(s.state(2), TaskState::NotRun);
     }
 
     #[test]
@@ -451,8 +420,8 @@ mod tests {
         s.stop();
         assert!(s.next_task().is_none());
         assert!(!s.is_done());
-        s.finish(a.0, true);
-        s.finish(b.0, true);
+        s.finish(a.0, TaskState::Success);
+        s.finish(b.0, TaskState::Success);
         assert!(s.is_done());
         assert_eq!(s.not_run().map(|t| t.0).collect::<Vec<_>>(), vec![2]);
     }

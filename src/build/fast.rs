@@ -70,10 +70,11 @@ impl Build<'_> {
         let Some(key) = self.cache_key.take() else {
             return;
         };
-        if self.opts.dry_run || self.project.post != PostMode::AtOnce || !self.x.complete() {
+        if self.opts.dry_run || self.project.post != PostMode::AtOnce || !self.expansion.complete()
+        {
             return;
         }
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let files: Vec<FileMark> = (0..graph.file_count())
             .map(|i| match self.files.get(i) {
                 Some(s) if s.checked => match s.stat {
@@ -99,7 +100,12 @@ impl Build<'_> {
         // The graph is written only when it was not read from the cache; the snapshot always.
         let id = match self.graph_id {
             Some(id) => Ok(id),
-            None => crate::cache::save(&self.state_dir.join("graph"), &key, self.project, &self.x),
+            None => crate::cache::save(
+                &self.state_dir.join("graph"),
+                &key,
+                self.project,
+                &self.expansion,
+            ),
         };
         let saved = id.and_then(|id| {
             Snapshot::save(
@@ -122,7 +128,7 @@ impl Build<'_> {
     /// Whether a task reads a file that no task makes and that does not exist: a source named by
     /// plain path that has gone since the graph was cached.
     pub(super) fn missing_source(&self) -> bool {
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         graph.tasks().iter().flat_map(|t| t.reads()).any(|f| {
             graph.producer(f).is_none()
                 && self

@@ -8,14 +8,14 @@ use super::report::{signal_name, task_line};
 use super::scan::{Decision, FileState, Prediction};
 use super::{Build, TaskState};
 use crate::clean;
-use crate::constraints::{self, TaskFacts};
+use crate::constraints::{self, NodeId, PlanNode, TaskFacts};
 use crate::error::Error;
 use crate::filestate::{DirRefused, MISSING};
 use crate::interrupt;
 use crate::paths;
 use crate::project::{GroupId, absolute};
 use crate::runner::{Commands, Job, Wake};
-use crate::scheduler::{NodeId, PlanNode, Scheduler};
+use crate::scheduler::Scheduler;
 use crate::stats;
 use crate::store::Record;
 use crate::task::TaskId;
@@ -47,8 +47,8 @@ impl Build<'_> {
                 self.count_unreached(g);
                 continue;
             }
-            if !self.x.expanded[g] {
-                if let Err(e) = self.x.expand_group(self.project, g) {
+            if !self.expansion.expanded[g] {
+                if let Err(e) = self.expansion.expand_group(self.project, g) {
                     if !self.opts.dry_run {
                         return Err(e);
                     }
@@ -60,7 +60,7 @@ impl Build<'_> {
                     ));
                     break;
                 }
-                for w in std::mem::take(&mut self.x.warnings) {
+                for w in std::mem::take(&mut self.expansion.warnings) {
                     self.progress.message(&format!("warning: {w}"));
                 }
                 self.after_expansion(&[g])?;
@@ -78,11 +78,11 @@ impl Build<'_> {
     /// Returns false when the graph came from the cache and names a source that no longer exists
     /// (nothing has been deleted yet: the build starts again from the build file).
     pub(super) fn after_expansion(&mut self, groups: &[GroupId]) -> Result<bool, Error> {
-        let tasks = self.x.graph.tasks().len();
+        let tasks = self.expansion.graph.tasks().len();
         let first_new = self.command_part.len();
         for t in first_new..tasks {
             self.command_part.push(OnceCell::new());
-            let key = self.x.graph.key(TaskId(t as u32));
+            let key = self.expansion.graph.key(TaskId(t as u32));
             let at = match self.seeded.as_ref() {
                 Some(s) => s.records.tasks.get(t).copied().flatten(),
                 None => self.store.task_offset(key),
@@ -94,10 +94,13 @@ impl Build<'_> {
                 None => {
                     let implicit: Vec<String> = self
                         .store
-                        .task(self.x.graph.key(TaskId(t as u32)))
+                        .task(self.expansion.graph.key(TaskId(t as u32)))
                         .map(|r| r.implicit().map(|(p, _)| p.to_string()).collect())
                         .unwrap_or_default();
-                    implicit.iter().map(|p| self.x.graph.file(p)).collect()
+                    implicit
+                        .iter()
+                        .map(|p| self.expansion.graph.file(p))
+                        .collect()
                 }
             };
             self.implicit.push(ids);
@@ -161,14 +164,14 @@ impl Build<'_> {
     pub(super) fn delete_stale(&mut self, groups: &[GroupId]) {
         let stale = clean::delete_stale(
             self.project,
-            &self.x,
+            &self.expansion,
             &self.store,
             groups,
             (!self.opts.dry_run).then_some(self.out_canon.as_path()),
             self.progress,
         );
         for p in &stale.deleted {
-            if let Some(f) = self.x.graph.lookup(p)
+            if let Some(f) = self.expansion.graph.lookup(p)
                 && let Some(state) = self.files.get_mut(f.index())
             {
                 *state = FileState {
@@ -195,7 +198,7 @@ impl Build<'_> {
             weight: &|t| self.record(t).map_or(1, |r| r.duration_ms + 1),
             blocked: &|_| false,
         };
-        constraints::plan_group(self.project, &self.x.graph, g, tasks, &facts)
+        constraints::plan_group(self.project, &self.expansion.graph, g, tasks, &facts)
     }
 
     pub(super) fn run_group(
@@ -209,7 +212,7 @@ impl Build<'_> {
         };
         for node in &mut nodes {
             if let Some(t) = node.task {
-                let task = self.x.graph.task(t);
+                let task = self.expansion.graph.task(t);
                 node.blocked = task
                     .reads()
                     .chain(self.implicit[t.index()].iter().copied())
@@ -245,14 +248,14 @@ impl Build<'_> {
                             self.progress.finished(&[]);
                         }
                         self.state[t.index()] = TaskState::Skipped;
-                        sched.finish(node, true);
+                        sched.finish(node, TaskState::Skipped);
                     }
                     Decision::Run(_) if self.opts.dry_run => {
                         self.announce(t);
                         self.ran[t.index()] = true;
                         self.state[t.index()] = TaskState::Success;
                         self.progress.finished(&[]);
-                        sched.finish(node, true);
+                        sched.finish(node, TaskState::Success);
                     }
                     Decision::Run(_) => match self.prepare(t) {
                         Ok(job) => {
@@ -268,7 +271,7 @@ impl Build<'_> {
                             let failure =
                                 Failure::new(TaskState::Exception, "could not run").detail(message);
                             self.fail(t, failure, &[]);
-                            sched.finish(node, false);
+                            sched.finish(node, TaskState::Exception);
                         }
                     },
                 }
@@ -293,8 +296,9 @@ impl Build<'_> {
                     let node = running
                         .remove(&finished.id)
                         .expect("a finished job was started");
-                    let ok = self.finished(*finished);
-                    sched.finish(node, ok);
+                    let t = finished.id;
+                    self.finished(*finished);
+                    sched.finish(node, self.state[t]);
                 }
                 Wake::Signal(sig) => self.interrupt(sig, runner.as_deref_mut(), &mut sched),
                 Wake::Deadline => {
@@ -366,17 +370,17 @@ impl Build<'_> {
         if n > self.expected {
             self.expected = n;
         }
-        let line = task_line(self.project, &self.x.graph, t, self.opts.verbose);
+        let line = task_line(self.project, &self.expansion.graph, t, self.opts.verbose);
         let commands = self
             .opts
             .verbose
-            .then_some(self.x.graph.task(t).commands.as_slice());
+            .then_some(self.expansion.graph.task(t).commands.as_slice());
         self.progress.started(n, self.expected, &line, commands);
     }
 
     /// Makes the parent directories of a task's outputs and builds its job.
     pub(super) fn prepare(&mut self, t: TaskId) -> Result<Job, String> {
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let task = graph.task(t);
         let root = &self.project.root;
         let mut dirs: Vec<&str> = task

@@ -20,6 +20,7 @@
 //! blocks only what depends on it, later groups included. A signal stops everything cleanly; the
 //! loop never returns early while commands run.
 
+use crate::constraints::PlanNode;
 use crate::error::Error;
 use crate::filestate::{Clock, Disk, FsClock, Hash, RealDisk};
 use crate::generator::Expansion;
@@ -28,7 +29,6 @@ use crate::manifest::PostMode;
 use crate::progress::Progress;
 use crate::project::Project;
 use crate::runner::{self, Commands, Runner};
-use crate::scheduler::PlanNode;
 use crate::snapshot::{FileMark, RecordOffsets};
 use crate::stats;
 use crate::store::Store;
@@ -50,8 +50,8 @@ mod targets;
 #[cfg(test)]
 mod tests;
 
+pub use crate::state::TaskState;
 use fast::{Look, Seeded, Seen, look};
-pub use report::state_name;
 use scan::{FileState, Prediction};
 
 /// How to build.
@@ -71,22 +71,6 @@ pub struct BuildOptions {
     pub explain_targets: bool,
     /// How long a task's commands may run before they are killed and the task fails.
     pub timeout: Option<std::time::Duration>,
-}
-
-/// The state a task ended in (waf's task states).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskState {
-    /// Not decided yet, or never reached.
-    NotRun,
-    /// Exited 0 without making a declared output.
-    Missing,
-    /// A command failed or was killed.
-    Crashed,
-    /// kiln could not run it (no shell, an unreadable depfile, an output through a symlink).
-    Exception,
-    /// Up to date.
-    Skipped,
-    Success,
 }
 
 /// Builds the workspace's project. Returns the exit status.
@@ -167,7 +151,7 @@ fn build_loaded(
 ) -> Result<Option<i32>, Error> {
     let Loaded {
         project: owned_project,
-        expansion: x,
+        expansion,
         from_cache,
         cache_key,
     } = loaded;
@@ -188,7 +172,7 @@ fn build_loaded(
         PostMode::AtOnce => groups,
         PostMode::Lazy => 1,
     };
-    for w in &x.warnings {
+    for w in &expansion.warnings {
         progress.message(&format!("warning: {w}"));
     }
 
@@ -228,11 +212,11 @@ fn build_loaded(
                     _ => i64::MIN,
                 })
                 .collect();
-            let clean: Vec<bool> = x
+            let clean: Vec<bool> = expansion
                 .graph
                 .task_ids()
                 .map(|t| {
-                    let task = x.graph.task(t);
+                    let task = expansion.graph.task(t);
                     snapshot.clean.get(t.index()).copied().unwrap_or(false)
                         && task
                             .reads()
@@ -295,7 +279,7 @@ fn build_loaded(
     };
 
     let mut b = Build::new(
-        project, opts, x, store, clock, &RealDisk, progress, out_canon, state_dir,
+        project, opts, expansion, store, clock, &RealDisk, progress, out_canon, state_dir,
     );
     b.graph_id = from_cache;
     b.cache_key = cache_key;
@@ -337,7 +321,7 @@ fn build_loaded(
             .message(&format!("warning: cannot record kiln's state: {e}"));
     }
     let Build {
-        x,
+        expansion,
         store,
         files,
         implicit,
@@ -345,14 +329,14 @@ fn build_loaded(
         ..
     } = b;
     drop(lock);
-    crate::drop_in_background((owned_project, x, store, files, implicit, rec));
+    crate::drop_in_background((owned_project, expansion, store, files, implicit, rec));
     result
 }
 
 struct Build<'a> {
     project: &'a Project,
     opts: &'a BuildOptions,
-    x: Expansion,
+    expansion: Expansion,
     store: Store,
     clock: Option<Arc<dyn Clock>>,
     /// The file system, as the build sees it.
@@ -406,7 +390,7 @@ impl<'a> Build<'a> {
     fn new(
         project: &'a Project,
         opts: &'a BuildOptions,
-        x: Expansion,
+        expansion: Expansion,
         store: Store,
         clock: Option<Arc<dyn Clock>>,
         disk: &'a dyn Disk,
@@ -417,7 +401,7 @@ impl<'a> Build<'a> {
         Build {
             project,
             opts,
-            x,
+            expansion,
             store,
             clock,
             disk,

@@ -68,8 +68,8 @@ impl Build<'_> {
         }
     }
 
-    /// Handles a finished job; returns whether the task succeeded.
-    pub(super) fn finished(&mut self, f: Finished) -> bool {
+    /// Handles a finished job: the task ends (in `self.state`) a success, a failure, or not run.
+    pub(super) fn finished(&mut self, f: Finished) {
         let t = TaskId(f.id as u32);
         // After an interrupt, any command that did not succeed was (or may have been) cut short,
         // even one that caught the signal and exited with a status of its own.
@@ -77,7 +77,7 @@ impl Build<'_> {
         if interrupted {
             self.discard_interrupted(t, &f);
             self.progress.finished(&f.output.text);
-            return false;
+            return;
         }
         match &f.exit {
             Exit::Success => {}
@@ -85,34 +85,34 @@ impl Build<'_> {
                 let why = format!("exit status {code}");
                 let failure = Failure::new(TaskState::Crashed, why).at(*command);
                 self.fail(t, failure, &f.output_text());
-                return false;
+                return;
             }
             Exit::Signaled { command, signal } => {
                 let why = format!("killed by {}", signal_name(*signal));
                 let failure = Failure::new(TaskState::Crashed, why).at(*command);
                 self.fail(t, failure, &f.output_text());
-                return false;
+                return;
             }
             Exit::Error { command, message } => {
                 let failure = Failure::new(TaskState::Exception, "could not run")
                     .detail(message.clone())
                     .at(*command);
                 self.fail(t, failure, &f.output_text());
-                return false;
+                return;
             }
             Exit::TimedOut { command } => {
                 let limit = self.opts.timeout.map_or(0.0, |t| t.as_secs_f64());
                 let why = format!("timed out after {limit}s");
                 let failure = Failure::new(TaskState::Crashed, why).at(*command);
                 self.fail(t, failure, &f.output_text());
-                return false;
+                return;
             }
             Exit::NotStarted => {
                 self.fail(t, Failure::new(TaskState::NotRun, "not started"), &[]);
-                return false;
+                return;
             }
         }
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let task = graph.task(t);
         let outputs = self.recorded_outputs(t);
         // A declared output the command did not make fails the task.
@@ -123,14 +123,14 @@ impl Build<'_> {
                     graph.path(o)
                 ));
                 self.fail(t, failure, &f.output_text());
-                return false;
+                return;
             }
         }
         let implicit_paths = match &f.depfile {
             Some(Err(msg)) => {
                 let failure = Failure::new(TaskState::Exception, "bad depfile").detail(msg.clone());
                 self.fail(t, failure, &f.output_text());
-                return false;
+                return;
             }
             Some(Ok(deps)) => deps.clone(),
             None => Vec::new(),
@@ -148,7 +148,13 @@ impl Build<'_> {
                     state.hash = Some(hash.unwrap_or(MISSING));
                     state.recorded_at = if hash.is_some() { f.ended_at } else { i64::MIN };
                     if let Some(hash) = hash {
-                        records.push(file_record(&self.x.graph, o, stat, hash, f.ended_at));
+                        records.push(file_record(
+                            &self.expansion.graph,
+                            o,
+                            stat,
+                            hash,
+                            f.ended_at,
+                        ));
                     }
                 }
                 None => {
@@ -160,7 +166,7 @@ impl Build<'_> {
 
         // Implicit dependencies from the depfile, as kiln paths.
         let own: HashSet<FileId> = self
-            .x
+            .expansion
             .graph
             .task(t)
             .reads()
@@ -177,13 +183,13 @@ impl Build<'_> {
             } else {
                 paths::normalize(&p)
             };
-            let id = self.x.graph.file(&path);
+            let id = self.expansion.graph.file(&path);
             if !own.contains(&id) && !implicit.contains(&id) {
                 implicit.push(id);
             }
         }
         self.files
-            .resize(self.x.graph.file_count(), FileState::default());
+            .resize(self.expansion.graph.file_count(), FileState::default());
         let first_seen: Vec<FileId> = implicit
             .iter()
             .copied()
@@ -195,7 +201,7 @@ impl Build<'_> {
         // stat before the run. A file first seen in the depfile has no earlier stat: it counts as
         // changed if its mtime lies after the run started and no later than a fresh reading of
         // the clock taken after it was stat'ed (a file dated in the future tells nothing).
-        let task = self.x.graph.task(t);
+        let task = self.expansion.graph.task(t);
         let watched: Vec<FileId> = task
             .reads()
             .chain(self.implicit[t.index()].iter().copied())
@@ -214,7 +220,13 @@ impl Build<'_> {
                     Some((stat, Some(hash))) if state.stat == Some(stat) => {
                         state.hash = Some(hash);
                         state.recorded_at = f.ended_at;
-                        records.push(file_record(&self.x.graph, w, stat, hash, f.ended_at));
+                        records.push(file_record(
+                            &self.expansion.graph,
+                            w,
+                            stat,
+                            hash,
+                            f.ended_at,
+                        ));
                     }
                     _ => state.hash = Some(MISSING),
                 }
@@ -232,7 +244,7 @@ impl Build<'_> {
                 .copied();
         }
         self.implicit[t.index()] = implicit;
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let signature = match changed {
             Some(c) => {
                 self.progress.message(&format!(
@@ -244,7 +256,7 @@ impl Build<'_> {
             }
             None => self.signature(t),
         };
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let task = graph.task(t);
         let named = |ids: &mut dyn Iterator<Item = FileId>| -> Vec<(String, Hash)> {
             ids.map(|f| (graph.path(f).to_string(), self.hash(f)))
@@ -268,7 +280,6 @@ impl Build<'_> {
         self.append(records);
         self.state[t.index()] = TaskState::Success;
         self.ran[t.index()] = true;
-        true
     }
 
     /// States of files first seen now (implicit dependencies), hashed and recorded.
@@ -278,7 +289,7 @@ impl Build<'_> {
             if self.files[id.index()].checked {
                 continue;
             }
-            let abs = absolute(&self.project.root, self.x.graph.path(id));
+            let abs = absolute(&self.project.root, self.expansion.graph.path(id));
             let stat = self.disk.stat(&abs);
             let state = &mut self.files[id.index()];
             state.checked = true;
@@ -291,7 +302,7 @@ impl Build<'_> {
                     Some(_) => None,
                     None => self
                         .store
-                        .file(self.x.graph.path(id))
+                        .file(self.expansion.graph.path(id))
                         .filter(|r| r.trusted_for(&stat)),
                 };
                 let recorded_at = trusted.map_or_else(
@@ -305,7 +316,13 @@ impl Build<'_> {
                 state.hash = Some(hash.unwrap_or(MISSING));
                 state.recorded_at = recorded_at;
                 if let (Some(hash), None) = (hash, trusted) {
-                    records.push(file_record(&self.x.graph, id, stat, hash, recorded_at));
+                    records.push(file_record(
+                        &self.expansion.graph,
+                        id,
+                        stat,
+                        hash,
+                        recorded_at,
+                    ));
                 }
             }
         }
@@ -315,14 +332,14 @@ impl Build<'_> {
     /// A task killed by an interrupt: outputs it changed are deleted, and it is never trusted.
     pub(super) fn discard_interrupted(&mut self, t: TaskId, f: &Finished) {
         let outputs = self.recorded_outputs(t);
-        let task = self.x.graph.task(t);
+        let task = self.expansion.graph.task(t);
         let update = task.update_outputs;
-        let key = self.x.graph.key(t).to_string();
+        let key = self.expansion.graph.key(t).to_string();
         for (i, &o) in outputs.iter().enumerate() {
             let before = self.files[o.index()].stat;
             let after = f.outputs.get(i).copied().flatten().map(|(s, _)| s);
             if after.is_some() && after != before && !update {
-                let path = self.x.graph.path(o).to_string();
+                let path = self.expansion.graph.path(o).to_string();
                 if let Err(e) = clean::remove_inside(&self.project.root, &self.out_canon, &path) {
                     self.progress
                         .message(&format!("warning: cannot delete `{path}`: {e}"));
@@ -338,11 +355,11 @@ impl Build<'_> {
     /// Reports a failed task with why it failed, its commands and everything it printed; it is
     /// not recorded.
     pub(super) fn fail(&mut self, t: TaskId, failure: Failure, output: &[u8]) {
-        let task = self.x.graph.task(t);
+        let task = self.expansion.graph.task(t);
         let mut text = format!(
             "error: task failed ({}): {}\n",
             failure.why,
-            task_line(self.project, &self.x.graph, t, self.opts.verbose).render(false)
+            task_line(self.project, &self.expansion.graph, t, self.opts.verbose).render(false)
         );
         if let Some(detail) = &failure.detail {
             text.push_str(detail);
@@ -368,7 +385,7 @@ impl Build<'_> {
         self.poison(t);
         // Recorded as failed, with a signature that never matches: it runs again next time
         // whatever its outputs look like, and `--explain` says why.
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let task = graph.task(t);
         let record = TaskRecord {
             key: graph.key(t).to_string(),

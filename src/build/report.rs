@@ -1,8 +1,8 @@
 //! What a build prints about tasks: `--explain` reasons, the `[n/N]` line's task, signal names,
 //! and the summary.
 
+use super::Build;
 use super::scan::Decision;
-use super::{Build, TaskState};
 use crate::interrupt;
 use crate::progress::TaskLine;
 use crate::project::Project;
@@ -17,7 +17,7 @@ impl Build<'_> {
             Decision::Skip if self.opts.explain_targets => "up to date".to_string(),
             _ => return,
         };
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let task = graph.task(t);
         let name = if task.outputs.is_empty() {
             self.project.rules[task.rule].name.clone()
@@ -47,11 +47,11 @@ impl Build<'_> {
             if self.opts.keep_going || self.failed.len() > 1 {
                 let failed = std::mem::take(&mut self.failed);
                 for (t, why) in &failed {
-                    let task = self.x.graph.task(*t);
+                    let task = self.expansion.graph.task(*t);
                     let rule = &self.project.rules[task.rule].name;
                     self.progress.message(&format!(
                         "failed ({why}): {}",
-                        self.x.graph.describe(*t, rule)
+                        self.expansion.graph.describe(*t, rule)
                     ));
                 }
                 self.failed = failed;
@@ -147,17 +147,5 @@ pub(super) fn signal_name(sig: i32) -> String {
     {
         Some(name) => name.to_string(),
         None => format!("signal {sig}"),
-    }
-}
-
-/// The task state's name as kiln prints it.
-pub fn state_name(state: TaskState) -> &'static str {
-    match state {
-        TaskState::NotRun => "not-run",
-        TaskState::Missing => "missing",
-        TaskState::Crashed => "crashed",
-        TaskState::Exception => "exception",
-        TaskState::Skipped => "skipped",
-        TaskState::Success => "success",
     }
 }

@@ -40,14 +40,14 @@ impl Build<'_> {
     /// Stats every file not yet checked (in parallel) and hashes those whose recorded hash cannot
     /// be trusted; newly hashed files are recorded.
     pub(super) fn check_files(&mut self) {
-        let n = self.x.graph.file_count();
+        let n = self.expansion.graph.file_count();
         self.files.resize(n, FileState::default());
         let todo: Vec<FileId> = (0..n as u32)
             .map(FileId)
             .filter(|f| !self.files[f.index()].checked)
             .collect();
         let root = &self.project.root;
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let stats = match &self.seeded {
             // Taken just before, for the snapshot: not again.
             Some(seeded) if todo.iter().all(|f| f.index() < seeded.stats.len()) => {
@@ -147,13 +147,13 @@ impl Build<'_> {
     /// The store's record of a task.
     pub(super) fn record(&self, t: TaskId) -> Option<TaskView<'_>> {
         let at = (*self.rec.tasks.get(t.index())?)?;
-        self.store.task_at(at, self.x.graph.key(t))
+        self.store.task_at(at, self.expansion.graph.key(t))
     }
 
     /// The store's record of a file's hash.
     pub(super) fn recorded_file(&self, f: FileId) -> Option<Recorded> {
         let at = (*self.rec.files.get(f.index())?)?;
-        self.store.file_at(at, self.x.graph.path(f))
+        self.store.file_at(at, self.expansion.graph.path(f))
     }
 
     pub(super) fn hash(&self, f: FileId) -> Hash {
@@ -173,12 +173,12 @@ impl Build<'_> {
 
     /// The files whose content a task's record covers as outputs: its outputs and its depfile.
     pub(super) fn recorded_outputs(&self, t: TaskId) -> Vec<FileId> {
-        let task = self.x.graph.task(t);
+        let task = self.expansion.graph.task(t);
         task.outputs.iter().copied().chain(task.depfile).collect()
     }
 
     pub(super) fn signature(&self, t: TaskId) -> Hash {
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let task = graph.task(t);
         signature::signature(
             self.command_part[t.index()].get_or_init(|| signature::command_part(task)),
@@ -191,7 +191,7 @@ impl Build<'_> {
 
     /// Whether task `t` must run, judged on the files as they are now.
     pub(super) fn decide(&self, t: TaskId) -> Decision {
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let task = graph.task(t);
         if task.always {
             return Decision::Run(Reason::Always);
@@ -232,7 +232,7 @@ impl Build<'_> {
     /// The first difference between a task and its record, for saying why it runs. The record's
     /// details (commands, env values, input hashes) are read only here.
     pub(super) fn what_changed(&self, t: TaskId, view: &TaskView) -> Reason {
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         let task = graph.task(t);
         let implicit_changed = || {
             self.implicit[t.index()]
@@ -279,7 +279,7 @@ impl Build<'_> {
     /// By task: whether it may run. Without a snapshot, every task; with one, those it does not
     /// know to be up to date and every task downstream of them.
     pub(super) fn may_run(&self) -> Vec<bool> {
-        let n = self.x.graph.tasks().len();
+        let n = self.expansion.graph.tasks().len();
         let Some(seeded) = &self.seeded else {
             return vec![true; n];
         };
@@ -291,7 +291,7 @@ impl Build<'_> {
             return maybe;
         }
         let mut edges: Vec<(u32, u32)> = Vec::new();
-        for t in self.x.graph.task_ids() {
+        for t in self.expansion.graph.task_ids() {
             self.each_producer(t, |p| edges.push((p.0, t.0)));
         }
         let first = by_producer(&mut edges, n);
@@ -318,7 +318,7 @@ impl Build<'_> {
         let tasks = &tasks[..];
         // Dense, allocation-light: batch positions by task, producer -> consumer edges in one
         // sorted list, Kahn's algorithm over it.
-        let mut local = vec![u32::MAX; self.x.graph.tasks().len()];
+        let mut local = vec![u32::MAX; self.expansion.graph.tasks().len()];
         for (i, &t) in tasks.iter().enumerate() {
             local[t.index()] = i as u32;
         }
@@ -385,7 +385,7 @@ impl Build<'_> {
     /// Calls `f` with the producer of every file `t` reads, declared or from its last depfile
     /// (a producer may come more than once).
     pub(super) fn each_producer(&self, t: TaskId, mut f: impl FnMut(TaskId)) {
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         for file in graph
             .task(t)
             .reads()
@@ -403,7 +403,9 @@ impl Build<'_> {
     pub(super) fn decide_now(&self, t: TaskId) -> Decision {
         let rebuilt = self.rebuilt_input(t);
         if let (true, Some(f)) = (self.opts.dry_run, rebuilt) {
-            return Decision::Run(Reason::DependencyRebuilt(self.x.graph.path(f).to_string()));
+            return Decision::Run(Reason::DependencyRebuilt(
+                self.expansion.graph.path(f).to_string(),
+            ));
         }
         match &self.prediction[t.index()] {
             Prediction::Decided(d) if rebuilt.is_none() => d.clone(),
@@ -413,7 +415,7 @@ impl Build<'_> {
 
     /// A file `t` reads (declared or from its last depfile) whose producer ran in this build.
     pub(super) fn rebuilt_input(&self, t: TaskId) -> Option<FileId> {
-        let graph = &self.x.graph;
+        let graph = &self.expansion.graph;
         graph
             .task(t)
             .reads()

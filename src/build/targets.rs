@@ -4,16 +4,25 @@
 use super::Build;
 use crate::error::Error;
 use crate::paths;
-use crate::project::GroupId;
+use crate::project::{GenId, GroupId};
 use crate::task::TaskId;
+
+/// What a named target stands for.
+#[derive(Debug, Clone, Copy)]
+enum Root {
+    /// A generator: every task it makes.
+    Generator(GenId),
+    /// An output path: the task that makes it.
+    Task(TaskId),
+}
 
 impl Build<'_> {
     /// The selected tasks of a group, in creation order.
     pub(super) fn group_tasks(&self, g: GroupId) -> Vec<TaskId> {
-        self.x
+        self.expansion
             .graph
             .task_ids()
-            .filter(|t| self.x.graph.task(*t).group == g && self.is_selected(*t))
+            .filter(|t| self.expansion.graph.task(*t).group == g && self.is_selected(*t))
             .collect()
     }
 
@@ -35,32 +44,36 @@ impl Build<'_> {
         for target in &self.opts.targets {
             if let Some(g) = project.gen_named(target) {
                 last_group = last_group.max(project.gens[g].group);
-                roots.push(Err(g));
+                roots.push(Root::Generator(g));
                 continue;
             }
             let path = paths::normalize(target);
             // An output path means its producer; a declared target of a group not expanded yet
             // means its generator.
-            match self.x.graph.lookup(&path).and_then(|f| {
-                self.x.graph.producer(f).map(Ok).or_else(|| {
-                    self.x
-                        .gen_outputs
-                        .iter()
-                        .position(|outs| outs.contains(&f))
-                        .map(Err)
-                })
+            match self.expansion.graph.lookup(&path).and_then(|f| {
+                self.expansion
+                    .graph
+                    .producer(f)
+                    .map(Root::Task)
+                    .or_else(|| {
+                        self.expansion
+                            .gen_outputs
+                            .iter()
+                            .position(|outs| outs.contains(&f))
+                            .map(Root::Generator)
+                    })
             }) {
                 Some(found) => {
                     let group = match found {
-                        Err(g) => project.gens[g].group,
-                        Ok(t) => self.x.graph.task(t).group,
+                        Root::Generator(g) => project.gens[g].group,
+                        Root::Task(t) => self.expansion.graph.task(t).group,
                     };
                     last_group = last_group.max(group);
                     roots.push(found);
                 }
                 // It may be an output of a lazy group not expanded yet: everything before the
                 // last group is built, and the selection is made again after each expansion.
-                None if !self.x.complete() => last_group = project.groups.len() - 1,
+                None if !self.expansion.complete() => last_group = project.groups.len() - 1,
                 None => {
                     let names = project.gens.iter().map(|g| g.name.as_str());
                     let mut msg = format!(
@@ -73,22 +86,22 @@ impl Build<'_> {
                 }
             }
         }
-        let mut selected = vec![false; self.x.graph.tasks().len()];
+        let mut selected = vec![false; self.expansion.graph.tasks().len()];
         let mut stack: Vec<TaskId> = Vec::new();
         for root in roots {
             match root {
-                Err(g) => stack.extend(self.x.gen_tasks[g].iter().copied()),
-                Ok(t) => stack.push(t),
+                Root::Generator(g) => stack.extend(self.expansion.gen_tasks[g].iter().copied()),
+                Root::Task(t) => stack.push(t),
             }
         }
         {
             // As waf does: groups before the last one named are built whole (they make what later
             // groups read without naming it: generated headers, files a lazy glob finds).
             stack.extend(
-                self.x
+                self.expansion
                     .graph
                     .task_ids()
-                    .filter(|&t| self.x.graph.task(t).group < last_group),
+                    .filter(|&t| self.expansion.graph.task(t).group < last_group),
             );
         }
         while let Some(t) = stack.pop() {

@@ -306,13 +306,13 @@ impl World {
         let bytes = std::fs::read(&path).unwrap();
         let project = Project::from_bytes(bytes, &path, "build.toml", &Overrides::default())
             .expect("a good build file");
-        let mut x = Expansion::new(&project).unwrap();
+        let mut expansion = Expansion::new(&project).unwrap();
         let first_lazy = match project.post {
             PostMode::AtOnce => project.groups.len(),
             PostMode::Lazy => 1,
         };
         for g in 0..first_lazy {
-            x.expand_group(&project, g).unwrap();
+            expansion.expand_group(&project, g).unwrap();
         }
         let state = root.join("build/.kiln");
         let (store, _) = Store::open_or_reset(&state.join("store"));
@@ -321,7 +321,7 @@ impl World {
         let mut b = Build::new(
             &project,
             opts,
-            x,
+            expansion,
             store,
             Some(clock),
             &*self.disk,
