@@ -395,7 +395,6 @@ fn decode_body(
             ext_in: r.strings()?,
             ext_out: r.strings()?,
             depfile: None,
-            vars: Vec::new(),
             before: r.u32s()?.into_iter().map(|b| b as usize).collect(),
             color: match read_opt_u64(&mut r)? {
                 Some(i) => Some(*COLORS.get(i as usize)?),

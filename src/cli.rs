@@ -1,4 +1,4 @@
-//! The command line: flags parsed by clap into [`Args`] (mirroring what was typed), validated into
+//! The command line: flags parsed by clap into `Args` (mirroring what was typed), validated into
 //! the library's options, dispatched, and mapped to an exit status. Errors are printed here.
 
 use crate::build::{self, BuildOptions};

@@ -20,13 +20,7 @@ impl Env {
         self.vars.keys().map(String::as_str)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
-        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
-    }
 
-    pub fn is_empty(&self) -> bool {
-        self.vars.is_empty()
-    }
 }
 
 impl Lookup for Env {

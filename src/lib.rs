@@ -1,44 +1,109 @@
 //! kiln: a declarative build tool with content signatures, in the tradition of waf.
 //!
-//! Data flows one way: the build file ([`manifest`]) is validated into a [`project`], whose
-//! generators expand into tasks ([`generator`], [`task`]); the [`graph`] orders them; signatures
-//! ([`signature`]) over file contents ([`filestate`]) are checked against the [`store`]; the
-//! [`scheduler`] picks what runs next and the [`runner`] runs commands, knowing nothing of the graph.
+//! A program embeds kiln through a small API: find a project ([`Project::locate`]), build it with
+//! [`BuildOptions`] and a [`Progress`] sink, list its generators, or explain why targets are or
+//! are not up to date. Everything a build prints goes to the sink ([`Lines`] writes it to stderr
+//! as `kiln` does).
+//!
+//! ```
+//! # fn main() -> Result<(), kiln::Error> {
+//! let dir = std::env::temp_dir().join(format!("kiln-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! std::fs::write(dir.join("greeting.txt"), "hello\n").unwrap();
+//! std::fs::write(
+//!     dir.join("build.toml"),
+//!     "[[gen]]\nname = \"shout\"\nrun = \"tr a-z A-Z < ${SRC} > ${TGT}\"\n\
+//!      source = \"greeting.txt\"\ntarget = \"greeting.up\"\n",
+//! )
+//! .unwrap();
+//!
+//! let project = kiln::Project::locate(&kiln::Location {
+//!     dir: Some(dir.clone()),
+//!     ..Default::default()
+//! })?;
+//! let generators = project.generators()?;
+//! assert_eq!(generators[0].name, "shout");
+//! assert_eq!(generators[0].outputs, ["build/greeting.up"]);
+//!
+//! let mut progress = kiln::Lines::new();
+//! let status = project.build(&kiln::BuildOptions::default(), &mut progress)?;
+//! assert_eq!(status, 0);
+//! assert_eq!(std::fs::read_to_string(dir.join("build/greeting.up")).unwrap(), "HELLO\n");
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Inside, data flows one way: the build file (`manifest`) is validated into a project
+//! (`project`), whose generators expand into tasks (`generator`, `task`); the graph (`graph`) and
+//! the constraints (`constraints`) order them; signatures (`signature`) over file contents
+//! (`filestate`) are checked against the store (`store`); the scheduler (`scheduler`) picks what
+//! runs next and the runner (`runner`) runs commands, knowing nothing of the graph. The build
+//! (`build`) drives it all. docs/design.md walks through it. With the feature `internals` the
+//! modules are public, for the benchmarks, the fuzz targets and the tests.
 
-pub mod build;
-pub mod cache;
-pub mod clean;
-pub mod cli;
-pub mod codec;
-pub mod constraints;
-pub mod depfile;
-pub mod env;
-pub mod error;
-pub mod explain;
-pub mod filestate;
+mod api;
+
+pub use api::{Generator, Project};
+pub use build::BuildOptions;
+pub use error::Error;
+pub use progress::{Lines, Progress, TaskLine};
+pub use workspace::Location;
+
+/// Declares modules public with the feature `internals` and crate-private without it.
+macro_rules! internal_modules {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[cfg(feature = "internals")]
+            #[doc(hidden)]
+            pub mod $name;
+            #[cfg(not(feature = "internals"))]
+            pub(crate) mod $name;
+        )*
+    };
+}
+
+internal_modules!(
+    build,
+    cache,
+    clean,
+    codec,
+    constraints,
+    depfile,
+    env,
+    error,
+    explain,
+    filestate,
+    generator,
+    glob,
+    graph,
+    index,
+    interrupt,
+    lock,
+    manifest,
+    outdir,
+    paths,
+    progress,
+    project,
+    runner,
+    scheduler,
+    signature,
+    snapshot,
+    state,
+    stats,
+    store,
+    task,
+    template,
+    workspace,
+);
+
+/// Entry points for the fuzz targets (and the tests that replay their corpora).
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod generator;
-pub mod glob;
-pub mod graph;
-mod index;
-pub mod interrupt;
-pub mod lock;
-pub mod manifest;
-pub mod outdir;
-pub mod paths;
-pub mod progress;
-pub mod project;
-pub mod runner;
-pub mod scheduler;
-pub mod signature;
-pub mod snapshot;
-pub mod state;
-pub mod stats;
-pub mod store;
-pub mod task;
-pub mod template;
-pub mod workspace;
+
+/// The command line: `kiln`'s `main` is [`cli::main`].
+pub mod cli;
 
 /// Frees `value` on a thread of its own: a large graph takes a while to free, and a command that is
 /// done need not wait for it (if the process ends first, that frees everything at once).

@@ -60,7 +60,6 @@ pub struct Rule {
     pub ext_in: Vec<String>,
     pub ext_out: Vec<String>,
     pub depfile: Option<Located<Template>>,
-    pub vars: Vec<String>,
     /// Rules whose tasks must run after this rule's tasks in a group (from `before` of this rule and
     /// `after` of the others).
     pub before: Vec<RuleId>,
@@ -559,7 +558,6 @@ impl Builder<'_> {
                         ext_in: Vec::new(),
                         ext_out: Vec::new(),
                         depfile: None,
-                        vars: Vec::new(),
                         before: Vec::new(),
                         color: None,
                         always: false,
@@ -818,7 +816,6 @@ impl Builder<'_> {
             ext_in,
             ext_out,
             depfile,
-            vars,
             before,
             color,
             always: d.always.unwrap_or(false),

@@ -92,15 +92,13 @@ impl Scheduler {
         self.stopped = true;
     }
 
-    pub fn running(&self) -> usize {
-        self.running
-    }
 
     /// Whether nothing is running and nothing more will start.
     pub fn is_done(&self) -> bool {
         self.running == 0 && (self.stopped || self.ready.is_empty())
     }
 
+    #[cfg(test)]
     pub fn state(&self, node: NodeId) -> TaskState {
         self.state[node]
     }

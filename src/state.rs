@@ -42,18 +42,4 @@ impl TaskState {
         matches!(self, TaskState::Skipped | TaskState::Success)
     }
 
-    /// The name kiln prints where states are listed (waf's, in lower case).
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskState::Waiting => "waiting",
-            TaskState::Ready => "ready",
-            TaskState::Running => "running",
-            TaskState::NotRun => "not-run",
-            TaskState::Missing => "missing",
-            TaskState::Crashed => "crashed",
-            TaskState::Exception => "exception",
-            TaskState::Skipped => "skipped",
-            TaskState::Success => "success",
-        }
-    }
 }

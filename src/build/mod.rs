@@ -54,12 +54,17 @@ pub use crate::state::TaskState;
 use fast::{Look, Seeded, Seen, look};
 use scan::{FileState, Prediction};
 
-/// How to build.
+/// How to build: what `kiln build`'s options say. The default builds everything at `-j` the
+/// number of CPUs, stopping at the first failure.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
+    /// At most this many tasks at once (`-j`).
     pub jobs: usize,
+    /// Keep running every task that does not depend on a failed one (`-k`).
     pub keep_going: bool,
+    /// Say what would run; run nothing, change nothing (`-n`).
     pub dry_run: bool,
+    /// Show every full command and every input (`-v`).
     pub verbose: bool,
     /// Generator names or output paths; empty for everything.
     pub targets: Vec<String>,
@@ -71,6 +76,22 @@ pub struct BuildOptions {
     pub explain_targets: bool,
     /// How long a task's commands may run before they are killed and the task fails.
     pub timeout: Option<std::time::Duration>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            keep_going: false,
+            dry_run: false,
+            verbose: false,
+            targets: Vec::new(),
+            no_wait: false,
+            explain: false,
+            explain_targets: false,
+            timeout: None,
+        }
+    }
 }
 
 /// Builds the workspace's project. Returns the exit status.

@@ -220,10 +220,6 @@ impl Runner {
         }
     }
 
-    /// Finished jobs, in the order they finished.
-    pub fn results(&self) -> &Receiver<Finished> {
-        &self.results
-    }
 
     /// Sends `signal` to every running command's process group; commands not yet started will not
     /// start.

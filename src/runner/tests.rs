@@ -38,7 +38,7 @@ fn runs_a_chain_and_captures_both_streams_in_order() {
         &["echo one; echo two >&2", "printf x > out"],
         dir.path(),
     ));
-    let f = r.results().recv().unwrap();
+    let f = r.results.recv().unwrap();
     assert_eq!(f.exit, Exit::Success);
     assert_eq!(String::from_utf8_lossy(&f.output.text), "one\ntwo\n");
     let (stat, hash) = f.outputs[0].unwrap();
@@ -51,7 +51,7 @@ fn a_failing_command_stops_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let r = runner(dir.path(), 1 << 20);
     r.start(job(1, &["echo bad; exit 3", "touch out"], dir.path()));
-    let f = r.results().recv().unwrap();
+    let f = r.results.recv().unwrap();
     assert_eq!(
         f.exit,
         Exit::Failed {
@@ -68,7 +68,7 @@ fn long_commands_run_from_a_script() {
     let r = runner(dir.path(), 1 << 20);
     let long = format!("printf %s {} > out", "y".repeat(300_000));
     r.start(job(1, &[&long], dir.path()));
-    let f = r.results().recv().unwrap();
+    let f = r.results.recv().unwrap();
     assert_eq!(
         f.exit,
         Exit::Success,
@@ -87,7 +87,7 @@ fn large_output_spills_to_a_log_and_keeps_the_tail() {
     let dir = tempfile::tempdir().unwrap();
     let r = runner(dir.path(), 64 * 1024);
     r.start(job(1, &["seq 1 200000"], dir.path()));
-    let f = r.results().recv().unwrap();
+    let f = r.results.recv().unwrap();
     let log = f.output.log.clone().expect("a log file");
     assert_eq!(std::fs::metadata(&log).unwrap().len(), f.output.total);
     assert!(f.output.text.len() <= 16 * 1024 + 64 * 1024);
@@ -103,7 +103,7 @@ fn plain_commands_behave_as_under_the_shell() {
     let r = runner(d, 1 << 20);
     let run = |commands: &[&str]| {
         r.start(job(1, commands, d));
-        r.results().recv().unwrap()
+        r.results.recv().unwrap()
     };
     // A redirection truncates, `>>` appends, stderr still reaches kiln.
     let f = run(&["cat a b > out", "cat a >> out", "cat missing-file"]);
@@ -181,7 +181,7 @@ fn a_command_past_the_time_limit_is_killed_with_its_group() {
         &["echo before", "sleep 30 & echo $! > bg.pid; sleep 30; wait"],
         dir.path(),
     ));
-    let f = r.results().recv().unwrap();
+    let f = r.results.recv().unwrap();
     assert_eq!(f.exit, Exit::TimedOut { command: 1 });
     // Killed at the deadline, not after the second kiln gives a process that left the group.
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
@@ -197,7 +197,7 @@ fn a_command_past_the_time_limit_is_killed_with_its_group() {
     );
     // A quick command is not affected.
     r.start(job(2, &["echo quick"], dir.path()));
-    assert_eq!(r.results().recv().unwrap().exit, Exit::Success);
+    assert_eq!(r.results.recv().unwrap().exit, Exit::Success);
 }
 
 #[test]
@@ -207,7 +207,7 @@ fn the_time_limit_holds_after_a_command_closes_its_output() {
     let t = Instant::now();
     r.start(job(1, &["exec >/dev/null 2>&1; sleep 30"], dir.path()));
     assert_eq!(
-        r.results().recv().unwrap().exit,
+        r.results.recv().unwrap().exit,
         Exit::TimedOut { command: 0 }
     );
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
@@ -218,7 +218,7 @@ fn the_time_limit_holds_after_a_command_closes_its_output() {
         dir.path(),
     ));
     assert_eq!(
-        r.results().recv().unwrap().exit,
+        r.results.recv().unwrap().exit,
         Exit::Failed {
             command: 0,
             code: 3
@@ -234,7 +234,7 @@ fn signal_reaches_the_process_group() {
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
     r.signal(rustix::process::Signal::TERM);
-    let f = r.results().recv().unwrap();
+    let f = r.results.recv().unwrap();
     assert!(
         matches!(f.exit, Exit::Signaled { signal: 15, .. }),
         "{:?}",

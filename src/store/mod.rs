@@ -31,7 +31,7 @@ mod log;
 mod record;
 
 pub use log::VERSION;
-pub use record::{Details, PathHashes, Record, TaskRecord, TaskView};
+pub use record::{Details, Record, TaskRecord, TaskView};
 
 /// The store: its records in memory, and append handles when it may be written.
 pub struct Store {
@@ -158,6 +158,7 @@ impl Store {
 
     /// A store read from `bytes` (what the file at `path` would hold), opened for reading only;
     /// with a warning if anything was damaged.
+    #[cfg(any(test, feature = "internals"))]
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> (Store, Option<String>) {
         let mut store = Store::empty(path);
         let warning = store.load(bytes);
