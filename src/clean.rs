@@ -11,7 +11,9 @@ use crate::generator::Expansion;
 use crate::outdir::{self, Found};
 use crate::paths;
 use crate::project::{GroupId, Project, STATE_DIR, absolute};
+use crate::progress::Progress;
 use crate::store::Store;
+use crossbeam_channel::Receiver;
 use crate::task::FileId;
 use std::collections::{BTreeSet, HashSet};
 use std::io;
@@ -98,15 +100,24 @@ pub fn check_removable(root: &Path, out: &str) -> Result<PathBuf, Error> {
     Ok(canon)
 }
 
+/// How `clean` and `distclean` go about it.
+#[derive(Debug, Clone, Copy)]
+pub struct How {
+    /// Wait for another kiln working in the build directory (no `--no-wait`).
+    pub wait: bool,
+    /// Only say what would be deleted (`-n`).
+    pub dry_run: bool,
+}
+
 /// `kiln clean`: deletes what kiln made inside the build directory (with `dry_run`, only says
 /// what it would delete). Returns the exit status.
 pub fn clean(
-    project: &crate::project::Project,
-    progress: &mut dyn crate::progress::Progress,
-    signals: &crossbeam_channel::Receiver<i32>,
-    wait: bool,
-    dry_run: bool,
+    project: &Project,
+    how: How,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
 ) -> Result<i32, Error> {
+    let How { wait, dry_run } = how;
     let started = std::time::Instant::now();
     // The whole build file must be good before anything is deleted.
     let expansion = crate::generator::Expansion::expand_all(project)?;
@@ -205,12 +216,12 @@ pub fn clean(
 /// `kiln distclean`: deletes the build directory and kiln's state in it, if kiln made it (with
 /// `dry_run`, only says what it would delete).
 pub fn distclean(
-    project: &crate::project::Project,
-    progress: &mut dyn crate::progress::Progress,
-    signals: &crossbeam_channel::Receiver<i32>,
-    wait: bool,
-    dry_run: bool,
+    project: &Project,
+    how: How,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
 ) -> Result<i32, Error> {
+    let How { wait, dry_run } = how;
     let started = std::time::Instant::now();
     let out_abs = project.out_dir();
     if out_abs.symlink_metadata().is_err() {
@@ -275,7 +286,7 @@ pub fn delete_stale(
     store: &Store,
     groups: &[GroupId],
     out_canon: Option<&Path>,
-    progress: &mut dyn crate::progress::Progress,
+    progress: &mut dyn Progress,
 ) -> Stale {
     let graph = &expansion.graph;
     let group_names: HashSet<&str> = groups

@@ -291,11 +291,13 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
         Action::Build(opts) => build::build(&ws, &opts, progress.as_mut(), &listen()?),
         Action::Clean { dry_run } => {
             let signals = listen()?;
-            crate::clean::clean(&ws.load()?, progress.as_mut(), &signals, wait, dry_run)
+            let how = crate::clean::How { wait, dry_run };
+            crate::clean::clean(&ws.load()?, how, progress.as_mut(), &signals)
         }
         Action::Distclean { dry_run } => {
             let signals = listen()?;
-            crate::clean::distclean(&ws.load()?, progress.as_mut(), &signals, wait, dry_run)
+            let how = crate::clean::How { wait, dry_run };
+            crate::clean::distclean(&ws.load()?, how, progress.as_mut(), &signals)
         }
     }
 }

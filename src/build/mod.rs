@@ -299,9 +299,13 @@ fn build_loaded(
             .map_err(|e| Error::io(format!("cannot resolve {}", out_abs.display()), e))?
     };
 
-    let mut b = Build::new(
-        project, opts, expansion, store, clock, &RealDisk, progress, out_canon, state_dir,
-    );
+    let place = Place {
+        disk: &RealDisk,
+        clock,
+        out_canon,
+        state_dir,
+    };
+    let mut b = Build::new(project, opts, expansion, store, progress, place);
     b.graph_id = from_cache;
     b.cache_key = cache_key;
     b.seeded = seeded;
@@ -405,20 +409,32 @@ struct Build<'a> {
     checked_dirs: HashSet<String>,
 }
 
+/// Where a build runs: the seams it reads the file system and its clock through, the build
+/// directory (canonical) and kiln's state directory in it.
+struct Place<'a> {
+    disk: &'a dyn Disk,
+    /// None in a dry run, which records nothing.
+    clock: Option<Arc<dyn Clock>>,
+    out_canon: PathBuf,
+    state_dir: PathBuf,
+}
+
 impl<'a> Build<'a> {
     /// A build of `project` as expanded so far, with nothing decided yet.
-    #[allow(clippy::too_many_arguments)]
     fn new(
         project: &'a Project,
         opts: &'a BuildOptions,
         expansion: Expansion,
         store: Store,
-        clock: Option<Arc<dyn Clock>>,
-        disk: &'a dyn Disk,
         progress: &'a mut dyn Progress,
-        out_canon: PathBuf,
-        state_dir: PathBuf,
+        place: Place<'a>,
     ) -> Build<'a> {
+        let Place {
+            disk,
+            clock,
+            out_canon,
+            state_dir,
+        } = place;
         Build {
             project,
             opts,

@@ -6,7 +6,7 @@
 //! A fake command is `;`-separated statements: `cat IN... > OUT` (OUT gets the inputs' bytes),
 //! `echo TEXT > OUT`, `sleep N` (N ticks; a command takes 1 tick otherwise) and `exit N`.
 
-use super::{Build, BuildOptions};
+use super::{Build, BuildOptions, Place};
 use crate::filestate::{Clock, DirRefused, Disk, Hash, Stat};
 use crate::generator::Expansion;
 use crate::manifest::PostMode;
@@ -289,13 +289,7 @@ impl World {
         BuildOptions {
             jobs,
             keep_going,
-            dry_run: false,
-            verbose: false,
-            targets: Vec::new(),
-            no_wait: false,
-            explain: false,
-            explain_targets: false,
-            timeout: None,
+            ..BuildOptions::default()
         }
     }
 
@@ -318,17 +312,13 @@ impl World {
         let (store, _) = Store::open_or_reset(&state.join("store"));
         let clock: Arc<dyn Clock> = Arc::new(FakeClock(self.disk.tick.clone()));
         let mut lines = Lines::default();
-        let mut b = Build::new(
-            &project,
-            opts,
-            expansion,
-            store,
-            Some(clock),
-            &*self.disk,
-            &mut lines,
-            root.join("build"),
-            state,
-        );
+        let place = Place {
+            disk: &*self.disk,
+            clock: Some(clock),
+            out_canon: root.join("build"),
+            state_dir: state,
+        };
+        let mut b = Build::new(&project, opts, expansion, store, &mut lines, place);
         let (_tx, signals) = crossbeam_channel::unbounded();
         let code = b
             .run(Some(runner), &signals, first_lazy, Instant::now())
