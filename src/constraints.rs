@@ -2,7 +2,7 @@
 //! producer of a file a task reads runs first), precedence (`before`/`after` between rules, and a
 //! rule whose `ext_out` names an extension another rule's `ext_in` takes runs first), and the order
 //! of a `sequence` group. Precedence between rules is one barrier node per rule rather than an edge
-//! per pair of tasks. A cycle is an error that prints the cycle. Group barriers are the driver's:
+//! per pair of tasks. A cycle is an error that prints the cycle. Group barriers are the build loop's:
 //! a group starts when every earlier group has finished.
 //!
 //! Implicit dependencies a task's depfile reported last time order their producers first, unless
@@ -42,7 +42,7 @@ pub struct PlanNode {
     pub blocked: bool,
 }
 
-/// What the driver knows about each task when planning a group.
+/// What the build knows about each task when planning a group.
 pub struct TaskFacts<'a> {
     /// Files the task's depfile reported last time.
     pub implicit: &'a dyn Fn(TaskId) -> Vec<FileId>,

@@ -1,5 +1,5 @@
 //! The scheduling state machine for one group: which task may start next, and what a finished or
-//! failed task releases. It has no threads and runs no commands; the driver asks [`Scheduler::next_task`]
+//! failed task releases. It has no threads and runs no commands; the build loop asks [`Scheduler::next_task`]
 //! for work, starts it however it likes (or skips it), and reports back with
 //! [`Scheduler::finish`], so that tests can drive it with a fake runner.
 //!
@@ -200,7 +200,7 @@ mod tests {
             (node, !(self.fails)(task))
         }
 
-        /// Drives `s` to the end, as the build driver does.
+        /// Drives `s` to the end, as the build loop does.
         fn drive(&mut self, s: &mut Scheduler) {
             loop {
                 while let Some((n, t)) = s.next_task() {
