@@ -3,7 +3,6 @@
 //! bounds-checked [`Reader`] whose every read returns `None` on malformed input.
 
 use crate::filestate::{Hash, Stat};
-use std::hash::{BuildHasherDefault, Hasher};
 
 pub fn put_u64(buf: &mut Vec<u8>, mut v: u64) {
     loop {
@@ -244,41 +243,4 @@ impl<'a> Reader<'a> {
         let n = self.read_len()?;
         (0..n).map(|_| self.u32()).collect()
     }
-}
-
-/// A fast hash of keys; collisions are resolved by comparing the stored key.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        // Every bit of the result depends on every bit of the state (hash maps index by the low
-        // bits, which the multiplications alone leave depending on the low bytes only).
-        mix(self.0)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// Hash maps keyed by strings or their hashes, with [`KeyHasher`].
-pub type Fast = BuildHasherDefault<KeyHasher>;
-
-/// A 64-bit hash of a key, well mixed.
-pub fn key_hash(key: &str) -> u64 {
-    let mut h = KeyHasher(key.len() as u64);
-    h.write(key.as_bytes());
-    h.finish()
-}
-
-fn mix(x: u64) -> u64 {
-    (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (x >> 32)
 }

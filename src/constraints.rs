@@ -11,10 +11,10 @@
 
 use crate::error::{Diagnostic, Error};
 use crate::graph::Graph;
+use crate::ids::{FileId, GroupId, RuleId, TaskId};
 use crate::manifest::Order;
-use crate::project::{GroupId, Project, RuleId};
+use crate::project::Project;
 use crate::scheduler::{Edge, NodeId, PlanNode};
-use crate::task::{FileId, TaskId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What the driver knows about each task when planning a group.

@@ -7,13 +7,13 @@
 //!
 //! Expansion is per group so that a lazy project can expand a group after the earlier ones ran.
 
-use crate::codec::Fast;
 use crate::env::Layered;
 use crate::error::{Diagnostic, Error};
 use crate::glob::{self, Pattern};
 use crate::graph::Graph;
-use crate::project::{GenId, GroupId, Located, Project, RuleId, STATE_DIR};
-use crate::task::{FileId, Files, Task, TaskId, Tasks};
+use crate::ids::{Fast, FileId, GenId, GroupId, RuleId, TaskId};
+use crate::project::{Located, Project, STATE_DIR};
+use crate::task::{Files, Task, Tasks};
 use crate::template::{Lookup, Paths, Template};
 use crate::{paths, template};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -2,8 +2,8 @@
 //! [`TaskId`], and the task that produces each file. Adding a task whose output another task
 //! already produces is refused, naming that task.
 
-use crate::codec::{Fast, key_hash};
-use crate::task::{FileId, Task, TaskId};
+use crate::ids::{Fast, FileId, TaskId, key_hash};
+use crate::task::Task;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 

@@ -22,6 +22,7 @@ pub mod fuzzing;
 pub mod generator;
 pub mod glob;
 pub mod graph;
+pub mod ids;
 pub mod interrupt;
 pub mod lock;
 pub mod manifest;

@@ -5,6 +5,7 @@
 
 use crate::env::{self, Env};
 use crate::error::{Diagnostic, Error, SourceText};
+use crate::ids::{GenId, GroupId, RuleId};
 use crate::manifest::{self, Manifest, Order, PostMode, Strings};
 use crate::paths;
 use crate::template::{RESERVED, Template, TemplateError};
@@ -22,13 +23,6 @@ pub struct Overrides {
     /// `--out DIR`, already absolute.
     pub out: Option<PathBuf>,
 }
-
-/// Index of a rule in [`Project::rules`].
-pub type RuleId = usize;
-/// Index of a group in [`Project::groups`].
-pub type GroupId = usize;
-/// Index of a generator in [`Project::gens`].
-pub type GenId = usize;
 
 #[derive(Debug)]
 pub struct Project {

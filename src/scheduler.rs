@@ -10,7 +10,7 @@
 //! precedence) as not run; order-only edges (a sequence group) wait but do not inherit failure.
 //! Without keep-going the first failure stops all starting; running tasks are left to finish.
 
-use crate::task::TaskId;
+use crate::ids::TaskId;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 

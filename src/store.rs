@@ -20,9 +20,10 @@
 //! rewrite itself: new files, fsync, rename.
 
 use crate::codec::{
-    Fast, Reader, key_hash, put_hashed, put_i64, put_pairs, put_stat, put_str, put_strings, put_u64,
+    Reader, put_hashed, put_i64, put_pairs, put_stat, put_str, put_strings, put_u64,
 };
 use crate::filestate::{Hash, Recorded};
+use crate::ids::{Fast, key_hash};
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
