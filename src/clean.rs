@@ -7,9 +7,8 @@
 //! home directory, or a symlink.
 
 use crate::error::Error;
-use crate::outdir::{self, Found};
-use crate::paths;
-use crate::project::{STATE_DIR, absolute};
+use crate::outdir::{self, Found, STATE_DIR};
+use crate::paths::{self, absolute};
 use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -12,7 +12,8 @@ use crate::error::{Diagnostic, Error};
 use crate::glob::{self, Pattern};
 use crate::graph::Graph;
 use crate::ids::{Fast, FileId, GenId, GroupId, RuleId, TaskId};
-use crate::project::{Located, Project, STATE_DIR};
+use crate::outdir::STATE_DIR;
+use crate::project::{Located, Project};
 use crate::task::{Files, Task, Tasks};
 use crate::template::{Lookup, Paths, Template};
 use crate::{paths, template};
@@ -72,7 +73,7 @@ const LIST_AFTER: u32 = 8;
 
 impl SourceDirs {
     fn kind(&mut self, root: &std::path::Path, path: &str) -> SourceKind {
-        let stat = |p: &str| match std::fs::metadata(crate::project::absolute(root, p)) {
+        let stat = |p: &str| match std::fs::metadata(paths::absolute(root, p)) {
             Ok(m) if m.is_file() => SourceKind::File,
             Ok(_) => SourceKind::NotFile,
             Err(_) => SourceKind::Missing,
@@ -91,7 +92,7 @@ impl SourceDirs {
                 stat(path)
             }
             DirListing::Asked(_) => {
-                let abs = crate::project::absolute(root, dir);
+                let abs = paths::absolute(root, dir);
                 *listing = match std::fs::read_dir(&abs) {
                     Ok(entries) => {
                         let mut names = HashMap::default();
@@ -717,7 +718,7 @@ impl Expansion {
                     .note("sources must lie under the build file's directory (or in the build directory)")
                     .into());
             }
-            if glob::is_glob(&norm) && !crate::project::absolute(&project.root, &norm).is_file() {
+            if glob::is_glob(&norm) && !paths::absolute(&project.root, &norm).is_file() {
                 let pattern = Pattern::new(&norm)
                     .map_err(|m| Error::from(project.error_at(entry.span.clone(), m)))?;
                 let found = glob::expand(&project.root, &pattern, &project.out);

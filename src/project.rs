@@ -7,7 +7,9 @@ use crate::env::{self, Env};
 use crate::error::{Diagnostic, Error, SourceText};
 use crate::ids::{GenId, GroupId, RuleId};
 use crate::manifest::{self, Manifest, Order, PostMode, Strings};
-use crate::paths;
+use crate::outdir::STATE_DIR;
+use crate::paths::{self, absolute};
+use crate::progress::Color;
 use crate::template::{RESERVED, Template, TemplateError};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -95,50 +97,6 @@ pub struct Gen {
     pub env: Env,
 }
 
-/// Terminal colours a rule may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Color {
-    Black,
-    Red,
-    Green,
-    Yellow,
-    Blue,
-    Magenta,
-    Cyan,
-    White,
-    Normal,
-}
-
-const COLORS: [(&str, Color); 10] = [
-    ("black", Color::Black),
-    ("red", Color::Red),
-    ("green", Color::Green),
-    ("yellow", Color::Yellow),
-    ("blue", Color::Blue),
-    ("magenta", Color::Magenta),
-    ("pink", Color::Magenta),
-    ("cyan", Color::Cyan),
-    ("white", Color::White),
-    ("normal", Color::Normal),
-];
-
-impl Color {
-    /// The ANSI SGR code.
-    pub fn ansi(self) -> &'static str {
-        match self {
-            Color::Black => "30",
-            Color::Red => "31",
-            Color::Green => "32",
-            Color::Yellow => "33",
-            Color::Blue => "34",
-            Color::Magenta => "35",
-            Color::Cyan => "36",
-            Color::White => "37",
-            Color::Normal => "0",
-        }
-    }
-}
-
 impl Project {
     /// Reads and validates the build file at `path` (already known to exist).
     pub fn load(path: &Path, display_name: &str, overrides: &Overrides) -> Result<Project, Error> {
@@ -219,60 +177,6 @@ impl Project {
     /// The generator whose name is `name`.
     pub fn gen_named(&self, name: &str) -> Option<GenId> {
         self.gens.iter().position(|g| g.name == name)
-    }
-}
-
-/// Where the build file puts the build directory, read without parsing it: `out` in `[project]`
-/// (or `project.out`), else "build". Only a hint for finding kiln's state before parsing; the
-/// state itself proves it belongs to this build file.
-pub fn out_hint(text: &str) -> String {
-    let value = |line: &str, key: &str| -> Option<String> {
-        let rest = line
-            .trim_start()
-            .strip_prefix(key)?
-            .trim_start()
-            .strip_prefix('=')?
-            .trim();
-        let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-        let inner = &rest[1..];
-        let end = inner.find(quote)?;
-        let v = &inner[..end];
-        (!v.contains('\\')).then(|| v.to_string())
-    };
-    let mut table = String::new();
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            table = t
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            continue;
-        }
-        let found = match table.as_str() {
-            "project" => value(t, "out"),
-            "" => value(t, "project.out"),
-            _ => None,
-        };
-        if let Some(v) = found {
-            return v;
-        }
-    }
-    "build".to_string()
-}
-
-/// The name of kiln's state directory inside the build directory.
-pub const STATE_DIR: &str = ".kiln";
-
-/// `path` (a kiln path) as an absolute path under `root`.
-pub fn absolute(root: &Path, path: &str) -> PathBuf {
-    if path.starts_with('/') {
-        PathBuf::from(path)
-    } else {
-        PathBuf::from(paths::normalize(&format!("{}/{path}", root.display())))
     }
 }
 
@@ -786,7 +690,7 @@ impl Builder<'_> {
             Some(c) => {
                 let text = c.get_ref().to_lowercase();
                 Some(
-                    COLORS
+                    Color::NAMES
                         .iter()
                         .find(|(n, _)| *n == text)
                         .map(|(_, c)| *c)
@@ -794,13 +698,13 @@ impl Builder<'_> {
                             self.err(c.span(), format!("unknown color `{}`", c.get_ref()))
                                 .note(format!(
                                     "expected one of {}",
-                                    COLORS
+                                    Color::NAMES
                                         .iter()
                                         .map(|(n, _)| format!("`{n}`"))
                                         .collect::<Vec<_>>()
                                         .join(", ")
                                 ))
-                                .suggest(&text, COLORS.iter().map(|(n, _)| *n))
+                                .suggest(&text, Color::NAMES.iter().map(|(n, _)| *n))
                         })?,
                 )
             }
