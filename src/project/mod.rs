@@ -1,8 +1,8 @@
 //! The project as the build file defines it, validated: the build directory, env values (with `-D`
 //! applied), groups, rules (named and inline) with parsed templates, and generators with their
 //! references resolved. Everything that can be checked without looking at the file system is
-//! checked when the project is made ([`validate`], with [`rules`] and [`gens`]), each error located
-//! in the build file; this module holds what the rest of kiln sees of it.
+//! checked when the project is made (`validate.rs`, with `rules.rs` and `gens.rs`), each error
+//! located in the build file; this module holds what the rest of kiln sees of it.
 
 mod gens;
 mod rules;
