@@ -93,32 +93,25 @@ encode_struct!(Gen {
     name, span, group, rule, uses
 } skip { sources, exclude, targets, deps, dep_gens, env });
 encode_struct!(Task {
-    generator,
-    group,
-    rule,
-    inputs,
-    outputs,
-    deps,
-    depfile,
-    commands,
-    env,
-    always,
-    update_outputs,
-    own_key,
-});
+    generator, group, rule, inputs, outputs, deps, depfile, commands, env, always, update_outputs,
+    own_key
+} skip {});
 encode_enum!(PostMode { AtOnce, Lazy });
 encode_enum!(Order { Parallel, Sequence });
-encode_enum!(Color {
-    Black,
-    Red,
-    Green,
-    Yellow,
-    Blue,
-    Magenta,
-    Cyan,
-    White,
-    Normal
-});
+
+/// A colour by its place among the names a build file may give one.
+impl Encode for Color {
+    #[inline]
+    fn put(&self, buf: &mut Vec<u8>) {
+        let at = Color::NAMES.iter().position(|(_, c)| c == self);
+        put_u64(buf, at.unwrap_or_default() as u64);
+    }
+    #[inline]
+    fn read(r: &mut Reader) -> Option<Self> {
+        let at = usize::try_from(r.u64()?).ok()?;
+        Color::NAMES.get(at).map(|&(_, c)| c)
+    }
+}
 
 /// The build file by name only: a project read back from the cache has no text to quote.
 impl Encode for Arc<SourceText> {

@@ -1,8 +1,8 @@
 //! The binary encoding shared by kiln's state files (the store and the graph cache): LEB128
 //! varints (zigzag for signed), strings as a length and UTF-8 bytes, 32-byte hashes, and a
 //! bounds-checked [`Reader`] whose every read returns `None` on malformed input. Values that
-//! encode themselves implement [`Encode`]; a struct does so through [`encode_struct!`] from one list
-//! of its fields, which gives both directions.
+//! encode themselves implement [`Encode`]; a struct does so through `encode_struct!` from one
+//! list of its fields, which gives both directions.
 
 use crate::filestate::{Hash, Stat};
 
@@ -243,54 +243,34 @@ impl<'a> Reader<'a> {
 }
 
 /// A value in the codec's encoding, written by [`Encode::put`] and read back by
-/// [`Encode::read`]. Structs implement it through [`encode_struct!`], which names each field once.
+/// [`Encode::read`]. Structs implement it through `encode_struct!`, which names each field once.
 pub trait Encode: Sized {
     fn put(&self, buf: &mut Vec<u8>);
     fn read(r: &mut Reader) -> Option<Self>;
 }
 
-impl Encode for bool {
-    #[inline]
-    fn put(&self, buf: &mut Vec<u8>) {
-        put_bool(buf, *self);
-    }
-    #[inline]
-    fn read(r: &mut Reader) -> Option<Self> {
-        r.bool()
-    }
+/// [`Encode`] for scalars, each from the function that writes it and the read that reads it back.
+macro_rules! encode_scalar {
+    ($($ty:ty => $put:expr, $read:expr;)*) => {$(
+        impl Encode for $ty {
+            #[inline]
+            fn put(&self, buf: &mut Vec<u8>) {
+                $put(buf, self)
+            }
+            #[inline]
+            fn read(r: &mut Reader) -> Option<Self> {
+                $read(r)
+            }
+        }
+    )*};
 }
 
-impl Encode for u32 {
-    #[inline]
-    fn put(&self, buf: &mut Vec<u8>) {
-        put_u64(buf, u64::from(*self));
-    }
-    #[inline]
-    fn read(r: &mut Reader) -> Option<Self> {
-        r.u32()
-    }
-}
-
-impl Encode for usize {
-    #[inline]
-    fn put(&self, buf: &mut Vec<u8>) {
-        put_u64(buf, *self as u64);
-    }
-    #[inline]
-    fn read(r: &mut Reader) -> Option<Self> {
-        usize::try_from(r.u64()?).ok()
-    }
-}
-
-impl Encode for String {
-    #[inline]
-    fn put(&self, buf: &mut Vec<u8>) {
-        put_str(buf, self);
-    }
-    #[inline]
-    fn read(r: &mut Reader) -> Option<Self> {
-        r.str()
-    }
+encode_scalar! {
+    bool => |buf, v: &bool| put_bool(buf, *v), Reader::bool;
+    u32 => |buf, v: &u32| put_u64(buf, u64::from(*v)), Reader::u32;
+    usize => |buf, v: &usize| put_u64(buf, *v as u64),
+        |r: &mut Reader| usize::try_from(r.u64()?).ok();
+    String => |buf, v: &String| put_str(buf, v), Reader::str;
 }
 
 impl<T: Encode> Encode for Option<T> {

@@ -1,9 +1,9 @@
 //! What a build prints, all on stderr (stdout is for queries): a `[n/N] rule: inputs -> outputs`
 //! line per task that runs, or a live progress bar when stderr is a terminal; each task's output
-//! whole, never interleaved; warnings; the summary line. A rule's name is shown in the [`Color`] its
-//! build file gives it, when colours are wanted. Writing never panics: a closed stream (a pipe into
-//! `head -1`) is noticed and reported through [`Progress::broken`], and the build stops as it would
-//! on SIGPIPE.
+//! whole, never interleaved; warnings; the summary line. A rule's name is shown in the [`Color`]
+//! its build file gives it, when colours are wanted. Writing never panics: a closed stream (a pipe
+//! into `head -1`) is noticed and reported through [`Progress::broken`], and the build stops as it
+//! would on SIGPIPE.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};

@@ -1,5 +1,5 @@
 //! A task: one command chain with its inputs, outputs and manual dependencies, fully expanded. Files
-//! are named by [`FileId`] into the graph's file table; tasks by [`TaskId`] (both in [`crate::ids`]).
+//! are named by [`FileId`] into the graph's file table; tasks by [`TaskId`] (see [`crate::ids`]).
 
 use crate::ids::{FileId, GenId, GroupId, RuleId, TaskId};
 use smallvec::SmallVec;
