@@ -18,30 +18,33 @@
 //! Format: `KILNGRPH`, u32 format version, u32 crc32 of the head, u64 length of the head; the head
 //! (the kiln version, a 16-byte id that the snapshot names, the key, the root, the build
 //! directory, the warnings, the file count, the paths one after the other as one string, and
-//! where each path ends as little-endian u32s); the body in the codec's encoding; a crc32 of the
-//! body.
+//! where each path ends as little-endian u32s); the body (the project, every task, each
+//! generator's tasks and outputs) in the codec's encoding, field by field in the order the lists
+//! below give (`encode_struct!`); a crc32 of the body. The body is checked as it is read: an id
+//! that names nothing refuses it.
 
 use crate::codec::{
-    Reader, checked_body, put_bool, put_crc, put_i64, put_opt_stat, put_pairs, put_str,
-    put_strings, put_u32s, put_u64, replace_file,
+    Encode, Reader, checked_body, encode_enum, encode_struct, put_crc, put_i64, put_opt_stat,
+    put_str, put_strings, put_u64, replace_file,
 };
-use crate::env::Env;
 use crate::error::SourceText;
 use crate::filestate::{self, Hash, Stat};
 use crate::generator::Expansion;
 use crate::graph::Graph;
+use crate::ids::{FileId, TaskId};
 use crate::manifest::{Order, PostMode};
-use crate::project::{Color, Gen, Group, Overrides, Project, Rule, absolute};
-use crate::task::{FileId, Files, Task, TaskId, Tasks};
+use crate::paths::absolute;
+use crate::progress::Color;
+use crate::project::{Gen, Group, Overrides, Project, Rule};
+use crate::task::{Files, Task, Tasks};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 /// Magic, format, head crc, head length.
 const PREFIX: usize = 24;
 
@@ -78,41 +81,69 @@ pub fn overrides_digest(o: &Overrides) -> Hash {
     *h.finalize().as_bytes()
 }
 
-fn put_span(buf: &mut Vec<u8>, s: &Range<usize>) {
-    put_u64(buf, s.start as u64);
-    put_u64(buf, s.end as u64);
-}
+// The body's types, each field named once: stored, or after `skip` rebuilt as its default
+// (templates and env values, which only expansion needs; the root and build directory, which the
+// head holds).
+encode_struct!(Project { source, post, name, groups, rules, gens } skip { root, out, env });
+encode_struct!(Group { name, order, jobs });
+encode_struct!(Rule {
+    name, ext_in, ext_out, before, color, always, update_outputs, span
+} skip { commands, depfile, signature_names });
+encode_struct!(Gen {
+    name, span, group, rule, uses
+} skip { sources, exclude, targets, deps, dep_gens, env });
+encode_struct!(Task {
+    generator, group, rule, inputs, outputs, deps, depfile, commands, env, always, update_outputs,
+    own_key
+} skip {});
+encode_enum!(PostMode { AtOnce, Lazy });
+encode_enum!(Order { Parallel, Sequence });
 
-fn read_span(r: &mut Reader) -> Option<Range<usize>> {
-    Some(r.u64()? as usize..r.u64()? as usize)
-}
-
-fn put_opt_u64(buf: &mut Vec<u8>, v: Option<u64>) {
-    put_bool(buf, v.is_some());
-    if let Some(v) = v {
-        put_u64(buf, v);
+/// A colour by its place among the names a build file may give one.
+impl Encode for Color {
+    #[inline]
+    fn put(&self, buf: &mut Vec<u8>) {
+        let at = Color::NAMES.iter().position(|(_, c)| c == self);
+        put_u64(buf, at.unwrap_or_default() as u64);
+    }
+    #[inline]
+    fn read(r: &mut Reader) -> Option<Self> {
+        let at = usize::try_from(r.u64()?).ok()?;
+        Color::NAMES.get(at).map(|&(_, c)| c)
     }
 }
 
-fn read_opt_u64(r: &mut Reader) -> Option<Option<u64>> {
-    if r.bool()? {
-        Some(Some(r.u64()?))
-    } else {
-        Some(None)
+/// The build file by name only: a project read back from the cache has no text to quote.
+impl Encode for Arc<SourceText> {
+    #[inline]
+    fn put(&self, buf: &mut Vec<u8>) {
+        put_str(buf, &self.name);
+    }
+    #[inline]
+    fn read(r: &mut Reader) -> Option<Self> {
+        Some(Arc::new(SourceText {
+            name: r.str()?,
+            text: String::new(),
+        }))
     }
 }
 
-const COLORS: [Color; 9] = [
-    Color::Black,
-    Color::Red,
-    Color::Green,
-    Color::Yellow,
-    Color::Blue,
-    Color::Magenta,
-    Color::Cyan,
-    Color::White,
-    Color::Normal,
-];
+/// Ids as their number.
+macro_rules! encode_id {
+    ($($ty:ident),*) => {$(
+        impl Encode for $ty {
+            #[inline]
+            fn put(&self, buf: &mut Vec<u8>) {
+                self.0.put(buf);
+            }
+            #[inline]
+            fn read(r: &mut Reader) -> Option<Self> {
+                u32::read(r).map($ty)
+            }
+        }
+    )*};
+}
+encode_id!(FileId, TaskId);
 
 /// Writes the cache (a temporary file renamed into place) and returns the id it was given.
 pub fn save(path: &Path, key: &Key, project: &Project, x: &Expansion) -> io::Result<GraphId> {
@@ -150,69 +181,14 @@ pub fn save(path: &Path, key: &Key, project: &Project, x: &Expansion) -> io::Res
     drop(head);
     let body_at = buf.len();
 
-    // The project, without templates (nor the build file's text: the caller has read it).
-    put_str(&mut buf, &project.source.name);
-    put_bool(&mut buf, project.post == PostMode::Lazy);
-    put_bool(&mut buf, project.name.is_some());
-    put_str(&mut buf, project.name.as_deref().unwrap_or(""));
-    put_u64(&mut buf, project.groups.len() as u64);
-    for g in &project.groups {
-        put_str(&mut buf, &g.name);
-        put_bool(&mut buf, g.order == Order::Sequence);
-        put_opt_u64(&mut buf, g.jobs.map(|j| j as u64));
-    }
-    put_u64(&mut buf, project.rules.len() as u64);
-    for r in &project.rules {
-        put_str(&mut buf, &r.name);
-        put_strings(&mut buf, &r.ext_in);
-        put_strings(&mut buf, &r.ext_out);
-        put_u32s(&mut buf, r.before.iter().map(|&b| b as u32));
-        put_opt_u64(
-            &mut buf,
-            r.color
-                .and_then(|c| COLORS.iter().position(|x| *x == c))
-                .map(|i| i as u64),
-        );
-        put_bool(&mut buf, r.always);
-        put_bool(&mut buf, r.update_outputs);
-        put_span(&mut buf, &r.span);
-    }
-    put_u64(&mut buf, project.gens.len() as u64);
-    for g in &project.gens {
-        put_str(&mut buf, &g.name);
-        put_span(&mut buf, &g.span);
-        put_u64(&mut buf, g.group as u64);
-        put_opt_u64(&mut buf, g.rule.map(|r| r as u64));
-        put_u64(&mut buf, g.uses.len() as u64);
-        for (u, span) in &g.uses {
-            put_u64(&mut buf, *u as u64);
-            put_span(&mut buf, span);
-        }
-    }
-
-    // The expansion.
+    // The project and its expansion.
+    project.put(&mut buf);
     put_u64(&mut buf, graph.tasks().len() as u64);
     for t in graph.tasks() {
-        put_u64(&mut buf, t.generator as u64);
-        put_u64(&mut buf, t.group as u64);
-        put_u64(&mut buf, t.rule as u64);
-        put_u32s(&mut buf, t.inputs.iter().map(|f| f.0));
-        put_u32s(&mut buf, t.outputs.iter().map(|f| f.0));
-        put_u32s(&mut buf, t.deps.iter().map(|f| f.0));
-        put_opt_u64(&mut buf, t.depfile.map(|f| u64::from(f.0)));
-        put_strings(&mut buf, &t.commands);
-        put_pairs(&mut buf, &t.env);
-        put_bool(&mut buf, t.always);
-        put_bool(&mut buf, t.update_outputs);
-        put_bool(&mut buf, t.own_key.is_some());
-        put_str(&mut buf, t.own_key.as_deref().unwrap_or(""));
+        t.put(&mut buf);
     }
-    for tasks in &x.gen_tasks {
-        put_u32s(&mut buf, tasks.iter().map(|t| t.0));
-    }
-    for outs in &x.gen_outputs {
-        put_u32s(&mut buf, outs.iter().map(|f| f.0));
-    }
+    x.gen_tasks.put(&mut buf);
+    x.gen_outputs.put(&mut buf);
     put_crc(&mut buf, body_at);
     replace_file(path, &buf)?;
     Ok(id)
@@ -365,150 +341,48 @@ fn decode_body(
     key: &Key,
 ) -> Option<(Project, Expansion)> {
     let mut r = Reader::new(body);
-    let name = r.str()?;
-    let post = if r.bool()? {
-        PostMode::Lazy
-    } else {
-        PostMode::AtOnce
-    };
-    let has_name = r.bool()?;
-    let pname = r.str()?;
-    let n = r.read_len()?;
-    let mut groups = Vec::with_capacity(n);
-    for _ in 0..n {
-        groups.push(Group {
-            name: r.str()?,
-            order: if r.bool()? {
-                Order::Sequence
-            } else {
-                Order::Parallel
-            },
-            jobs: read_opt_u64(&mut r)?.map(|j| j as usize),
-        });
-    }
-    let n = r.read_len()?;
-    let mut rules = Vec::with_capacity(n);
-    for _ in 0..n {
-        rules.push(Rule {
-            name: r.str()?,
-            commands: Vec::new(),
-            ext_in: r.strings()?,
-            ext_out: r.strings()?,
-            depfile: None,
-            before: r.u32s()?.into_iter().map(|b| b as usize).collect(),
-            color: match read_opt_u64(&mut r)? {
-                Some(i) => Some(*COLORS.get(i as usize)?),
-                None => None,
-            },
-            always: r.bool()?,
-            update_outputs: r.bool()?,
-            signature_names: Vec::new(),
-            span: read_span(&mut r)?,
-        });
-    }
-    let n = r.read_len()?;
-    let mut gens = Vec::with_capacity(n);
-    for _ in 0..n {
-        let name = r.str()?;
-        let span = read_span(&mut r)?;
-        let group = r.u64()? as usize;
-        let rule = read_opt_u64(&mut r)?.map(|x| x as usize);
-        let mut uses = Vec::new();
-        for _ in 0..r.read_len()? {
-            uses.push((r.u64()? as usize, read_span(&mut r)?));
-        }
-        gens.push(Gen {
-            name,
-            span,
-            group: (group < groups.len()).then_some(group)?,
-            rule,
-            sources: Vec::new(),
-            exclude: Vec::new(),
-            targets: Vec::new(),
-            uses,
-            deps: Vec::new(),
-            dep_gens: Vec::new(),
-            env: Env::default(),
-        });
-    }
-    let project = Project {
-        source: Arc::new(SourceText {
-            name,
-            text: String::new(),
-        }),
-        root,
-        out,
-        post,
-        name: has_name.then_some(pname),
-        env: Env::default(),
-        groups,
-        rules,
-        gens,
-    };
+    let mut project = Project::read(&mut r)?;
+    project.root = root;
+    project.out = out;
     crate::stats::mark("cache: project");
 
+    // The crc catches damage, not a hand-made file: every id must name something.
+    let (gens, groups, rules) = (
+        project.gens.len(),
+        project.groups.len(),
+        project.rules.len(),
+    );
     let files = graph.file_count();
-    let file_id = |i: u32| ((i as usize) < files).then_some(FileId(i));
-    // A list of file ids, decoded straight into place.
-    fn ids(r: &mut Reader, files: usize) -> Option<Files> {
-        let mut v = Files::new();
-        r.u32s_below(files, |i| v.push(FileId(i)))?;
-        Some(v)
+    let known = |fs: &[FileId]| fs.iter().all(|f| f.index() < files);
+    if project.gens.iter().any(|g| g.group >= groups) {
+        return None;
     }
     let n = r.read_len()?;
     graph.reserve_tasks(n);
     for _ in 0..n {
-        let generator = r.u64()? as usize;
-        let group = r.u64()? as usize;
-        let rule = r.u64()? as usize;
-        if generator >= project.gens.len()
-            || group >= project.groups.len()
-            || rule >= project.rules.len()
-        {
+        let task = Task::read(&mut r)?;
+        let whole = task.generator < gens
+            && task.group < groups
+            && task.rule < rules
+            && known(&task.inputs)
+            && known(&task.outputs)
+            && known(&task.deps)
+            && known(task.depfile.as_slice());
+        if !whole {
             return None;
         }
-        let inputs = ids(&mut r, files)?;
-        let outputs = ids(&mut r, files)?;
-        let deps = ids(&mut r, files)?;
-        let depfile = match read_opt_u64(&mut r)? {
-            Some(f) => Some(file_id(u32::try_from(f).ok()?)?),
-            None => None,
-        };
-        let commands = r.strings()?;
-        let env = r.pairs()?;
-        let task = Task {
-            generator,
-            group,
-            rule,
-            inputs,
-            outputs,
-            deps,
-            depfile,
-            commands,
-            env,
-            always: r.bool()?,
-            update_outputs: r.bool()?,
-            own_key: {
-                let has = r.bool()?;
-                let k = r.str_ref()?;
-                has.then(|| k.to_string())
-            },
-        };
         graph.add_task(task).ok()?;
     }
     crate::stats::mark("cache: tasks");
-    let tasks = graph.tasks().len() as u32;
-    let mut gen_tasks = Vec::with_capacity(project.gens.len());
-    for _ in 0..project.gens.len() {
-        let mut v = Tasks::new();
-        r.u32s_below(tasks as usize, |t| v.push(TaskId(t)))?;
-        gen_tasks.push(v);
-    }
-    let mut gen_outputs = Vec::with_capacity(project.gens.len());
-    for _ in 0..project.gens.len() {
-        gen_outputs.push(ids(&mut r, files)?);
-    }
-    if !r.at_end() {
+    let tasks = graph.tasks().len();
+    let gen_tasks = Vec::<Tasks>::read(&mut r)?;
+    let gen_outputs = Vec::<Files>::read(&mut r)?;
+    if !r.at_end()
+        || gen_tasks.len() != gens
+        || gen_outputs.len() != gens
+        || !gen_tasks.iter().flatten().all(|t| t.index() < tasks)
+        || !gen_outputs.iter().all(|o| known(o))
+    {
         return None;
     }
     let expansion = Expansion::from_cache(
@@ -557,6 +431,7 @@ mod tests {
         (path, key, x.graph.tasks().len())
     }
 
+    #[inline]
     fn read(path: &Path, key: &Key) -> Option<(Project, Expansion, Key)> {
         open(path, &key.build_file, &key.file_hash, &key.overrides)?.load()
     }

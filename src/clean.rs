@@ -8,13 +8,13 @@
 
 use crate::error::Error;
 use crate::generator::Expansion;
-use crate::outdir::{self, Found};
-use crate::paths;
-use crate::project::{GroupId, Project, STATE_DIR, absolute};
+use crate::ids::{FileId, GroupId};
+use crate::outdir::{self, Found, STATE_DIR};
+use crate::paths::{self, absolute};
 use crate::progress::Progress;
+use crate::project::Project;
 use crate::store::Store;
 use crossbeam_channel::Receiver;
-use crate::task::FileId;
 use std::collections::{BTreeSet, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};

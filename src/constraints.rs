@@ -11,9 +11,9 @@
 
 use crate::error::{Diagnostic, Error};
 use crate::graph::Graph;
+use crate::ids::{FileId, GroupId, RuleId, TaskId};
 use crate::manifest::Order;
-use crate::project::{GroupId, Project, RuleId};
-use crate::task::{FileId, TaskId};
+use crate::project::Project;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A node of a group's plan, by its index in the plan.

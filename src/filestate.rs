@@ -277,7 +277,7 @@ pub fn stat_all<'p, T: Sync>(
 ) -> Vec<Option<Stat>> {
     match Dir::open(root) {
         Ok(dir) => par_map(items, |i| dir.stat(path(i))),
-        Err(_) => par_map(items, |i| stat(&crate::project::absolute(root, path(i)))),
+        Err(_) => par_map(items, |i| stat(&crate::paths::absolute(root, path(i)))),
     }
 }
 

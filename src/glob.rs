@@ -96,13 +96,13 @@ pub struct Matches {
 pub fn expand(root: &Path, pattern: &Pattern, out: &str) -> Matches {
     let mut found = Matches::default();
     let prefix = pattern.literal_prefix();
-    let start = crate::project::absolute(root, &prefix);
+    let start = paths::absolute(root, &prefix);
     if !start.is_dir() {
         found.dirs.push((prefix, crate::filestate::stat(&start)));
         return found;
     }
     let inside_out = paths::is_within(&prefix, out);
-    let state_dir = paths::join(out, crate::project::STATE_DIR);
+    let state_dir = paths::join(out, crate::outdir::STATE_DIR);
     let dot_dirs = pattern.names_dot_dirs();
     let mut walk = walkdir::WalkDir::new(&start)
         .follow_links(false)

@@ -2,8 +2,9 @@
 //! [`TaskId`], and the task that produces each file. Adding a task whose output another task
 //! already produces is refused, naming that task.
 
+use crate::ids::{FileId, TaskId};
 use crate::index::KeyIndex;
-use crate::task::{FileId, Task, TaskId};
+use crate::task::Task;
 use std::sync::OnceLock;
 
 #[derive(Debug, Default)]

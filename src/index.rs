@@ -3,7 +3,7 @@
 //! which key a value stands for, so a lookup compares the one key it finds. A key whose hash
 //! another key already has is kept whole in a side table, so colliding keys stay apart.
 
-use crate::codec::{Fast, key_hash};
+use crate::ids::{Fast, key_hash};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 

@@ -77,6 +77,7 @@ internal_modules!(
     generator,
     glob,
     graph,
+    ids,
     index,
     interrupt,
     lock,

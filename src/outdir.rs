@@ -1,14 +1,17 @@
 //! Whose build directory it is. kiln marks a build directory when it creates it, with a
 //! `CACHEDIR.TAG` that says kiln wrote it (backup tools skip such directories; cargo writes one
 //! too), and adopts no directory it did not make: a project may ship a `build/` of its own (CMake
-//! or meson files) that kiln must neither build into nor delete. `.kiln/` inside counts as a mark
-//! as well, so that the build directories of earlier versions are still kiln's. An empty directory
-//! may be adopted. Globs skip every marked directory (see `glob.rs`).
+//! or meson files) that kiln must neither build into nor delete. kiln's state directory inside it,
+//! [`STATE_DIR`], counts as a mark as well, so that the build directories of earlier versions are
+//! still kiln's. An empty directory may be adopted. Globs skip every marked directory (see
+//! `glob.rs`).
 
 use crate::error::Error;
-use crate::project::STATE_DIR;
 use std::io::{self, Read};
 use std::path::Path;
+
+/// The name of kiln's state directory inside the build directory.
+pub const STATE_DIR: &str = ".kiln";
 
 /// The cache directory tag's file name (<https://bford.info/cachedir/>).
 pub const TAG: &str = "CACHEDIR.TAG";

@@ -3,7 +3,7 @@
 //! (an out directory beside the project) or is absolute (a system header from a depfile). Also shell
 //! quoting for commands.
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 /// Normalises a path lexically: drops `.` and empty components and resolves `..` against what
 /// precedes it. The project root itself is `.`.
@@ -70,6 +70,15 @@ pub fn from_absolute(root: &Path, abs: &Path) -> Option<String> {
     match abs.strip_prefix(root) {
         Ok(rel) => Some(normalize(rel.to_str()?)),
         Err(_) => Some(normalize(abs.to_str()?)),
+    }
+}
+
+/// `path` (a kiln path) as an absolute path under `root`.
+pub fn absolute(root: &Path, path: &str) -> PathBuf {
+    if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        PathBuf::from(normalize(&format!("{}/{path}", root.display())))
     }
 }
 

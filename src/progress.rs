@@ -1,12 +1,57 @@
 //! What a build prints, all on stderr (stdout is for queries): a `[n/N] rule: inputs -> outputs`
 //! line per task that runs, or a live progress bar when stderr is a terminal; each task's output
-//! whole, never interleaved; warnings; the summary line. Writing never panics: a closed stream
-//! (a pipe into `head -1`) is noticed and reported through [`Progress::broken`], and the build
-//! stops as it would on SIGPIPE.
+//! whole, never interleaved; warnings; the summary line. A rule's name is shown in the [`Color`]
+//! its build file gives it, when colours are wanted. Writing never panics: a closed stream (a pipe
+//! into `head -1`) is noticed and reported through [`Progress::broken`], and the build stops as it
+//! would on SIGPIPE.
 
-use crate::project::Color;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
+
+/// Terminal colours a rule may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Black,
+    Red,
+    Green,
+    Yellow,
+    Blue,
+    Magenta,
+    Cyan,
+    White,
+    Normal,
+}
+
+impl Color {
+    /// The names a build file may give a colour (lower case), `pink` being magenta.
+    pub const NAMES: [(&str, Color); 10] = [
+        ("black", Color::Black),
+        ("red", Color::Red),
+        ("green", Color::Green),
+        ("yellow", Color::Yellow),
+        ("blue", Color::Blue),
+        ("magenta", Color::Magenta),
+        ("pink", Color::Magenta),
+        ("cyan", Color::Cyan),
+        ("white", Color::White),
+        ("normal", Color::Normal),
+    ];
+
+    /// The ANSI SGR code.
+    pub fn ansi(self) -> &'static str {
+        match self {
+            Color::Black => "30",
+            Color::Red => "31",
+            Color::Green => "32",
+            Color::Yellow => "33",
+            Color::Blue => "34",
+            Color::Magenta => "35",
+            Color::Cyan => "36",
+            Color::White => "37",
+            Color::Normal => "0",
+        }
+    }
+}
 
 /// A task as a progress line shows it.
 pub struct TaskLine<'a> {

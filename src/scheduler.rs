@@ -11,8 +11,8 @@
 //! Without keep-going the first failure stops all starting; running tasks are left to finish.
 
 use crate::constraints::{Edge, NodeId, PlanNode};
+use crate::ids::TaskId;
 use crate::state::TaskState;
-use crate::task::TaskId;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 

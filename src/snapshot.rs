@@ -25,7 +25,7 @@
 use crate::cache::GraphId;
 use crate::codec::{Reader, checked_body, put_crc, put_opt_stat, put_u32s, replace_file};
 use crate::filestate::{self, Stat};
-use crate::task::FileId;
+use crate::ids::FileId;
 use std::io;
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! A task: one command chain with its inputs, outputs and manual dependencies, fully expanded. Files
-//! are named by [`FileId`] into the graph's file table; tasks by [`TaskId`].
+//! are named by [`FileId`] into the graph's file table; tasks by [`TaskId`] (see [`crate::ids`]).
 
-use crate::project::{GenId, GroupId, RuleId};
+use crate::ids::{FileId, GenId, GroupId, RuleId, TaskId};
 use smallvec::SmallVec;
 
 /// A short list of files, kept inline up to two (most tasks have one output and few inputs).
@@ -9,26 +9,6 @@ pub type Files = SmallVec<[FileId; 2]>;
 
 /// A short list of tasks, kept inline up to two.
 pub type Tasks = SmallVec<[TaskId; 2]>;
-
-/// A file known to the build, an index into the graph's file table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileId(pub u32);
-
-/// A task, an index into the graph's task list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(pub u32);
-
-impl FileId {
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-impl TaskId {
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Task {

@@ -1,6 +1,7 @@
 //! A workspace: the build file (given with `-f`, or `build.toml` in the current directory or its
-//! nearest parent) and what the command line adds to it; loading it into a project, for a build
-//! from the graph cache when that is still valid.
+//! nearest parent) and what the command line adds to it; finding kiln's state before parsing it
+//! (from a hint of where the build directory is); loading it into a project, for a build from the
+//! graph cache when that is still valid.
 
 use crate::cache::{self, GraphId, Key};
 use crate::error::Error;
@@ -8,8 +9,9 @@ use crate::filestate::FsClock;
 use crate::filestate::Hash;
 use crate::generator::Expansion;
 use crate::manifest::PostMode;
-use crate::paths;
-use crate::project::{Overrides, Project, STATE_DIR, absolute, out_hint};
+use crate::outdir::STATE_DIR;
+use crate::paths::{self, absolute};
+use crate::project::{Overrides, Project};
 use crate::stats;
 use std::path::{Path, PathBuf};
 
@@ -230,4 +232,46 @@ fn find(cwd: &Path) -> Result<(PathBuf, String), Error> {
             }
         }
     }
+}
+
+/// Where the build file puts the build directory, read without parsing it: `out` in `[project]`
+/// (or `project.out`), else "build". Only a hint for finding kiln's state before parsing; the
+/// state itself proves it belongs to this build file.
+pub fn out_hint(text: &str) -> String {
+    let value = |line: &str, key: &str| -> Option<String> {
+        let rest = line
+            .trim_start()
+            .strip_prefix(key)?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
+        let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let inner = &rest[1..];
+        let end = inner.find(quote)?;
+        let v = &inner[..end];
+        (!v.contains('\\')).then(|| v.to_string())
+    };
+    let mut table = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            table = t
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            continue;
+        }
+        let found = match table.as_str() {
+            "project" => value(t, "out"),
+            "" => value(t, "project.out"),
+            _ => None,
+        };
+        if let Some(v) = found {
+            return v;
+        }
+    }
+    "build".to_string()
 }

@@ -8,7 +8,7 @@ use crate::filestate::{self, MISSING, Stat};
 use crate::manifest::PostMode;
 use crate::snapshot::{self, FileMark, RecordOffsets, Snapshot};
 use crate::stats;
-use crate::task::FileId;
+use crate::ids::FileId;
 
 /// What the snapshot of the last build tells a build whose graph came from the cache.
 pub(super) struct Seeded {

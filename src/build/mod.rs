@@ -32,7 +32,7 @@ use crate::runner::{self, Commands, Runner};
 use crate::snapshot::{FileMark, RecordOffsets};
 use crate::stats;
 use crate::store::Store;
-use crate::task::{FileId, TaskId};
+use crate::ids::{FileId, TaskId};
 use crate::workspace::{Loaded, Workspace};
 use crossbeam_channel::Receiver;
 use std::cell::OnceCell;

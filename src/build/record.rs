@@ -8,11 +8,11 @@ use super::{Build, TaskState};
 use crate::clean;
 use crate::filestate::{Hash, MISSING, Recorded, Stat};
 use crate::paths;
-use crate::project::absolute;
+use crate::paths::absolute;
 use crate::runner::{Exit, Finished};
 use crate::signature;
 use crate::store::{Record, TaskRecord};
-use crate::task::{FileId, TaskId};
+use crate::ids::{FileId, TaskId};
 use std::collections::HashSet;
 
 /// The store record of file `f`'s hash, and the file it is about.

@@ -6,7 +6,7 @@ use super::scan::Decision;
 use crate::interrupt;
 use crate::progress::TaskLine;
 use crate::project::Project;
-use crate::task::TaskId;
+use crate::ids::TaskId;
 use std::time::Instant;
 
 impl Build<'_> {

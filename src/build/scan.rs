@@ -6,11 +6,11 @@ use super::Build;
 use super::record::file_record;
 use crate::explain::Reason;
 use crate::filestate::{self, Hash, MISSING, Recorded, Stat};
-use crate::project::absolute;
+use crate::paths::absolute;
 use crate::signature;
 use crate::stats;
 use crate::store::TaskView;
-use crate::task::{FileId, TaskId};
+use crate::ids::{FileId, TaskId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Decision {

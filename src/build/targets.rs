@@ -4,8 +4,8 @@
 use super::Build;
 use crate::error::Error;
 use crate::paths;
-use crate::project::{GenId, GroupId};
-use crate::task::TaskId;
+use crate::ids::{GenId, GroupId};
+use crate::ids::TaskId;
 
 /// What a named target stands for.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,129 @@
+//! Extension mapping: the rule whose `ext_in` takes a source (the longest extension wins, and
+//! the generator's own rule takes what any of its extensions ends), the outputs it maps the source
+//! to (`src/a.c` -> `build/src/a.o`), and chains of such steps until no rule takes the result.
+
+use super::Expansion;
+use crate::error::Error;
+use crate::ids::{FileId, GenId, RuleId};
+use crate::paths;
+use crate::project::Project;
+use crate::task::Files;
+
+/// The last component of `path`.
+pub(super) fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Whether file name `name` ends in extension `ext` and is more than it.
+pub(super) fn has_ext(name: &str, ext: &str) -> bool {
+    name.ends_with(ext) && name.len() > ext.len()
+}
+
+/// The rule, if any, whose `ext_in` takes `path`, with the matched extension (the longest wins).
+fn rule_for<'p>(project: &'p Project, path: &str) -> Option<(RuleId, &'p str)> {
+    let name = file_name(path);
+    project
+        .rules
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.ext_in.iter().map(move |e| (i, e.as_str())))
+        .filter(|(_, e)| has_ext(name, e))
+        .max_by_key(|(_, e)| e.len())
+}
+
+impl Expansion {
+    /// Maps each of `sources` through the rules that take it, one task a step, each ordered after
+    /// `deps`; returns what each source became, for the generator's own task.
+    pub(super) fn map_sources(
+        &mut self,
+        project: &Project,
+        g: GenId,
+        sources: &[FileId],
+        deps: &[FileId],
+    ) -> Result<Vec<FileId>, Error> {
+        let gn = &project.gens[g];
+        let own_rule = gn.rule;
+        // The generator's own rule takes a source when one of its extensions ends the name, even
+        // if another rule claims a longer suffix.
+        let takes = |path: &str| {
+            let name = file_name(path);
+            own_rule.is_some_and(|r| project.rules[r].ext_in.iter().any(|e| has_ext(name, e)))
+        };
+        let mut fed = Vec::new();
+        for src in sources {
+            let mut current = *src;
+            let mut chain: Vec<RuleId> = Vec::new();
+            loop {
+                let path = self.graph.path(current).to_string();
+                if takes(&path) {
+                    break;
+                }
+                let Some((rule, ext)) = rule_for(project, &path) else {
+                    break;
+                };
+                let r = &project.rules[rule];
+                if chain.contains(&rule) {
+                    return Err(project
+                        .error_at(
+                            r.span.clone(),
+                            format!(
+                                "extension mapping loops: rule `{}` maps `{ext}` back into itself",
+                                r.name
+                            ),
+                        )
+                        .into());
+                }
+                if r.ext_out.is_empty() {
+                    return Err(project
+                        .error_at(r.span.clone(), format!("rule `{}` takes `{ext}` sources but has no `ext_out`", r.name))
+                        .note(format!("`{path}` of generator `{}` is mapped through it; name the output with ext_out = [\".o\"]", gn.name))
+                        .into());
+                }
+                chain.push(rule);
+                let outputs = self.mapped_outputs(project, rule, &path, ext);
+                self.make_task(
+                    project,
+                    g,
+                    rule,
+                    smallvec::smallvec![current],
+                    outputs.clone(),
+                    deps.iter().copied().collect(),
+                )?;
+                current = outputs[0];
+            }
+            if own_rule.is_none() && chain.is_empty() {
+                let path = self.graph.path(current);
+                return Err(project
+                    .error_at(gn.span.clone(), format!("generator `{}` has the source `{path}`, which no rule takes", gn.name))
+                    .note("a generator with neither `rule` nor `run` only maps its sources through rules whose ext_in match")
+                    .into());
+            }
+            fed.push(current);
+        }
+        Ok(fed)
+    }
+
+    /// The outputs rule `rule` maps `path` to, through its extension `ext`: under the build
+    /// directory unless already there (or the rule writes into the source tree).
+    pub(super) fn mapped_outputs(
+        &mut self,
+        project: &Project,
+        rule: RuleId,
+        path: &str,
+        ext: &str,
+    ) -> Files {
+        let r = &project.rules[rule];
+        r.ext_out
+            .iter()
+            .map(|e| {
+                let swapped = paths::swap_extension(path, ext, e);
+                let out_path = if r.update_outputs || paths::is_within(path, &project.out) {
+                    swapped
+                } else {
+                    paths::join(&project.out, &swapped)
+                };
+                self.graph.file(&out_path)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,198 @@
+//! Validation of generators (`[[gen]]`): names (a generator without one is named by its first
+//! target), groups, the rule (a named one, or an inline `run` that becomes a rule of its own), the
+//! generator's env, its entries as templates, and `use` and `deps` naming other generators.
+
+use super::rules::signature_names;
+use super::validate::{Builder, template_diagnostic};
+use super::{Gen, Project, Rule};
+use crate::env::{self, Env};
+use crate::error::Error;
+use crate::manifest::{GenDef, Manifest, Strings};
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use toml::Spanned;
+
+impl Builder<'_> {
+    /// Every generator of `m`, in declared order, with `use` and `deps` resolved; inline `run`s
+    /// are added to `p.rules`.
+    pub(super) fn gens(
+        &self,
+        m: &Manifest,
+        p: &mut Project,
+        rule_names: &[String],
+        known_names: &BTreeSet<String>,
+    ) -> Result<Vec<Gen>, Error> {
+        let mut gens: Vec<Gen> = Vec::new();
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        for g in &m.gens {
+            gens.push(self.generator(g, p, &mut names, rule_names, known_names)?);
+        }
+        // `use` refers to generators by name, declared anywhere.
+        for (i, g) in m.gens.iter().enumerate() {
+            if let Some(uses) = &g.get_ref().uses {
+                for (name, span) in Strings::items(uses) {
+                    let j = gens.iter().position(|x| x.name == name).ok_or_else(|| {
+                        self.err(span.clone(), format!("unknown generator `{name}` in `use`"))
+                            .suggest(name, gens.iter().map(|x| x.name.as_str()))
+                    })?;
+                    if j == i {
+                        return Err(self
+                            .err(span, format!("generator `{name}` uses itself"))
+                            .into());
+                    }
+                    gens[i].uses.push((j, span));
+                }
+            }
+        }
+        // A `deps` entry that is exactly a generator's name means that generator.
+        for i in 0..gens.len() {
+            let deps = std::mem::take(&mut gens[i].deps);
+            for d in deps {
+                match gens.iter().position(|x| x.name == d.text) {
+                    Some(j) if j == i => {
+                        return Err(self
+                            .err(d.span, format!("generator `{}` depends on itself", d.text))
+                            .into());
+                    }
+                    Some(j) => gens[i].dep_gens.push((j, d.span)),
+                    None => gens[i].deps.push(d),
+                }
+            }
+        }
+        Ok(gens)
+    }
+
+    /// One generator; `names` holds where each generator before it was named.
+    fn generator(
+        &self,
+        g: &Spanned<GenDef>,
+        p: &mut Project,
+        names: &mut HashMap<String, Range<usize>>,
+        rule_names: &[String],
+        known_names: &BTreeSet<String>,
+    ) -> Result<Gen, Error> {
+        let def = g.get_ref();
+        let span = g.span();
+        let targets = self.templates(def.target.as_ref(), "in `target`")?;
+        let gname = match (&def.name, targets.first()) {
+            (Some(n), _) => n.get_ref().clone(),
+            (None, Some(t)) => t.text.clone(),
+            (None, None) => {
+                return Err(self
+                    .err(span, "a generator without a target needs a `name`")
+                    .into());
+            }
+        };
+        if gname.is_empty() {
+            return Err(self
+                .err(
+                    def.name.as_ref().map_or(span.clone(), |n| n.span()),
+                    "a generator's name cannot be empty",
+                )
+                .into());
+        }
+        if let Some(first) = names.get(&gname) {
+            let (line, _) = self.source.line_col(first.start);
+            let at = def.name.as_ref().map_or(span.clone(), |n| n.span());
+            return Err(self
+                .err(at, format!("duplicate generator name `{gname}`"))
+                .note(format!("first defined at {}:{line}", self.source.name))
+                .into());
+        }
+        names.insert(
+            gname.clone(),
+            def.name.as_ref().map_or(span.clone(), |n| n.span()),
+        );
+
+        let group = match &def.group {
+            None => 0,
+            Some(gr) => p
+                .groups
+                .iter()
+                .position(|x| &x.name == gr.get_ref())
+                .ok_or_else(|| {
+                    self.err(gr.span(), format!("unknown group `{}`", gr.get_ref()))
+                        .note(format!(
+                            "expected one of {}",
+                            p.groups
+                                .iter()
+                                .map(|g| format!("`{}`", g.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                        .suggest(gr.get_ref(), p.groups.iter().map(|g| g.name.as_str()))
+                })?,
+        };
+
+        let rule = match (&def.rule, &def.run) {
+            (Some(r), Some(_)) => {
+                return Err(self
+                    .err(r.span(), "a generator has `rule` or `run`, not both")
+                    .note("`rule` names a [rule.X]; `run` is a command of the generator's own")
+                    .into());
+            }
+            (Some(r), None) => Some(self.rule_ref(r.get_ref(), r.span(), rule_names, "rule")?),
+            (None, Some(run)) => {
+                let commands = self.commands(run, &format!("generator `{gname}`"), known_names)?;
+                let signature_names = signature_names(&commands, None, &[]);
+                p.rules.push(Rule {
+                    name: gname.clone(),
+                    commands,
+                    ext_in: Vec::new(),
+                    ext_out: Vec::new(),
+                    depfile: None,
+                    before: Vec::new(),
+                    color: None,
+                    always: false,
+                    update_outputs: false,
+                    signature_names,
+                    span: run.span(),
+                });
+                Some(p.rules.len() - 1)
+            }
+            (None, None) => {
+                if let Some(t) = &def.target {
+                    return Err(self
+                        .err(t.span(), "a generator with neither `rule` nor `run` cannot have a `target`")
+                        .note("its outputs are what its sources are mapped to; add `rule` or `run` to make the target")
+                        .into());
+                }
+                None
+            }
+        };
+
+        let mut genv = Env::default();
+        if let Some(table) = &def.env {
+            for (k, v) in table {
+                self.env_name(k)?;
+                let mut values = Vec::new();
+                for item in self.templates(Some(v), &format!("in env value `{}`", k.get_ref()))? {
+                    env::splice(&item.value, &p.env, &p.out, &mut values).map_err(|e| {
+                        template_diagnostic(
+                            self.source,
+                            &item.text,
+                            &item.span,
+                            &e,
+                            &format!("in env value `{}`", k.get_ref()),
+                        )
+                    })?;
+                }
+                genv.set(k.get_ref().clone(), values);
+            }
+        }
+
+        Ok(Gen {
+            name: gname,
+            span,
+            group,
+            rule,
+            sources: self.templates(def.source.as_ref(), "in `source`")?,
+            exclude: self.templates(def.exclude.as_ref(), "in `exclude`")?,
+            targets,
+            uses: Vec::new(),
+            deps: self.templates(def.deps.as_ref(), "in `deps`")?,
+            dep_gens: Vec::new(),
+            env: genv,
+        })
+    }
+}

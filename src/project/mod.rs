@@ -1,0 +1,183 @@
+//! The project as the build file defines it, validated: the build directory, env values (with `-D`
+//! applied), groups, rules (named and inline) with parsed templates, and generators with their
+//! references resolved. Everything that can be checked without looking at the file system is
+//! checked when the project is made (`validate.rs`, with `rules.rs` and `gens.rs`), each error
+//! located in the build file; this module holds what the rest of kiln sees of it.
+
+mod gens;
+mod rules;
+mod validate;
+
+use crate::env::Env;
+use crate::error::{Diagnostic, Error, SourceText};
+use crate::ids::{GenId, GroupId, RuleId};
+use crate::manifest::{self, Order, PostMode};
+use crate::outdir::STATE_DIR;
+use crate::paths::absolute;
+use crate::progress::Color;
+use crate::template::{Template, TemplateError};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What the command line adds to the build file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `-D NAME=VALUE`, in order.
+    pub defines: Vec<(String, String)>,
+    /// `--out DIR`, already absolute.
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Project {
+    pub source: Arc<SourceText>,
+    /// The build file's directory, canonical: commands run here and paths are relative to it.
+    pub root: PathBuf,
+    /// The build directory as a kiln path (relative to `root`, may start with `../`).
+    pub out: String,
+    pub post: PostMode,
+    pub name: Option<String>,
+    pub env: Env,
+    pub groups: Vec<Group>,
+    pub rules: Vec<Rule>,
+    pub gens: Vec<Gen>,
+}
+
+#[derive(Debug)]
+pub struct Group {
+    pub name: String,
+    pub order: Order,
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    /// A command chain: every command must succeed, in order.
+    pub commands: Vec<Located<Template>>,
+    pub ext_in: Vec<String>,
+    pub ext_out: Vec<String>,
+    pub depfile: Option<Located<Template>>,
+    /// Rules whose tasks must run after this rule's tasks in a group (from `before` of this rule and
+    /// `after` of the others).
+    pub before: Vec<RuleId>,
+    pub color: Option<Color>,
+    pub always: bool,
+    pub update_outputs: bool,
+    /// The env names the signature covers: those the commands and depfile use, and `vars`.
+    pub signature_names: Vec<String>,
+    pub span: Range<usize>,
+}
+
+/// A template with where it was written.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    pub value: T,
+    pub text: String,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug)]
+pub struct Gen {
+    pub name: String,
+    /// The `[[gen]]` header.
+    pub span: Range<usize>,
+    pub group: GroupId,
+    /// The rule of the generator's own task: a named rule or its inline `run`.
+    pub rule: Option<RuleId>,
+    pub sources: Vec<Located<Template>>,
+    pub exclude: Vec<Located<Template>>,
+    pub targets: Vec<Located<Template>>,
+    pub uses: Vec<(GenId, Range<usize>)>,
+    /// `deps` entries that are paths (or globs).
+    pub deps: Vec<Located<Template>>,
+    /// `deps` entries that name a generator: every task of this one runs after that one's outputs,
+    /// which are in its signature but not in `${SRC}`.
+    pub dep_gens: Vec<(GenId, Range<usize>)>,
+    /// The generator's own env values, spliced over the project's.
+    pub env: Env,
+}
+
+impl Project {
+    /// Reads and validates the build file at `path` (already known to exist).
+    pub fn load(path: &Path, display_name: &str, overrides: &Overrides) -> Result<Project, Error> {
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io(format!("cannot read {display_name}"), e))?;
+        Project::from_bytes(bytes, path, display_name, overrides)
+    }
+
+    /// Validates the build file's content, read from `path`.
+    pub fn from_bytes(
+        bytes: Vec<u8>,
+        path: &Path,
+        display_name: &str,
+        overrides: &Overrides,
+    ) -> Result<Project, Error> {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let source = Arc::new(SourceText {
+                name: display_name.to_string(),
+                text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            });
+            let at = e.utf8_error().valid_up_to();
+            Error::from(Diagnostic::at(
+                &source,
+                at..at + 1,
+                "the build file is not valid UTF-8",
+            ))
+        })?;
+        let source = Arc::new(SourceText {
+            name: display_name.to_string(),
+            text,
+        });
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let root = dir
+            .canonicalize()
+            .map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), e))?;
+        let manifest = manifest::parse(&source)?;
+        validate::project(&source, manifest, root, overrides)
+    }
+
+    /// Whether the build file declares nothing to build.
+    pub fn is_empty(&self) -> bool {
+        self.gens.is_empty()
+    }
+
+    /// The absolute build directory (lexical).
+    pub fn out_dir(&self) -> PathBuf {
+        absolute(&self.root, &self.out)
+    }
+
+    /// kiln's state directory inside the build directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.out_dir().join(STATE_DIR)
+    }
+
+    /// A diagnostic pointing into the build file.
+    pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(&self.source, span, message)
+    }
+
+    /// The diagnostic for a template error in `located`, pointing at the offending `${...}`.
+    pub fn template_error(
+        &self,
+        located: &Located<Template>,
+        err: &TemplateError,
+        what: &str,
+    ) -> Diagnostic {
+        validate::template_diagnostic(&self.source, &located.text, &located.span, err, what)
+    }
+
+    /// The generators `g` must follow: those it `use`s and those its `deps` name.
+    pub fn needs(&self, g: GenId) -> impl Iterator<Item = &(GenId, Range<usize>)> {
+        self.gens[g].uses.iter().chain(&self.gens[g].dep_gens)
+    }
+
+    /// The generator whose name is `name`.
+    pub fn gen_named(&self, name: &str) -> Option<GenId> {
+        self.gens.iter().position(|g| g.name == name)
+    }
+}

@@ -1,0 +1,361 @@
+//! Validation of the parsed build file ([`Manifest`]) into a [`Project`]: the build directory, env
+//! values with `-D` applied, groups, then the rules ([`super::rules`]) and the generators
+//! ([`super::gens`]). A [`Builder`] carries the build file's text, so that every error it returns
+//! points into it; the first error found is the one reported.
+
+use super::{Group, Located, Overrides, Project};
+use crate::env::Env;
+use crate::error::{Diagnostic, Error, SourceText};
+use crate::manifest::{Manifest, Order, ProjectDef, Strings};
+use crate::paths::{self, absolute};
+use crate::template::{RESERVED, Template, TemplateError};
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toml::Spanned;
+
+/// Validates `m`, parsed from `source`, into the project rooted at `root`.
+pub(super) fn project(
+    source: &Arc<SourceText>,
+    m: Manifest,
+    root: PathBuf,
+    overrides: &Overrides,
+) -> Result<Project, Error> {
+    Builder { source }.project(m, root, overrides)
+}
+
+/// The diagnostic for the template error `err` in `text`, written at `span`.
+pub(super) fn template_diagnostic(
+    source: &Arc<SourceText>,
+    text: &str,
+    span: &Range<usize>,
+    err: &TemplateError,
+    what: &str,
+) -> Diagnostic {
+    // Point at the `${...}` itself: find its text inside the value as written.
+    let snippet_end = text[err.offset..]
+        .find('}')
+        .map_or(text.len(), |i| err.offset + i + 1);
+    let snippet = &text[err.offset..snippet_end];
+    let raw = source.text.get(span.clone()).unwrap_or("");
+    let at = match raw.find(snippet) {
+        Some(i) if !snippet.is_empty() => span.start + i..span.start + i + snippet.len(),
+        _ => span.clone(),
+    };
+    let d = Diagnostic::at(source, at, format!("{what}: {}", err.kind));
+    match err.kind {
+        crate::template::ErrorKind::Undefined(_) => {
+            d.note("define it in [env], in the generator's env, or with -D NAME=VALUE")
+        }
+        _ => d,
+    }
+}
+
+/// Validation under way: the build file's text, that every error points into.
+pub(super) struct Builder<'a> {
+    pub(super) source: &'a Arc<SourceText>,
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Builder<'_> {
+    pub(super) fn err(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(self.source, span, message)
+    }
+
+    pub(super) fn located(
+        &self,
+        text: &str,
+        span: Range<usize>,
+        what: &str,
+    ) -> Result<Located<Template>, Diagnostic> {
+        match Template::parse(text) {
+            Ok(value) => Ok(Located {
+                value,
+                text: text.to_string(),
+                span,
+            }),
+            Err(e) => Err(template_diagnostic(self.source, text, &span, &e, what)),
+        }
+    }
+
+    pub(super) fn templates(
+        &self,
+        value: Option<&Spanned<Strings>>,
+        what: &str,
+    ) -> Result<Vec<Located<Template>>, Diagnostic> {
+        let Some(value) = value else {
+            return Ok(Vec::new());
+        };
+        Strings::items(value)
+            .into_iter()
+            .map(|(text, span)| self.located(text, span, what))
+            .collect()
+    }
+
+    pub(super) fn env_name(&self, name: &Spanned<String>) -> Result<(), Diagnostic> {
+        let n = name.get_ref();
+        if RESERVED.contains(&n.as_str()) {
+            return Err(self
+                .err(name.span(), format!("`{n}` is a reserved name"))
+                .note("SRC, TGT and OUT are provided by kiln for every task"));
+        }
+        if !is_name(n) {
+            return Err(self.err(name.span(), format!("invalid env name `{n}`"))
+                .note("expected letters, digits and `_`, not starting with a digit, so that `${NAME}` can use it"));
+        }
+        Ok(())
+    }
+
+    fn project(&self, m: Manifest, root: PathBuf, overrides: &Overrides) -> Result<Project, Error> {
+        let project_def = m.project.as_ref().map(|p| p.get_ref());
+        let name = project_def
+            .and_then(|p| p.name.as_ref())
+            .map(|n| n.get_ref().clone());
+        let post = project_def
+            .and_then(|p| p.post.as_ref())
+            .map(|p| *p.get_ref())
+            .unwrap_or_default();
+
+        let out = self.build_dir(project_def, &root, overrides)?;
+
+        // Env values, then -D.
+        let mut env = Env::default();
+        for (k, v) in &m.env {
+            self.env_name(k)?;
+            env.set(k.get_ref().clone(), v.get_ref().values());
+        }
+        for (k, v) in &overrides.defines {
+            if !is_name(k) || RESERVED.contains(&k.as_str()) {
+                return Err(Error::Usage(format!(
+                    "-D {k}={v}: `{k}` is not a name an env value can have"
+                )));
+            }
+            env.set(k.clone(), vec![v.clone()]);
+        }
+
+        // Groups.
+        let mut groups = Vec::new();
+        for g in &m.group {
+            let def = g.get_ref();
+            let gname = def.name.get_ref();
+            if groups.iter().any(|x: &Group| &x.name == gname) {
+                return Err(self
+                    .err(def.name.span(), format!("duplicate group `{gname}`"))
+                    .note("group names must be unique")
+                    .into());
+            }
+            groups.push(Group {
+                name: gname.clone(),
+                order: def.order.as_ref().map(|o| *o.get_ref()).unwrap_or_default(),
+                jobs: def.jobs.as_ref().map(|j| j.get_ref().0 as usize),
+            });
+        }
+        if groups.is_empty() {
+            groups.push(Group {
+                name: "default".into(),
+                order: Order::Parallel,
+                jobs: None,
+            });
+        }
+
+        // Every env name that any task could see, for checking rules before expansion.
+        let mut known_names: BTreeSet<String> = env.names().map(str::to_string).collect();
+        for g in &m.gens {
+            if let Some(genv) = &g.get_ref().env {
+                known_names.extend(genv.keys().map(|k| k.get_ref().clone()));
+            }
+        }
+
+        let (rule_names, rules) = self.rules(&m, &known_names)?;
+        let mut project = Project {
+            source: self.source.clone(),
+            root,
+            out,
+            post,
+            name,
+            env,
+            groups,
+            rules,
+            gens: Vec::new(),
+        };
+        project.gens = self.gens(&m, &mut project, &rule_names, &known_names)?;
+        Ok(project)
+    }
+
+    /// The build directory as a kiln path: `--out`, else `out` of `[project]`, else "build". It may
+    /// not be the project root or hold it.
+    fn build_dir(
+        &self,
+        project_def: Option<&ProjectDef>,
+        root: &Path,
+        overrides: &Overrides,
+    ) -> Result<String, Error> {
+        let out = match (&overrides.out, project_def.and_then(|p| p.out.as_ref())) {
+            (Some(abs), _) => {
+                let abs = PathBuf::from(paths::normalize(&abs.to_string_lossy()));
+                paths::relative(root, &canonical_prefix(&abs))
+            }
+            (None, Some(out)) => {
+                let text = out.get_ref().trim();
+                if text.is_empty() {
+                    return Err(self
+                        .err(out.span(), "`out` is empty")
+                        .note("expected a directory such as \"build\"")
+                        .into());
+                }
+                if text.starts_with('/') {
+                    paths::relative(root, &canonical_prefix(Path::new(&paths::normalize(text))))
+                } else {
+                    paths::normalize(text)
+                }
+            }
+            (None, None) => "build".to_string(),
+        };
+        // Resolved through symlinks and `..`, the build directory may not be the project or hold it.
+        let out_canonical = canonical_prefix(&absolute(root, &out));
+        if out == "." || root.starts_with(&out_canonical) {
+            let span = project_def.and_then(|p| p.out.as_ref()).map(|o| o.span());
+            let msg = format!(
+                "the build directory `{out}` would contain the project: kiln writes and cleans there"
+            );
+            let d = match span {
+                Some(span) => self.err(span, msg),
+                None => Diagnostic::in_file(self.source, msg),
+            };
+            return Err(d
+                .note("expected a directory of its own, such as \"build\" or \"../build-debug\"")
+                .into());
+        }
+        Ok(out)
+    }
+}
+
+/// `abs` with its longest existing prefix resolved through symlinks, so that relative paths from
+/// the canonical project root reach it.
+fn canonical_prefix(abs: &Path) -> PathBuf {
+    let mut existing = abs.to_path_buf();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return abs.to_path_buf(),
+        }
+    }
+    let mut result = existing.canonicalize().unwrap_or(existing);
+    for name in rest.into_iter().rev() {
+        result.push(name);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Project, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("build.toml");
+        std::fs::write(&path, text).unwrap();
+        Project::load(&path, "build.toml", &Overrides::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn resolves_rules_groups_and_generators() {
+        let p = load(
+            r#"
+[env]
+CC = "cc"
+[[group]]
+name = "gen"
+[[group]]
+name = "main"
+order = "sequence"
+jobs = 2
+[rule.cc]
+run = "${CC} -c ${SRC} -o ${TGT}"
+ext_in = [".c"]
+ext_out = [".o"]
+before = ["link"]
+[rule.link]
+run = "${CC} ${SRC} -o ${TGT}"
+after = ["cc"]
+[[gen]]
+target = "hello"
+rule = "link"
+group = "main"
+source = ["a.c"]
+env = { CC = "clang" }
+[[gen]]
+name = "v"
+run = "echo > ${TGT}"
+target = "v.h"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.out, "build");
+        assert_eq!(p.groups.len(), 2);
+        assert_eq!(p.groups[1].jobs, Some(2));
+        assert_eq!(p.gens[0].name, "hello");
+        assert_eq!(p.gens[0].group, 1);
+        assert_eq!(p.rules[0].name, "cc");
+        assert_eq!(p.rules[0].before, vec![1]);
+        assert_eq!(p.rules[2].name, "v");
+        assert_eq!(p.gens[1].rule, Some(2));
+        assert_eq!(p.rules[0].signature_names, vec!["CC".to_string()]);
+    }
+
+    #[test]
+    fn located_errors() {
+        let err = load("[rule.cc]\nrun = \"${CC} ${CFALGS}\"\n[env]\nCC='cc'\nCFLAGS='-O2'\n")
+            .unwrap_err();
+        assert!(
+            err.starts_with("build.toml:2:14: error: rule `cc`: undefined variable `${CFALGS}`"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `CFLAGS`?"), "{err}");
+
+        let err = load("[rule.cc]\nrun = 'x'\n[[gen]]\ntarget = 'a'\nrule = 'c'\n").unwrap_err();
+        assert!(
+            err.contains("build.toml:5:8: error: unknown rule `c` in `rule`"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `cc`?"), "{err}");
+
+        let err = load("[rule.a]\nrun='x'\next_in=['.c']\n[rule.b]\nrun='y'\next_in=['.c']\n")
+            .unwrap_err();
+        assert!(
+            err.contains("build.toml:6:9: error: rules `a` and `b` both claim the extension `.c`"),
+            "{err}"
+        );
+
+        let err = load("[[gen]]\nrun = 'x'\n").unwrap_err();
+        assert!(
+            err.contains("build.toml:1:1: error: a generator without a target needs a `name`"),
+            "{err}"
+        );
+
+        let err = load("[[gen]]\nname='a'\ngroup='mian'\n[[group]]\nname='main'\n").unwrap_err();
+        assert!(err.contains("did you mean `main`?"), "{err}");
+
+        let err = load("[rule.a]\nrun='x'\nbefore=['b']\n").unwrap_err();
+        assert!(err.contains("unknown rule `b` in `before`"), "{err}");
+
+        let err = load("[project]\nout='.'\n").unwrap_err();
+        assert!(err.contains("would contain the project"), "{err}");
+
+        let err = load("[env]\nSRC='x'\n").unwrap_err();
+        assert!(err.contains("reserved"), "{err}");
+    }
+}
