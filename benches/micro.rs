@@ -4,7 +4,7 @@
 //!   (the benchmark project's explicit form: N sources in modules of 100, an archive per module,
 //!   one final output), at N = 10,000 and 50,000. A project whose graph is cached does not do this.
 //! - `graph_cache`: what replaces it when the build file has not changed: the graph cache's head
-//!   and body read back (`cache::open` and `Opened::load`), at the same sizes.
+//!   and body read back (`graph_cache::open` and `Opened::load`), at the same sizes.
 //! - `graph`: building the task graph of 100,000 compile tasks, 1,000 archives and a final task
 //!   straight through the graph API (interning paths, adding tasks, checking producers).
 //! - `store`: loading a store of 101,001 task records and 201,001 file records, indexed
@@ -13,10 +13,10 @@
 //!
 //! Inputs are generated once per process in a temporary directory.
 
-use kiln::cache;
 use kiln::filestate::{Recorded, Stat};
 use kiln::generator::Expansion;
 use kiln::graph::Graph;
+use kiln::graph_cache;
 use kiln::ids::FileId;
 use kiln::project::{Overrides, Project};
 use kiln::store::{Record, Store, TaskRecord};
@@ -85,12 +85,12 @@ fn make_fixture(n: usize) -> Fixture {
     let bytes = toml.into_bytes();
 
     // The graph cache, as a first build writes it.
-    let (project, x) = load(&build_file, bytes.clone());
+    let (project, expansion) = load(&build_file, bytes.clone());
     let state = root.join("out/.kiln");
     std::fs::create_dir_all(&state).expect("state directory");
     let file_hash = *blake3::hash(&bytes).as_bytes();
-    let overrides = cache::overrides_digest(&Overrides::default());
-    let key = cache::Key {
+    let overrides = graph_cache::overrides_digest(&Overrides::default());
+    let key = graph_cache::Key {
         build_file: build_file.clone(),
         file_hash,
         overrides,
@@ -98,7 +98,7 @@ fn make_fixture(n: usize) -> Fixture {
         dirs: Default::default(),
     };
     let cache = state.join("graph");
-    cache::save(&cache, &key, &project, &x).expect("the graph cache");
+    graph_cache::save(&cache, &key, &project, &expansion).expect("the graph cache");
     Fixture {
         _dir: dir,
         build_file,
@@ -112,8 +112,8 @@ fn make_fixture(n: usize) -> Fixture {
 fn load(build_file: &Path, bytes: Vec<u8>) -> (Project, Expansion) {
     let project = Project::from_bytes(bytes, build_file, "build.toml", &Overrides::default())
         .expect("a valid build file");
-    let x = Expansion::expand_all(&project).expect("expansion");
-    (project, x)
+    let expansion = Expansion::expand_all(&project).expect("expansion");
+    (project, expansion)
 }
 
 #[divan::bench(args = [10_000, 50_000], sample_count = 10)]
@@ -128,7 +128,7 @@ fn build_file(bencher: divan::Bencher, n: usize) {
 fn graph_cache(bencher: divan::Bencher, n: usize) {
     let f = fixture(n);
     bencher.bench(|| {
-        cache::open(&f.cache, &f.build_file, &f.file_hash, &f.overrides)
+        graph_cache::open(&f.cache, &f.build_file, &f.file_hash, &f.overrides)
             .expect("a valid cache")
             .load()
             .expect("a readable cache")

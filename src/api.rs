@@ -5,8 +5,8 @@
 use crate::build::{self, BuildOptions};
 use crate::error::Error;
 use crate::generator::Expansion;
+use crate::load::{Location, Workspace};
 use crate::progress::Progress;
-use crate::workspace::{Location, Workspace};
 
 /// A build file found and ready to be read, with what the caller adds to it (`-D`, `--out`).
 pub struct Project {

@@ -4,8 +4,8 @@
 use crate::build::{self, BuildOptions};
 use crate::error::Error;
 use crate::generator::Expansion;
+use crate::load::{Location, Workspace};
 use crate::progress;
-use crate::workspace::{Location, Workspace};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;

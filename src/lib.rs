@@ -47,8 +47,8 @@ mod api;
 pub use api::{Generator, Project};
 pub use build::BuildOptions;
 pub use error::Error;
+pub use load::Location;
 pub use progress::{Lines, Progress, TaskLine};
-pub use workspace::Location;
 
 /// Declares modules public with the feature `internals` and crate-private without it.
 macro_rules! internal_modules {
@@ -65,7 +65,7 @@ macro_rules! internal_modules {
 
 internal_modules!(
     build,
-    cache,
+    graph_cache,
     clean,
     codec,
     constraints,
@@ -95,7 +95,7 @@ internal_modules!(
     store,
     task,
     template,
-    workspace,
+    load,
 );
 
 /// Entry points for the fuzz targets (and the tests that replay their corpora).

@@ -22,7 +22,7 @@
 //! file's record as little-endian u64s (0: none), the implicit dependencies (per task a count and
 //! file ids, varints), and a crc32 of everything before it.
 
-use crate::cache::GraphId;
+use crate::graph_cache::GraphId;
 use crate::codec::{Reader, checked_body, put_crc, put_opt_stat, put_u32s, replace_file};
 use crate::filestate::{self, Stat};
 use crate::ids::FileId;

@@ -40,7 +40,7 @@ pub(super) enum Look {
 }
 
 /// Compares every file of the cached graph with the snapshot of the last build.
-pub(super) fn look(cache: &crate::cache::Opened, state_dir: &std::path::Path) -> Look {
+pub(super) fn look(cache: &crate::graph_cache::Opened, state_dir: &std::path::Path) -> Look {
     let files = cache.file_count();
     let Some(snapshot) = Snapshot::load(&state_dir.join("snapshot"), &cache.id, files) else {
         return Look::Unknown;
@@ -100,7 +100,7 @@ impl Build<'_> {
         // The graph is written only when it was not read from the cache; the snapshot always.
         let id = match self.graph_id {
             Some(id) => Ok(id),
-            None => crate::cache::save(
+            None => crate::graph_cache::save(
                 &self.state_dir.join("graph"),
                 &key,
                 self.project,

@@ -33,7 +33,7 @@ use crate::snapshot::{FileMark, RecordOffsets};
 use crate::stats;
 use crate::store::Store;
 use crate::ids::{FileId, TaskId};
-use crate::workspace::{Loaded, Workspace};
+use crate::load::{Loaded, Workspace};
 use crossbeam_channel::Receiver;
 use std::cell::OnceCell;
 use std::collections::HashSet;
@@ -399,10 +399,10 @@ struct Build<'a> {
     state_dir: PathBuf,
     signal_count: usize,
     /// What to record in the graph cache at the end of the build.
-    cache_key: Option<crate::cache::Key>,
+    cache_key: Option<crate::graph_cache::Key>,
     /// The id of the graph cache the graph came from, if it came from the cache (and may prove
     /// stale).
-    graph_id: Option<crate::cache::GraphId>,
+    graph_id: Option<crate::graph_cache::GraphId>,
     /// From the snapshot of the last build.
     seeded: Option<Seeded>,
     /// Output directories made and checked in this build.

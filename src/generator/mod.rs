@@ -72,7 +72,7 @@ impl Expansion {
     /// Resolves every generator's declared targets, so that sources can refer to them before the
     /// generator that makes them is expanded.
     pub fn new(project: &Project) -> Result<Expansion, Error> {
-        let mut x = Expansion {
+        let mut expansion = Expansion {
             graph: Graph::default(),
             gen_tasks: vec![Tasks::new(); project.gens.len()],
             gen_outputs: vec![Files::new(); project.gens.len()],
@@ -144,19 +144,19 @@ impl Expansion {
                         .note("name a file inside the build directory")
                         .into());
                 }
-                if let Some(&other) = x.declared.get(&path) {
+                if let Some(&other) = expansion.declared.get(&path) {
                     return Err(duplicate(project, &path, other, g)
                         .with_span(t.span.clone())
                         .into());
                 }
-                x.declared.insert(path.clone(), g);
-                x.declared_text
+                expansion.declared.insert(path.clone(), g);
+                expansion.declared_text
                     .insert(paths::normalize(&text), path.clone());
-                let id = x.graph.file(&path);
-                x.gen_outputs[g].push(id);
+                let id = expansion.graph.file(&path);
+                expansion.gen_outputs[g].push(id);
             }
         }
-        Ok(x)
+        Ok(expansion)
     }
 
     /// An expansion read back from the graph cache: every group expanded.
@@ -190,11 +190,11 @@ impl Expansion {
 
     /// The whole project expanded, every group in order.
     pub fn expand_all(project: &Project) -> Result<Expansion, Error> {
-        let mut x = Expansion::new(project)?;
+        let mut expansion = Expansion::new(project)?;
         for g in 0..project.groups.len() {
-            x.expand_group(project, g)?;
+            expansion.expand_group(project, g)?;
         }
-        Ok(x)
+        Ok(expansion)
     }
 
     /// Expands every generator of `group` into tasks.

@@ -1,9 +1,10 @@
-//! A workspace: the build file (given with `-f`, or `build.toml` in the current directory or its
-//! nearest parent) and what the command line adds to it; finding kiln's state before parsing it
-//! (from a hint of where the build directory is); loading it into a project, for a build from the
-//! graph cache when that is still valid.
+//! Loading the build file. A [`Workspace`] is the build file (given with `-f`, or `build.toml` in
+//! the current directory or its nearest parent) and what the command line adds to it (`-D`,
+//! `--out`). From it kiln reads and hashes the build file, finds its state before parsing anything
+//! (from a hint of where the build directory is), and loads a project: from the graph cache when
+//! that is still valid, else by parsing, validating and expanding.
 
-use crate::cache::{self, GraphId, Key};
+use crate::graph_cache::{self, GraphId, Key};
 use crate::error::Error;
 use crate::filestate::FsClock;
 use crate::filestate::Hash;
@@ -114,7 +115,7 @@ impl Workspace {
         let bytes = std::fs::read(&self.build_file)
             .map_err(|e| Error::io(format!("cannot read {}", self.display), e))?;
         let hash = *blake3::hash(&bytes).as_bytes();
-        let overrides = cache::overrides_digest(&self.overrides);
+        let overrides = graph_cache::overrides_digest(&self.overrides);
         let root = self.build_file.parent().unwrap_or(Path::new("/"));
         let out_dir = match &self.overrides.out {
             Some(o) => PathBuf::from(paths::normalize(&o.to_string_lossy())),
@@ -133,8 +134,8 @@ impl Workspace {
     }
 
     /// The graph cache's head, if the cache is valid for this build file.
-    pub fn open_cache(&self, file: &BuildFile) -> Option<cache::Opened> {
-        let opened = cache::open(
+    pub fn open_cache(&self, file: &BuildFile) -> Option<graph_cache::Opened> {
+        let opened = graph_cache::open(
             &file.state_dir.join("graph"),
             &self.build_file,
             &file.hash,
@@ -151,7 +152,7 @@ impl Workspace {
     pub fn load_for_build(
         &self,
         file: BuildFile,
-        cached: Option<cache::Opened>,
+        cached: Option<graph_cache::Opened>,
         dry_run: bool,
     ) -> Result<Loaded, Error> {
         if let Some(opened) = cached {

@@ -146,8 +146,8 @@ macro_rules! encode_id {
 encode_id!(FileId, TaskId);
 
 /// Writes the cache (a temporary file renamed into place) and returns the id it was given.
-pub fn save(path: &Path, key: &Key, project: &Project, x: &Expansion) -> io::Result<GraphId> {
-    let graph = &x.graph;
+pub fn save(path: &Path, key: &Key, project: &Project, expansion: &Expansion) -> io::Result<GraphId> {
+    let graph = &expansion.graph;
     let id = new_id(key);
     let mut head = Vec::with_capacity(1 << 16);
     put_str(&mut head, env!("CARGO_PKG_VERSION"));
@@ -163,7 +163,7 @@ pub fn save(path: &Path, key: &Key, project: &Project, x: &Expansion) -> io::Res
     }
     put_str(&mut head, &project.root.to_string_lossy());
     put_str(&mut head, &project.out);
-    put_strings(&mut head, &x.warnings);
+    put_strings(&mut head, &expansion.warnings);
     let files = graph.file_count();
     put_u64(&mut head, files as u64);
     let (blob, ends) = graph.paths();
@@ -187,8 +187,8 @@ pub fn save(path: &Path, key: &Key, project: &Project, x: &Expansion) -> io::Res
     for t in graph.tasks() {
         t.put(&mut buf);
     }
-    x.gen_tasks.put(&mut buf);
-    x.gen_outputs.put(&mut buf);
+    expansion.gen_tasks.put(&mut buf);
+    expansion.gen_outputs.put(&mut buf);
     put_crc(&mut buf, body_at);
     replace_file(path, &buf)?;
     Ok(id)
@@ -418,17 +418,17 @@ mod tests {
             &Overrides::default(),
         )
         .unwrap();
-        let x = Expansion::expand_all(&project).unwrap();
+        let expansion = Expansion::expand_all(&project).unwrap();
         let key = Key {
             build_file: build_file.clone(),
             file_hash: *blake3::hash(text.as_bytes()).as_bytes(),
             overrides: overrides_digest(&Overrides::default()),
             recorded_at: i64::MAX,
-            dirs: x.glob_dirs.clone(),
+            dirs: expansion.glob_dirs.clone(),
         };
         let path = root.join("build/.kiln/graph");
-        save(&path, &key, &project, &x).unwrap();
-        (path, key, x.graph.tasks().len())
+        save(&path, &key, &project, &expansion).unwrap();
+        (path, key, expansion.graph.tasks().len())
     }
 
     #[inline]
@@ -440,13 +440,13 @@ mod tests {
     fn a_cached_graph_reads_back_whole() {
         let dir = tempfile::tempdir().unwrap();
         let (path, key, tasks) = cached(dir.path());
-        let (project, x, _) = read(&path, &key).unwrap();
+        let (project, expansion, _) = read(&path, &key).unwrap();
         assert_eq!(tasks, 3);
-        assert_eq!(x.graph.tasks().len(), 3);
+        assert_eq!(expansion.graph.tasks().len(), 3);
         assert_eq!(project.gens[0].name, "app");
-        let link = x.graph.task(TaskId(2));
+        let link = expansion.graph.task(TaskId(2));
         assert_eq!(link.commands, vec!["cc build/a.o build/b.o -o build/app"]);
-        assert_eq!(x.graph.key(TaskId(2)), "build/app");
+        assert_eq!(expansion.graph.key(TaskId(2)), "build/app");
         // Another build file, other overrides: not this cache.
         assert!(open(&path, &key.build_file, &[0; 32], &key.overrides).is_none());
         assert!(open(&path, &key.build_file, &key.file_hash, &[0; 32]).is_none());
