@@ -2,7 +2,7 @@
 //! generators, explain why targets are or are not up to date. The `kiln` command is a thin layer
 //! over these (and [`crate::cli::main`] is that layer).
 
-use crate::build::{self, BuildOptions};
+use crate::driver::{self, BuildOptions};
 use crate::error::Error;
 use crate::generator::Expansion;
 use crate::load::{Location, Workspace};
@@ -32,7 +32,7 @@ impl Project {
     /// Builds, as `kiln build` does; the exit status (0 success, 1 a task failed). What the build
     /// prints goes to `progress`. It cannot be interrupted from outside.
     pub fn build(&self, options: &BuildOptions, progress: &mut dyn Progress) -> Result<i32, Error> {
-        build::build(
+        driver::build(
             &self.workspace,
             options,
             progress,

@@ -1,7 +1,7 @@
 //! The command line: flags parsed by clap into `Args` (mirroring what was typed), validated into
 //! the library's options, dispatched, and mapped to an exit status. Errors are printed here.
 
-use crate::build::{self, BuildOptions};
+use crate::driver::{self, BuildOptions};
 use crate::error::Error;
 use crate::generator::Expansion;
 use crate::load::{Location, Workspace};
@@ -288,7 +288,7 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
     let wait = !args.no_wait;
     match action {
         Action::List => list(&ws),
-        Action::Build(opts) => build::build(&ws, &opts, progress.as_mut(), &listen()?),
+        Action::Build(opts) => driver::build(&ws, &opts, progress.as_mut(), &listen()?),
         Action::Clean { dry_run } => {
             let signals = listen()?;
             let how = crate::clean::How { wait, dry_run };

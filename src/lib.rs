@@ -38,14 +38,14 @@
 //! (`project`), whose generators expand into tasks (`generator`, `task`); the graph (`graph`) and
 //! the constraints (`constraints`) order them; signatures (`signature`) over file contents
 //! (`filestate`) are checked against the store (`store`); the scheduler (`scheduler`) picks what
-//! runs next and the runner (`runner`) runs commands, knowing nothing of the graph. The build
-//! (`build`) drives it all. docs/design.md walks through it. With the feature `internals` the
+//! runs next and the runner (`runner`) runs commands, knowing nothing of the graph. The driver
+//! (`driver`) drives it all, stage by stage. docs/design.md walks through it. With the feature `internals` the
 //! modules are public, for the benchmarks, the fuzz targets and the tests.
 
 mod api;
 
 pub use api::{Generator, Project};
-pub use build::BuildOptions;
+pub use driver::BuildOptions;
 pub use error::Error;
 pub use load::Location;
 pub use progress::{Lines, Progress, TaskLine};
@@ -64,12 +64,12 @@ macro_rules! internal_modules {
 }
 
 internal_modules!(
-    build,
     graph_cache,
     clean,
     codec,
     constraints,
     depfile,
+    driver,
     env,
     error,
     explain,
