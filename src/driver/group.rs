@@ -3,7 +3,8 @@
 //! stops the starting of new tasks (or with keep-going blocks only what depends on it); a signal
 //! stops everything cleanly, and the loop never returns early while commands run.
 
-use super::record::{Failure, Slot};
+use super::append::Slot;
+use super::record::Failure;
 use super::report::{signal_name, task_line};
 use super::scan::{Decision, FileState, Prediction};
 use super::{Build, TaskState};

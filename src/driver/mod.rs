@@ -6,7 +6,7 @@
 //! - `targets.rs`: what `--targets` selects;
 //! - `scan.rs`: the dirty check (file states, signatures, decisions, the prediction of what runs);
 //! - `group.rs`: the group loop (plans, the scheduler, the runner, interrupts);
-//! - `record.rs`: recording what finished, and failures;
+//! - `record.rs`: recording what finished, and failures (`append.rs` appends to the store);
 //! - `report.rs`: what the build prints about tasks and how it ended.
 //!
 //! This thread owns all build state and all output; the runner's workers only run commands and
@@ -41,6 +41,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod append;
 mod fast;
 mod group;
 mod record;

@@ -3,7 +3,7 @@
 //! run and why, and the prediction of what will run before anything does.
 
 use super::Build;
-use super::record::file_record;
+use super::append::file_record;
 use crate::explain::Reason;
 use crate::filestate::{self, Hash, MISSING, Recorded, Stat};
 use crate::paths::absolute;
