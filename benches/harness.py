@@ -72,8 +72,8 @@ Correctness checks; any failure aborts with a message that names the tool, scena
     each once, and every tool's set equals ninja's in the same round. Expected: everything for a
     full build, nothing for a null build, {mod0/f000.o, libmod0.a, final} for one source, every
     object of mod0 plus libmod0.a and final for one header.
-  * After the full builds and again at the end, every tool's out/ (ignoring out/.kiln and ninja's
-    own files) holds the same set of files as ninja's, with byte-identical contents. (Source names
+  * After the full builds and again at the end, every tool's out/ (ignoring out/.kiln, kiln's
+    CACHEDIR.TAG and ninja's own files) holds the same set of files as ninja's, with byte-identical contents. (Source names
     are zero-padded, f000.c ... f099.c, so that the order of kiln-idiomatic's glob matches the
     order the other forms list them in.)
 
@@ -327,15 +327,18 @@ def check_ran(results, mods, scenario, label):
 
 
 def tree(out_dir):
-    """Relative paths of the files under out/, without kiln's state and ninja's own files."""
+    """Relative paths of the files under out/, without kiln's state and mark and ninja's own
+    files."""
     files = set()
     for dirpath, dirnames, filenames in os.walk(out_dir):
         rel = os.path.relpath(dirpath, out_dir)
         if rel == ".":
             dirnames[:] = [d for d in dirnames if d != ".kiln"]
         for f in filenames:
-            if f not in (".ninja_log", ".ninja_deps"):
-                files.add(os.path.normpath(os.path.join(rel, f)))
+            # ninja's own files, and the mark kiln leaves in a build directory it made.
+            if f in (".ninja_log", ".ninja_deps") or (rel == "." and f == "CACHEDIR.TAG"):
+                continue
+            files.add(os.path.normpath(os.path.join(rel, f)))
     return files
 
 
