@@ -5,6 +5,7 @@ mod buildfile;
 mod cli;
 mod constraints;
 mod correctness;
+mod docs;
 mod example;
 mod fuzzed;
 mod generators;
