@@ -33,6 +33,9 @@ enum Piece {
     Text(String),
     List(List),
     At(List, usize),
+    /// `${SRC[a:b]}`: the items from `a` up to (not including) `b`; either may be left out, and a
+    /// negative bound counts from the end, as in Python.
+    Slice(List, Option<i64>, Option<i64>),
     Var(String),
     Map(String, List),
 }
@@ -76,7 +79,7 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::Invalid(s) => write!(
                 f,
-                "invalid substitution `${{{s}}}`: expected `${{NAME}}`, `${{SRC}}`, `${{TGT}}`, `${{SRC[0]}}`, `${{OUT}}` or `${{FORMAT:LIST}}`"
+                "invalid substitution `${{{s}}}`: expected `${{NAME}}`, `${{SRC}}`, `${{TGT}}`, `${{SRC[0]}}`, `${{SRC[1:]}}`, `${{OUT}}` or `${{FORMAT:LIST}}`"
             ),
             ErrorKind::Undefined(name) => write!(f, "undefined variable `${{{name}}}`"),
             ErrorKind::OutOfRange { list, index, len } => write!(
@@ -126,8 +129,33 @@ fn parse_list(s: &str) -> Option<List> {
     }
 }
 
+/// A slice bound: empty (`None` inside `Some`), or an integer that may be negative.
+fn parse_bound(s: &str) -> Option<Option<i64>> {
+    if s.is_empty() {
+        return Some(None);
+    }
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().map(Some)
+}
+
+/// The range of `len` items that a slice's bounds select, clamped as Python clamps it.
+fn slice_range(len: usize, from: Option<i64>, to: Option<i64>) -> std::ops::Range<usize> {
+    let at = |bound: i64| -> usize {
+        let len = len as i64;
+        (if bound < 0 { len + bound } else { bound }).clamp(0, len) as usize
+    };
+    let start = from.map_or(0, at);
+    let end = to.map_or(len, at);
+    start..end.max(start)
+}
+
 fn parse_inner(inner: &str) -> Option<Piece> {
-    if let Some((fmt, list)) = inner.split_once(':') {
+    // `${SRC[1:]}` is a slice, not the format `SRC[1` over the list ``.
+    let slice = matches!((inner.find('['), inner.find(':')), (Some(b), Some(c)) if b < c);
+    if !slice && let Some((fmt, list)) = inner.split_once(':') {
         if is_name(fmt) && !RESERVED.contains(&fmt) {
             return parse_list(list).map(|l| Piece::Map(fmt.to_string(), l));
         }
@@ -136,15 +164,18 @@ fn parse_inner(inner: &str) -> Option<Piece> {
     if let Some(open) = inner.find('[') {
         let (name, rest) = inner.split_at(open);
         let index = rest.strip_prefix('[')?.strip_suffix(']')?;
+        let list = match name {
+            "SRC" => List::Src,
+            "TGT" => List::Tgt,
+            _ => return None,
+        };
+        if let Some((from, to)) = index.split_once(':') {
+            return Some(Piece::Slice(list, parse_bound(from)?, parse_bound(to)?));
+        }
         if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        let index: usize = index.parse().ok()?;
-        return match name {
-            "SRC" => Some(Piece::At(List::Src, index)),
-            "TGT" => Some(Piece::At(List::Tgt, index)),
-            _ => None,
-        };
+        return Some(Piece::At(list, index.parse().ok()?));
     }
     match parse_list(inner)? {
         List::Var(name) => Some(Piece::Var(name)),
@@ -222,7 +253,11 @@ impl Template {
     pub fn uses_list(&self, targets: bool) -> Option<usize> {
         let wanted = if targets { List::Tgt } else { List::Src };
         self.pieces.iter().find_map(|(offset, piece)| match piece {
-            Piece::List(l) | Piece::At(l, _) | Piece::Map(_, l) if *l == wanted => Some(*offset),
+            Piece::List(l) | Piece::At(l, _) | Piece::Slice(l, ..) | Piece::Map(_, l)
+                if *l == wanted =>
+            {
+                Some(*offset)
+            }
             _ => None,
         })
     }
@@ -231,7 +266,7 @@ impl Template {
     pub fn uses_task_paths(&self) -> Option<(usize, &'static str)> {
         self.pieces.iter().find_map(|(offset, piece)| {
             let list = match piece {
-                Piece::List(l) | Piece::At(l, _) | Piece::Map(_, l) => l,
+                Piece::List(l) | Piece::At(l, _) | Piece::Slice(l, ..) | Piece::Map(_, l) => l,
                 _ => return None,
             };
             match list {
@@ -279,6 +314,11 @@ impl Template {
                         })
                     })?;
                     push_path(buf, item, quote);
+                }
+                Piece::Slice(list, from, to) => {
+                    let items = list_items(list, env, paths).map_err(err)?;
+                    let range = slice_range(items.len(), *from, *to);
+                    join_into(buf, items[range].iter().map(|(s, _)| *s), quote);
                 }
                 Piece::Map(format, list) => {
                     let format_value = env
@@ -426,6 +466,36 @@ mod tests {
             "echo ${HOME} $$ $x 'it'\\''s'"
         );
         assert_eq!(expand("${INC_ST:SRC}", &["a b"], &[]).unwrap(), "-I'a b'");
+    }
+
+    #[test]
+    fn slices_select_a_range_of_sources_or_targets() {
+        let src = ["build/buildvm", "lib_base.c", "lib_math.c", "it's.c"];
+        assert_eq!(
+            expand("${SRC[0]} -m libdef ${SRC[1:]}", &src, &[]).unwrap(),
+            "build/buildvm -m libdef lib_base.c lib_math.c 'it'\\''s.c'"
+        );
+        assert_eq!(
+            expand("${SRC[:-1]}", &src, &[]).unwrap(),
+            "build/buildvm lib_base.c lib_math.c"
+        );
+        assert_eq!(expand("${SRC[1:3]}", &src, &[]).unwrap(), "lib_base.c lib_math.c");
+        assert_eq!(expand("${SRC[-2:]}", &src, &[]).unwrap(), "lib_math.c 'it'\\''s.c'");
+        assert_eq!(expand("${TGT[1:]}", &[], &["a", "b", "c"]).unwrap(), "b c");
+        // Bounds are clamped, as in Python: past the end is empty, never an error.
+        assert_eq!(expand("[${SRC[9:]}]", &src, &[]).unwrap(), "[]");
+        assert_eq!(expand("[${SRC[3:1]}]", &src, &[]).unwrap(), "[]");
+        assert_eq!(expand("${SRC[:]}", &src[..2], &[]).unwrap(), "build/buildvm lib_base.c");
+        for bad in ["${SRC[a:]}", "${SRC[1:x]}", "${CC[1:]}", "${SRC[--1:]}"] {
+            assert!(
+                matches!(Template::parse(bad), Err(TemplateError { kind: ErrorKind::Invalid(_), .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Template::parse("x ${SRC[1:]}").unwrap().uses_list(false),
+            Some(2)
+        );
     }
 
     #[test]

@@ -67,3 +67,19 @@ fn the_format_of_a_mapping_needs_percent_s() {
         ))
         .run();
 }
+
+#[test]
+fn slices_pass_a_tool_its_inputs_after_the_program() {
+    // The first input is the program the command runs (LuaJIT's buildvm), the rest its arguments.
+    let (s, _) = Test::new()
+        .file("tool.sh", "echo \"tool got: $*\"\n")
+        .file("a.c", "a")
+        .file("b.c", "b")
+        .build_file(
+            "[[gen]]\nname = \"gen\"\nrun = \"sh ${SRC[0]} ${SRC[1:]} > ${TGT[0]}; echo ${SRC[:-1]} > ${TGT[1:]}\"\n\
+             source = [\"tool.sh\", \"a.c\", \"b.c\"]\ntarget = [\"out.txt\", \"head.txt\"]\n",
+        )
+        .run();
+    assert_eq!(s.read("build/out.txt"), "tool got: a.c b.c\n");
+    assert_eq!(s.read("build/head.txt"), "tool.sh a.c\n");
+}
