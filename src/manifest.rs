@@ -118,6 +118,8 @@ pub struct GenDef {
     pub uses: Option<Spanned<Strings>>,
     pub deps: Option<Spanned<Strings>>,
     pub env: Option<BTreeMap<Spanned<String>, Spanned<Strings>>>,
+    /// `false`: the sources enter `${SRC}` as they are, mapped through no rule.
+    pub map: Option<Spanned<bool>>,
 }
 
 /// A string or a list of strings, as most values in the build file may be.

@@ -49,6 +49,9 @@ impl Expansion {
             let name = file_name(path);
             own_rule.is_some_and(|r| project.rules[r].ext_in.iter().any(|e| has_ext(name, e)))
         };
+        if !gn.map {
+            return Ok(sources.to_vec());
+        }
         let mut fed = Vec::new();
         for src in sources {
             let mut current = *src;

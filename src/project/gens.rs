@@ -151,6 +151,12 @@ impl Builder<'_> {
                 Some(p.rules.len() - 1)
             }
             (None, None) => {
+                if let Some(m) = def.map.as_ref().filter(|m| !*m.get_ref()) {
+                    return Err(self
+                        .err(m.span(), "`map = false` on a generator with neither `rule` nor `run`")
+                        .note("such a generator only maps its sources; give it `rule` or `run` to pass them on as they are")
+                        .into());
+                }
                 if let Some(t) = &def.target {
                     return Err(self
                         .err(t.span(), "a generator with neither `rule` nor `run` cannot have a `target`")
@@ -193,6 +199,7 @@ impl Builder<'_> {
             deps: self.templates(def.deps.as_ref(), "in `deps`")?,
             dep_gens: Vec::new(),
             env: genv,
+            map: def.map.as_ref().is_none_or(|m| *m.get_ref()),
         })
     }
 }

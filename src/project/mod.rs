@@ -97,6 +97,9 @@ pub struct Gen {
     pub dep_gens: Vec<(GenId, Range<usize>)>,
     /// The generator's own env values, spliced over the project's.
     pub env: Env,
+    /// Whether its sources are mapped through the rules whose `ext_in` take them (`map = false`:
+    /// they enter `${SRC}` as they are, as a code generator reading `.c` files wants).
+    pub map: bool,
 }
 
 impl Project {

@@ -474,3 +474,50 @@ fn use_of_a_header_generator_by_an_archive_warns_and_names_deps() {
         "warning: generator `lib` uses `colors-header`, so the header `build/colors.h` is an input of rule `ar` (in its ${SRC}); to run after it without passing it, write deps = [\"colors-header\"]",
     );
 }
+
+#[test]
+fn map_false_passes_sources_to_the_generators_own_rule_as_they_are() {
+    // A code generator reads C files: with rule `cc` taking `.c`, they would be compiled instead.
+    let rules = "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n";
+    let (s, run) = Test::new()
+        .file("lib_base.c", "base")
+        .file("lib_math.c", "math")
+        .build_file(&format!(
+            "{rules}[[gen]]\nname = \"libdef\"\nrun = \"cat ${{SRC}} > ${{TGT}}\"\nsource = [\"lib_*.c\"]\nmap = false\ntarget = \"libdef.h\"\n"
+        ))
+        .args(&["build", "-j1"])
+        .run();
+    assert_eq!(
+        run.ran(),
+        vec!["libdef: lib_base.c lib_math.c -> build/libdef.h"]
+    );
+    assert_eq!(s.read("build/libdef.h"), "basemath");
+    // Without it, the sources are compiled first.
+    let (_, run) = Test::new()
+        .file("lib_base.c", "base")
+        .build_file(&format!(
+            "{rules}[[gen]]\nname = \"libdef\"\nrun = \"cat ${{SRC}} > ${{TGT}}\"\nsource = [\"lib_*.c\"]\ntarget = \"libdef.h\"\n"
+        ))
+        .args(&["build", "-j1"])
+        .run();
+    assert_eq!(
+        run.ran(),
+        vec![
+            "cc: lib_base.c -> build/lib_base.o",
+            "libdef: build/lib_base.o -> build/libdef.h"
+        ]
+    );
+    // On a generator that only maps, it means nothing: an error.
+    Test::new()
+        .file("a.c", "a")
+        .build_file(&format!("{rules}[[gen]]\nname = \"objs\"\nsource = [\"a.c\"]\nmap = false\n"))
+        .status(2)
+        .stderr_is(concat!(
+            "build.toml:8:7: error: `map = false` on a generator with neither `rule` nor `run`\n",
+            "  |\n",
+            "8 | map = false\n",
+            "  |       ^^^^^\n",
+            "  = such a generator only maps its sources; give it `rule` or `run` to pass them on as they are\n",
+        ))
+        .run();
+}
