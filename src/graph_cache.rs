@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 /// Magic, format, head crc, head length.
 const PREFIX: usize = 24;
 
@@ -90,7 +90,7 @@ encode_struct!(Rule {
     name, ext_in, ext_out, before, color, always, update_outputs, span
 } skip { commands, depfile, signature_names });
 encode_struct!(Gen {
-    name, span, group, rule, uses, map
+    name, span, group, rule, uses, map, default
 } skip { sources, exclude, targets, deps, dep_gens, env });
 encode_struct!(Task {
     generator, group, rule, inputs, outputs, deps, depfile, commands, env, always, update_outputs,

@@ -120,6 +120,8 @@ pub struct GenDef {
     pub env: Option<BTreeMap<Spanned<String>, Spanned<Strings>>>,
     /// `false`: the sources enter `${SRC}` as they are, mapped through no rule.
     pub map: Option<Spanned<bool>>,
+    /// `false`: built only when named (`kiln build check`), as `make check`.
+    pub default: Option<bool>,
 }
 
 /// A string or a list of strings, as most values in the build file may be.

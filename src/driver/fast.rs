@@ -91,6 +91,9 @@ impl Build<'_> {
             .task_ids()
             .map(|t| match self.state[t.index()] {
                 _ if graph.task(t).always => false,
+                // A build that names no target never builds a `default = false` generator: for
+                // the next such build, whose snapshot this is, it is as good as up to date.
+                _ if !self.is_selected(t) && self.opts.targets.is_empty() => true,
                 TaskState::Skipped => true,
                 TaskState::Success => self.record(t).is_some_and(|r| r.signature != MISSING),
                 _ => false,

@@ -1,5 +1,7 @@
 //! Target selection: `--targets` and positional targets name generators or outputs; the tasks
 //! they need, and, as waf does, every task of the groups before the last group that holds one.
+//! A build that names nothing builds every generator but those with `default = false` (and what
+//! they alone need), as `make` builds its first target and not `check`.
 
 use super::Build;
 use crate::error::Error;
@@ -32,15 +34,23 @@ impl Build<'_> {
             .is_none_or(|s| s.get(t.index()).copied().unwrap_or(false))
     }
 
-    /// `--targets`: the named generators' or outputs' tasks and everything they need. Made again
-    /// after every expansion of a lazy group, which may add tasks to the selection.
+    /// `--targets`: the named generators' or outputs' tasks and everything they need; without
+    /// targets, every default generator's. Made again after every expansion of a lazy group,
+    /// which may add tasks to the selection.
     pub(super) fn select_targets(&mut self) -> Result<(), Error> {
-        if self.opts.targets.is_empty() {
-            return Ok(());
-        }
         let project = self.project;
         let mut roots = Vec::new();
         let mut last_group = 0;
+        if self.opts.targets.is_empty() {
+            if project.gens.iter().all(|g| g.default) {
+                return Ok(());
+            }
+            roots.extend(
+                (0..project.gens.len())
+                    .filter(|&g| project.gens[g].default)
+                    .map(Root::Generator),
+            );
+        }
         for target in &self.opts.targets {
             if let Some(g) = project.gen_named(target) {
                 last_group = last_group.max(project.gens[g].group);
@@ -97,12 +107,12 @@ impl Build<'_> {
         {
             // As waf does: groups before the last one named are built whole (they make what later
             // groups read without naming it: generated headers, files a lazy glob finds).
-            stack.extend(
-                self.expansion
-                    .graph
-                    .task_ids()
-                    .filter(|&t| self.expansion.graph.task(t).group < last_group),
-            );
+            // (Not the generators built only when named.)
+            let graph = &self.expansion.graph;
+            stack.extend(graph.task_ids().filter(|&t| {
+                let task = graph.task(t);
+                task.group < last_group && project.gens[task.generator].default
+            }));
         }
         while let Some(t) = stack.pop() {
             if std::mem::replace(&mut selected[t.index()], true) {

@@ -200,6 +200,7 @@ impl Builder<'_> {
             dep_gens: Vec::new(),
             env: genv,
             map: def.map.as_ref().is_none_or(|m| *m.get_ref()),
+            default: def.default.unwrap_or(true),
         })
     }
 }

@@ -100,6 +100,9 @@ pub struct Gen {
     /// Whether its sources are mapped through the rules whose `ext_in` take them (`map = false`:
     /// they enter `${SRC}` as they are, as a code generator reading `.c` files wants).
     pub map: bool,
+    /// Whether a build that names no target builds it (`default = false`: only when named, or
+    /// when a generator that is built needs it).
+    pub default: bool,
 }
 
 impl Project {

@@ -334,3 +334,28 @@ fn at_j1_no_task_starts_after_the_first_failure() {
 fn at_j2_no_task_starts_after_the_first_failure() {
     no_task_starts_after_the_first_failure(2);
 }
+
+#[test]
+fn a_generator_with_default_false_builds_only_when_named() {
+    // A test suite run as a task, and the program only it needs: `make check`, not `make`.
+    let s = Space::new();
+    s.write("in", "1");
+    s.write(
+        "build.toml",
+        "[[gen]]\nname = \"app\"\nrun = \"echo app >> log; cp ${SRC} ${TGT}\"\nsource = \"in\"\ntarget = \"app\"\n\
+         [[gen]]\nname = \"testbin\"\nrun = \"echo testbin >> log; cp ${SRC} ${TGT}\"\nsource = \"in\"\ntarget = \"testbin\"\ndefault = false\n\
+         [[gen]]\nname = \"check\"\nrun = \"echo check >> log\"\nsource = [\"app\", \"testbin\"]\ndefault = false\n",
+    );
+    s.kiln(&["build"]).ok();
+    assert_eq!(s.lines("log"), vec!["app"]);
+    // Up to date: an edit elsewhere does not make the test suite run.
+    assert!(s.kiln(&["build"]).ok().ran().is_empty());
+    let run = s.kiln(&["build", "check"]).ok();
+    assert_eq!(
+        run.ran_outputs(),
+        crate::support::set(&["build/testbin", "check"])
+    );
+    s.write("in", "2");
+    s.kiln(&["build"]).ok();
+    assert_eq!(s.lines("log"), vec!["app", "testbin", "check", "app"]);
+}
