@@ -1,6 +1,8 @@
-//! Env values: the `[env]` table with `-D` overrides applied, a generator's own values layered over
-//! it, and splicing (`CFLAGS = ["${CFLAGS}", "-DX"]`: an item that is exactly `${NAME}` inserts the
-//! project-level list; other `${NAME}`s in an item expand to the value joined by spaces).
+//! Env values: the `[env]` table with `-D` overrides applied and every `${NAME}` inside a value
+//! expanded (recursively: `CFLAGS = ["${TARGET_CFLAGS}", "-O2"]`; a cycle is an error), a
+//! generator's own values layered over it, and splicing (`CFLAGS = ["${CFLAGS}", "-DX"]`: an item
+//! that is exactly `${NAME}` inserts that list; other `${NAME}`s in an item expand to the value
+//! joined by spaces).
 
 use crate::template::{Lookup, Template, TemplateError};
 use std::collections::BTreeMap;

@@ -143,13 +143,6 @@ impl Strings {
         }
     }
 
-    /// The items without spans.
-    pub fn values(&self) -> Vec<String> {
-        match self {
-            Strings::One(s) => vec![s.clone()],
-            Strings::List(items) => items.iter().map(|i| i.get_ref().clone()).collect(),
-        }
-    }
 }
 
 impl<'de> Deserialize<'de> for Strings {
@@ -370,7 +363,11 @@ mod tests {
     #[test]
     fn strings_accept_one_or_many() {
         let m = parse_text("[env]\nA = 'x'\nB = ['y', 'z']\n").unwrap();
-        let values: Vec<Vec<String>> = m.env.values().map(|v| v.get_ref().values()).collect();
+        let values: Vec<Vec<String>> = m
+            .env
+            .values()
+            .map(|v| Strings::items(v).into_iter().map(|(s, _)| s.to_string()).collect())
+            .collect();
         assert_eq!(
             values,
             vec![

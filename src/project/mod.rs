@@ -7,6 +7,7 @@
 mod gens;
 mod rules;
 mod validate;
+mod values;
 
 use crate::env::Env;
 use crate::error::{Diagnostic, Error, SourceText};

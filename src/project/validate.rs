@@ -4,12 +4,13 @@
 //! points into it; the first error found is the one reported.
 
 use super::{Group, Located, Overrides, Project};
+use super::values;
 use crate::env::Env;
 use crate::error::{Diagnostic, Error, SourceText};
 use crate::manifest::{Manifest, Order, ProjectDef, Strings};
 use crate::paths::{self, absolute};
 use crate::template::{RESERVED, Template, TemplateError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,20 +125,36 @@ impl Builder<'_> {
 
         let out = self.build_dir(project_def, &root, overrides)?;
 
-        // Env values, then -D.
-        let mut env = Env::default();
+        // Env values, then -D (one string each, as given), then every `${NAME}` inside a value
+        // expanded, recursively.
+        let mut raw: BTreeMap<String, Vec<Located<Template>>> = BTreeMap::new();
         for (k, v) in &m.env {
             self.env_name(k)?;
-            env.set(k.get_ref().clone(), v.get_ref().values());
+            let what = format!("in env value `{}`", k.get_ref());
+            raw.insert(k.get_ref().clone(), self.templates(Some(v), &what)?);
         }
+        let mut env = Env::default();
         for (k, v) in &overrides.defines {
             if !is_name(k) || RESERVED.contains(&k.as_str()) {
                 return Err(Error::Usage(format!(
                     "-D {k}={v}: `{k}` is not a name an env value can have"
                 )));
             }
+            raw.remove(k);
             env.set(k.clone(), vec![v.clone()]);
         }
+        values::expand_all(&raw, &mut env, &out).map_err(|e| match e {
+            values::ExpandError::Template { name, item, error } => {
+                let what = format!("in env value `{name}`");
+                template_diagnostic(self.source, &item.text, &item.span, &error, &what)
+            }
+            values::ExpandError::Cycle { cycle, item } => self
+                .err(
+                    item.span.clone(),
+                    format!("env values refer to each other in a cycle: {}", cycle.join(" -> ")),
+                )
+                .note("a value may use another's `${NAME}`, but not, through others, its own"),
+        })?;
 
         // Groups.
         let mut groups = Vec::new();

@@ -83,3 +83,39 @@ fn slices_pass_a_tool_its_inputs_after_the_program() {
     assert_eq!(s.read("build/out.txt"), "tool got: a.c b.c\n");
     assert_eq!(s.read("build/head.txt"), "tool.sh a.c\n");
 }
+
+#[test]
+fn env_values_expand_the_names_inside_them_recursively() {
+    let text = "[env]\nCC = \"cc\"\nOPT = \"${LEVEL}\"\nLEVEL = \"-O2\"\nTARGET_CFLAGS = [\"${OPT}\", \"-g\"]\n\
+                CFLAGS = [\"${TARGET_CFLAGS}\", \"-Wall\"]\nNAME = \"x-${CC}\"\n\
+                [[gen]]\nname = \"flags\"\nrun = \"echo ${CFLAGS} ${NAME} > ${TGT}\"\ntarget = \"flags\"\n";
+    let (s, _) = Test::new().build_file(text).run();
+    assert_eq!(s.read("build/flags"), "-O2 -g -Wall x-cc\n");
+    // -D comes before the expansion: what is built on a value sees it.
+    s.kiln(&["build", "-D", "LEVEL=-O0"]).ok();
+    assert_eq!(s.read("build/flags"), "-O0 -g -Wall x-cc\n");
+    // And the value a command sees is in its signature: back to -O2, it runs again.
+    let run = s.kiln(&["build"]).ok();
+    assert_eq!(run.ran_outputs(), crate::support::set(&["build/flags"]));
+    assert_eq!(s.read("build/flags"), "-O2 -g -Wall x-cc\n");
+}
+
+#[test]
+fn env_values_that_refer_to_each_other_in_a_loop_are_an_error() {
+    Test::new()
+        .build_file("[env]\nA = \"${B}\"\nB = [\"-x\", \"${C}\"]\nC = \"${A}\"\n")
+        .status(2)
+        .stderr_is(concat!(
+            "build.toml:4:5: error: env values refer to each other in a cycle: A -> B -> C -> A\n",
+            "  |\n",
+            "4 | C = \"${A}\"\n",
+            "  |     ^^^^^^\n",
+            "  = a value may use another's `${NAME}`, but not, through others, its own\n",
+        ))
+        .run();
+    Test::new()
+        .build_file("[env]\nA = \"-I${NOPE}\"\n")
+        .status(2)
+        .stderr_has("undefined variable `${NOPE}`")
+        .run();
+}
