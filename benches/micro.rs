@@ -144,6 +144,7 @@ fn graph_100k_tasks(bencher: divan::Bencher) {
         inputs: inputs.into(),
         outputs: smallvec::smallvec![output],
         deps: Default::default(),
+        order_only: Default::default(),
         depfile: None,
         commands: Vec::new(),
         env: Vec::new(),

@@ -147,7 +147,7 @@ impl Graph {
     /// The tasks producing what `task` reads (inputs and manual dependencies), without repeats.
     pub fn producers_of(&self, task: TaskId) -> Vec<TaskId> {
         let mut out: Vec<TaskId> = self.tasks[task.index()]
-            .reads()
+            .follows()
             .filter_map(|f| self.producer(f))
             .collect();
         out.sort_unstable();

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 /// Magic, format, head crc, head length.
 const PREFIX: usize = 24;
 
@@ -91,10 +91,10 @@ encode_struct!(Rule {
 } skip { commands, depfile, signature_names });
 encode_struct!(Gen {
     name, span, group, rule, uses, map, default
-} skip { sources, exclude, targets, deps, dep_gens, env });
+} skip { sources, exclude, targets, deps, dep_gens, order_only, order_gens, env });
 encode_struct!(Task {
-    generator, group, rule, inputs, outputs, deps, depfile, commands, env, always, update_outputs,
-    own_key
+    generator, group, rule, inputs, outputs, deps, order_only, depfile, commands, env, always,
+    update_outputs, own_key
 } skip {});
 encode_enum!(PostMode { AtOnce, Lazy });
 encode_enum!(Order { Parallel, Sequence });

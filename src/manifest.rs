@@ -122,6 +122,8 @@ pub struct GenDef {
     pub map: Option<Spanned<bool>>,
     /// `false`: built only when named (`kiln build check`), as `make check`.
     pub default: Option<bool>,
+    /// Run after these generators (or paths) without their outputs entering the signature.
+    pub order_only: Option<Spanned<Strings>>,
 }
 
 /// A string or a list of strings, as most values in the build file may be.

@@ -23,6 +23,9 @@ pub struct Task {
     pub outputs: Files,
     /// Manual dependencies: in the signature, not in `${SRC}`.
     pub deps: Files,
+    /// Files to run after without reading them: their producers run first, and they are in
+    /// neither the signature nor `${SRC}` (`order_only`, ninja's `||`).
+    pub order_only: Files,
     /// Where the command writes implicit dependencies, if the rule has a depfile.
     pub depfile: Option<FileId>,
     /// The expanded command chain.
@@ -39,6 +42,11 @@ pub struct Task {
 }
 
 impl Task {
+    /// The files whose producers must run first: what it reads, and its order-only files.
+    pub fn follows(&self) -> impl Iterator<Item = FileId> + '_ {
+        self.reads().chain(self.order_only.iter().copied())
+    }
+
     /// The files whose content the signature covers: inputs, then manual dependencies.
     pub fn reads(&self) -> impl Iterator<Item = FileId> + '_ {
         self.inputs.iter().chain(&self.deps).copied()

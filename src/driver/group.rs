@@ -216,7 +216,7 @@ impl Build<'_> {
             if let Some(t) = node.task {
                 let task = self.expansion.graph.task(t);
                 node.blocked = task
-                    .reads()
+                    .follows()
                     .chain(self.implicit[t.index()].iter().copied())
                     .any(|f| self.poisoned.contains(&f));
             }

@@ -382,13 +382,13 @@ impl Build<'_> {
         }
     }
 
-    /// Calls `f` with the producer of every file `t` reads, declared or from its last depfile
-    /// (a producer may come more than once).
+    /// Calls `f` with the producer of every file `t` follows (reads, or runs after), declared or
+    /// from its last depfile (a producer may come more than once).
     pub(super) fn each_producer(&self, t: TaskId, mut f: impl FnMut(TaskId)) {
         let graph = &self.expansion.graph;
         for file in graph
             .task(t)
-            .reads()
+            .follows()
             .chain(self.implicit[t.index()].iter().copied())
         {
             if let Some(p) = graph.producer(file)

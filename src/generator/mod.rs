@@ -47,6 +47,8 @@ pub struct Expansion {
     declared_text: HashMap<String, String, Fast>,
     /// What the directories of plain-path sources hold, while a group is being expanded.
     sources: SourceDirs,
+    /// The order-only files of the generator being expanded, for each task it makes.
+    order_only: Files,
 }
 
 /// Why a generator could not be expanded: a source that may yet appear (retry later), or anything
@@ -83,6 +85,7 @@ impl Expansion {
             declared: HashMap::default(),
             declared_text: HashMap::default(),
             sources: SourceDirs::default(),
+            order_only: Files::new(),
         };
         let state_dir = paths::join(&project.out, STATE_DIR);
         for (g, gn) in project.gens.iter().enumerate() {
@@ -180,6 +183,7 @@ impl Expansion {
             declared: HashMap::default(),
             declared_text: HashMap::default(),
             sources: SourceDirs::default(),
+            order_only: Files::new(),
         }
     }
 
@@ -254,7 +258,7 @@ impl Expansion {
     fn check_group_order(&self, project: &Project) -> Result<(), Error> {
         for t in self.graph.task_ids() {
             let task = self.graph.task(t);
-            for f in task.reads() {
+            for f in task.follows() {
                 let Some(p) = self.graph.producer(f) else {
                     continue;
                 };
@@ -359,8 +363,20 @@ impl Expansion {
         deps.sort_unstable();
         deps.dedup();
 
+        let mut order_only = Vec::new();
+        for entry in &gn.order_only {
+            self.resolve(project, g, entry, "order_only", &[], &mut order_only)?;
+        }
+        for (d, _) in &gn.order_gens {
+            order_only.extend(self.gen_outputs[*d].iter().copied());
+        }
+        order_only.sort_unstable();
+        order_only.dedup();
+        self.order_only = order_only.into();
+
         let fed = self.map_sources(project, g, &sources, &deps)?;
         self.own_task(project, g, fed, used, deps)?;
+        self.order_only.clear();
         Ok(())
     }
 }

@@ -174,6 +174,7 @@ impl Expansion {
             inputs,
             outputs,
             deps,
+            order_only: self.order_only.clone(),
             depfile,
             commands,
             env: env_pairs,
@@ -195,6 +196,7 @@ impl Expansion {
                 && e.inputs == task.inputs
                 && e.outputs == task.outputs
                 && e.deps == task.deps
+                && e.order_only == task.order_only
                 && e.depfile == task.depfile
                 && e.commands == task.commands
             {

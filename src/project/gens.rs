@@ -44,18 +44,26 @@ impl Builder<'_> {
                 }
             }
         }
-        // A `deps` entry that is exactly a generator's name means that generator.
+        // A `deps` or `order_only` entry that is exactly a generator's name means that generator.
         for i in 0..gens.len() {
-            let deps = std::mem::take(&mut gens[i].deps);
-            for d in deps {
-                match gens.iter().position(|x| x.name == d.text) {
-                    Some(j) if j == i => {
-                        return Err(self
-                            .err(d.span, format!("generator `{}` depends on itself", d.text))
-                            .into());
+            for order in [false, true] {
+                let entries = if order {
+                    std::mem::take(&mut gens[i].order_only)
+                } else {
+                    std::mem::take(&mut gens[i].deps)
+                };
+                for d in entries {
+                    match gens.iter().position(|x| x.name == d.text) {
+                        Some(j) if j == i => {
+                            return Err(self
+                                .err(d.span, format!("generator `{}` depends on itself", d.text))
+                                .into());
+                        }
+                        Some(j) if order => gens[i].order_gens.push((j, d.span)),
+                        Some(j) => gens[i].dep_gens.push((j, d.span)),
+                        None if order => gens[i].order_only.push(d),
+                        None => gens[i].deps.push(d),
                     }
-                    Some(j) => gens[i].dep_gens.push((j, d.span)),
-                    None => gens[i].deps.push(d),
                 }
             }
         }
@@ -198,6 +206,8 @@ impl Builder<'_> {
             uses: Vec::new(),
             deps: self.templates(def.deps.as_ref(), "in `deps`")?,
             dep_gens: Vec::new(),
+            order_only: self.templates(def.order_only.as_ref(), "in `order_only`")?,
+            order_gens: Vec::new(),
             env: genv,
             map: def.map.as_ref().is_none_or(|m| *m.get_ref()),
             default: def.default.unwrap_or(true),

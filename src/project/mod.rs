@@ -96,6 +96,11 @@ pub struct Gen {
     /// `deps` entries that name a generator: every task of this one runs after that one's outputs,
     /// which are in its signature but not in `${SRC}`.
     pub dep_gens: Vec<(GenId, Range<usize>)>,
+    /// `order_only` entries that are paths: every task of this generator runs after them, which
+    /// are in neither its signature nor `${SRC}` (ninja's `||`).
+    pub order_only: Vec<Located<Template>>,
+    /// `order_only` entries that name a generator.
+    pub order_gens: Vec<(GenId, Range<usize>)>,
     /// The generator's own env values, spliced over the project's.
     pub env: Env,
     /// Whether its sources are mapped through the rules whose `ext_in` take them (`map = false`:
@@ -178,9 +183,11 @@ impl Project {
         validate::template_diagnostic(&self.source, &located.text, &located.span, err, what)
     }
 
-    /// The generators `g` must follow: those it `use`s and those its `deps` name.
+    /// The generators `g` must follow: those it `use`s and those its `deps` and `order_only`
+    /// name.
     pub fn needs(&self, g: GenId) -> impl Iterator<Item = &(GenId, Range<usize>)> {
-        self.gens[g].uses.iter().chain(&self.gens[g].dep_gens)
+        let gn = &self.gens[g];
+        gn.uses.iter().chain(&gn.dep_gens).chain(&gn.order_gens)
     }
 
     /// The generator whose name is `name`.

@@ -359,3 +359,27 @@ fn a_generator_with_default_false_builds_only_when_named() {
     s.kiln(&["build"]).ok();
     assert_eq!(s.lines("log"), vec!["app", "testbin", "check", "app"]);
 }
+
+#[test]
+fn order_only_runs_after_without_signing_or_passing_the_output() {
+    // ninja's `||`: `user` must wait for the host tool, but does not read what it made.
+    let s = Space::new();
+    s.write("tool.txt", "1");
+    s.write("user.txt", "u");
+    s.write(
+        "build.toml",
+        format!(
+            "[[gen]]\nname = \"tool\"\nrun = \"{}; cat ${{SRC}} > ${{TGT}}\"\nsource = \"tool.txt\"\ntarget = \"tool\"\n\
+             [[gen]]\nname = \"user\"\nrun = \"echo start user >> log; echo ${{SRC}} > ${{TGT}}\"\nsource = \"user.txt\"\ntarget = \"user\"\norder_only = [\"tool\"]\n",
+            timed("tool", 0.3).replace("; touch ${TGT}", "")
+        ),
+    );
+    // Only what it needs, at -j2: the tool first, though nothing else orders them.
+    s.kiln(&["build", "-j2", "user"]).ok();
+    assert_eq!(s.lines("log"), vec!["start tool", "end tool", "start user"]);
+    assert_eq!(s.read("build/user"), "user.txt\n", "the tool is not in its inputs");
+    // Not in the signature: a rebuilt tool does not rerun `user`.
+    s.write("tool.txt", "2");
+    let run = s.kiln(&["build", "-j2"]).ok();
+    assert_eq!(run.ran_outputs(), set(&["build/tool"]));
+}
