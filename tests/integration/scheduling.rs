@@ -377,7 +377,11 @@ fn order_only_runs_after_without_signing_or_passing_the_output() {
     // Only what it needs, at -j2: the tool first, though nothing else orders them.
     s.kiln(&["build", "-j2", "user"]).ok();
     assert_eq!(s.lines("log"), vec!["start tool", "end tool", "start user"]);
-    assert_eq!(s.read("build/user"), "user.txt\n", "the tool is not in its inputs");
+    assert_eq!(
+        s.read("build/user"),
+        "user.txt\n",
+        "the tool is not in its inputs"
+    );
     // Not in the signature: a rebuilt tool does not rerun `user`.
     s.write("tool.txt", "2");
     let run = s.kiln(&["build", "-j2"]).ok();
