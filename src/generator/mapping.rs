@@ -3,6 +3,7 @@
 //! to (`src/a.c` -> `build/src/a.o`), and chains of such steps until no rule takes the result.
 
 use super::Expansion;
+use super::task::After;
 use crate::error::Error;
 use crate::ids::{FileId, GenId, RuleId};
 use crate::paths;
@@ -33,13 +34,13 @@ fn rule_for<'p>(project: &'p Project, path: &str) -> Option<(RuleId, &'p str)> {
 
 impl Expansion {
     /// Maps each of `sources` through the rules that take it, one task a step, each ordered after
-    /// `deps`; returns what each source became, for the generator's own task.
+    /// `after`; returns what each source became, for the generator's own task.
     pub(super) fn map_sources(
         &mut self,
         project: &Project,
         g: GenId,
         sources: &[FileId],
-        deps: &[FileId],
+        after: &After,
     ) -> Result<Vec<FileId>, Error> {
         let gn = &project.gens[g];
         let own_rule = gn.rule;
@@ -90,7 +91,7 @@ impl Expansion {
                     rule,
                     smallvec::smallvec![current],
                     outputs.clone(),
-                    deps.iter().copied().collect(),
+                    after,
                 )?;
                 current = outputs[0];
             }

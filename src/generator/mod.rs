@@ -16,14 +16,15 @@ mod task;
 use crate::env::Layered;
 use crate::error::{Diagnostic, Error};
 use crate::graph::Graph;
-use crate::ids::{Fast, GenId, GroupId};
+use crate::ids::{Fast, FileId, GenId, GroupId};
 use crate::outdir::STATE_DIR;
 use crate::paths;
-use crate::project::Project;
+use crate::project::{Located, Project};
+use crate::template::Template;
 use crate::task::{Files, Tasks};
 use sources::SourceDirs;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use task::duplicate;
+use task::{After, duplicate};
 
 /// The tasks of the groups expanded so far, and what expansion learned on the way.
 #[derive(Debug)]
@@ -47,8 +48,6 @@ pub struct Expansion {
     declared_text: HashMap<String, String, Fast>,
     /// What the directories of plain-path sources hold, while a group is being expanded.
     sources: SourceDirs,
-    /// The order-only files of the generator being expanded, for each task it makes.
-    order_only: Files,
 }
 
 /// Why a generator could not be expanded: a source that may yet appear (retry later), or anything
@@ -85,7 +84,6 @@ impl Expansion {
             declared: HashMap::default(),
             declared_text: HashMap::default(),
             sources: SourceDirs::default(),
-            order_only: Files::new(),
         };
         let state_dir = paths::join(&project.out, STATE_DIR);
         for (g, gn) in project.gens.iter().enumerate() {
@@ -183,7 +181,6 @@ impl Expansion {
             declared: HashMap::default(),
             declared_text: HashMap::default(),
             sources: SourceDirs::default(),
-            order_only: Files::new(),
         }
     }
 
@@ -344,13 +341,7 @@ impl Expansion {
         for entry in &gn.sources {
             self.resolve(project, g, entry, "source", &excludes, &mut sources)?;
         }
-        let mut deps = Vec::new();
-        for entry in &gn.deps {
-            self.resolve(project, g, entry, "deps", &[], &mut deps)?;
-        }
-        for (d, _) in &gn.dep_gens {
-            deps.extend(self.gen_outputs[*d].iter().copied());
-        }
+        let mut deps = self.resolve_after(project, g, &gn.deps, &gn.dep_gens, "deps")?;
         let mut seen = BTreeSet::new();
         sources.retain(|f| seen.insert(*f));
 
@@ -363,21 +354,38 @@ impl Expansion {
         deps.sort_unstable();
         deps.dedup();
 
-        let mut order_only = Vec::new();
-        for entry in &gn.order_only {
-            self.resolve(project, g, entry, "order_only", &[], &mut order_only)?;
-        }
-        for (d, _) in &gn.order_gens {
-            order_only.extend(self.gen_outputs[*d].iter().copied());
-        }
+        let mut order_only =
+            self.resolve_after(project, g, &gn.order_only, &gn.order_gens, "order_only")?;
         order_only.sort_unstable();
         order_only.dedup();
-        self.order_only = order_only.into();
+        let after = After {
+            deps: deps.into(),
+            order_only: order_only.into(),
+        };
 
-        let fed = self.map_sources(project, g, &sources, &deps)?;
-        self.own_task(project, g, fed, used, deps)?;
-        self.order_only.clear();
+        let fed = self.map_sources(project, g, &sources, &after)?;
+        self.own_task(project, g, fed, used, after)?;
         Ok(())
+    }
+
+    /// The files a `deps` or `order_only` key names: its path entries resolved, and the outputs of
+    /// the generators it names.
+    fn resolve_after(
+        &mut self,
+        project: &Project,
+        g: GenId,
+        entries: &[Located<Template>],
+        gens: &[(GenId, std::ops::Range<usize>)],
+        key: &str,
+    ) -> Result<Vec<FileId>, Failure> {
+        let mut files = Vec::new();
+        for entry in entries {
+            self.resolve(project, g, entry, key, &[], &mut files)?;
+        }
+        for (d, _) in gens {
+            files.extend(self.gen_outputs[*d].iter().copied());
+        }
+        Ok(files)
     }
 }
 

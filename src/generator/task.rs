@@ -14,9 +14,16 @@ use crate::task::{Files, Task};
 use crate::template::{self, Lookup, Paths, Template};
 use std::collections::BTreeSet;
 
+/// What every task of a generator runs after: its manual dependencies, in the signature, and its
+/// order-only files, not.
+pub(super) struct After {
+    pub(super) deps: Files,
+    pub(super) order_only: Files,
+}
+
 impl Expansion {
     /// The generator's own task from `fed` (its sources as mapped) and `used`, ordered after
-    /// `deps`; with a rule that names `${TGT}` and no target, a task per source instead. A
+    /// `after`; with a rule that names `${TGT}` and no target, a task per source instead. A
     /// generator without a rule of its own has as outputs what its sources were mapped to.
     pub(super) fn own_task(
         &mut self,
@@ -24,7 +31,7 @@ impl Expansion {
         g: GenId,
         fed: Vec<FileId>,
         used: Vec<FileId>,
-        deps: Vec<FileId>,
+        after: After,
     ) -> Result<(), Error> {
         let gn = &project.gens[g];
         match gn.rule {
@@ -32,10 +39,14 @@ impl Expansion {
             // source's mapped output, so that no command runs with an empty `${TGT}`.
             Some(rule) if self.gen_outputs[g].is_empty() && uses_targets(&project.rules[rule]) => {
                 let r = &project.rules[rule];
-                let mut deps = deps;
+                let mut deps = after.deps.to_vec();
                 deps.extend(used);
                 deps.sort_unstable();
                 deps.dedup();
+                let after = After {
+                    deps: deps.into(),
+                    order_only: after.order_only,
+                };
                 let mut outputs = Files::new();
                 for src in fed {
                     let path = self.graph.path(src).to_string();
@@ -55,7 +66,7 @@ impl Expansion {
                         rule,
                         smallvec::smallvec![src],
                         mapped,
-                        deps.iter().copied().collect(),
+                        &after,
                     )?;
                 }
                 self.gen_outputs[g] = outputs;
@@ -67,7 +78,7 @@ impl Expansion {
                 inputs.retain(|f| seen.insert(*f));
                 let outputs = self.gen_outputs[g].clone();
                 for o in &outputs {
-                    if inputs.contains(o) || deps.contains(o) {
+                    if inputs.contains(o) || after.deps.contains(o) {
                         return Err(project
                             .error_at(
                                 gn.span.clone(),
@@ -86,7 +97,7 @@ impl Expansion {
                 {
                     return Err(empty_list(project, g, rule, false, "").into());
                 }
-                self.make_task(project, g, rule, inputs.into(), outputs, deps.into())?;
+                self.make_task(project, g, rule, inputs.into(), outputs, &after)?;
             }
             None => self.gen_outputs[g] = fed.into(),
         }
@@ -103,7 +114,7 @@ impl Expansion {
         rule: RuleId,
         inputs: Files,
         outputs: Files,
-        deps: Files,
+        after: &After,
     ) -> Result<TaskId, Error> {
         let gn = &project.gens[g];
         let r = &project.rules[rule];
@@ -173,8 +184,8 @@ impl Expansion {
             rule,
             inputs,
             outputs,
-            deps,
-            order_only: self.order_only.clone(),
+            deps: after.deps.clone(),
+            order_only: after.order_only.clone(),
             depfile,
             commands,
             env: env_pairs,
