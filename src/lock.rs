@@ -120,11 +120,11 @@ impl BuildLock {
     pub fn for_commands(&self) -> io::Result<CommandsLock> {
         let path = self.dir.join(RUNNING);
         let file = open(&path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(io::Error::other("held by another")),
-            Err(TryLockError::Error(e)) => return Err(e),
-        }
+        // Under the build lock, with any orphans waited for: it is free.
+        lock_file(&file, Holder::Orphans, false, None, &mut None::<fn(Holder)>).map_err(|e| match e {
+            LockError::Io(e) => e,
+            _ => io::Error::other("the commands' lock is held by another process"),
+        })?;
         // Commands inherit the descriptor (it is not close-on-exec), so the lock is held until the
         // last of them ends, even if kiln itself is killed.
         rustix::io::fcntl_setfd(&file, rustix::io::FdFlags::empty())?;

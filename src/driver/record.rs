@@ -301,8 +301,8 @@ impl Build<'_> {
         self.append(vec![(Slot::Forget(t), Record::Forget(key))]);
     }
 
-    /// Reports a failed task with why it failed, its commands and everything it printed; it is
-    /// not recorded.
+    /// Reports a failed task with why it failed, its commands and everything it printed, and
+    /// records it as failed (so that it runs again, and `--explain` says why).
     pub(super) fn fail(&mut self, t: TaskId, failure: Failure, output: &[u8]) {
         let task = self.expansion.graph.task(t);
         let mut text = format!(
