@@ -7,7 +7,7 @@ use super::report::{signal_name, task_line};
 use super::scan::FileState;
 use super::{Build, TaskState};
 use crate::clean;
-use crate::filestate::{Hash, MISSING};
+use crate::filestate::{Hash, MISSING, Stat};
 use crate::paths;
 use crate::paths::absolute;
 use crate::runner::{Exit, Finished};
@@ -144,6 +144,13 @@ impl Build<'_> {
             .copied()
             .filter(|i| !self.files[i.index()].checked)
             .collect();
+        // Files stat'ed before the run but never hashed (nothing that could run read them then):
+        // their stat now must equal that one, or they changed while the task ran.
+        let unhashed: Vec<(FileId, Option<Stat>)> = implicit
+            .iter()
+            .filter(|i| self.files[i.index()].checked && self.files[i.index()].hash.is_none())
+            .map(|&i| (i, self.files[i.index()].stat))
+            .collect();
         records.extend(self.learn(&implicit));
 
         // Did anything the task read change while it ran? Known files are compared with their
@@ -180,6 +187,12 @@ impl Build<'_> {
                     _ => state.hash = Some(MISSING),
                 }
             }
+        }
+        if changed.is_none() {
+            changed = unhashed
+                .iter()
+                .find(|(i, before)| self.files[i.index()].stat != *before)
+                .map(|(i, _)| *i);
         }
         if changed.is_none() && !first_seen.is_empty() {
             let now = self.clock.as_ref().map_or(i64::MAX, |c| c.fresh());
@@ -231,11 +244,12 @@ impl Build<'_> {
         self.ran[t.index()] = true;
     }
 
-    /// States of files first seen now (implicit dependencies), hashed and recorded.
+    /// States of implicit dependencies not hashed yet (first seen now, or stat'ed before the run
+    /// but read by nothing that could run), stat'ed now, hashed and recorded.
     pub(super) fn learn(&mut self, ids: &[FileId]) -> Vec<(Slot, Record)> {
         let mut records = Vec::new();
         for &id in ids {
-            if self.files[id.index()].checked {
+            if self.files[id.index()].hash.is_some() {
                 continue;
             }
             let abs = absolute(&self.project.root, self.expansion.graph.path(id));

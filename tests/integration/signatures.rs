@@ -182,6 +182,47 @@ fn implicit_dependencies_come_from_the_depfile() {
     assert_eq!(run.ran_outputs(), set(&["build/a.o"]));
 }
 
+/// A header the graph knew but nothing about to run read (so it was stat'ed and not hashed), dated
+/// in the future, comes back through a depfile: it is hashed for the record, and the next build
+/// runs nothing.
+#[test]
+fn a_header_dated_in_the_future_that_comes_back_is_recorded_by_its_content() {
+    let s = Space::new();
+    s.write("a.src", "inc:inc/h.h\n");
+    s.write("inc/h.h", "");
+    s.write(
+        "build.toml",
+        "[rule.inc]\nrun = \"sed -n 's/^inc://p' ${SRC} > ${TGT}.list; : > ${TGT}; printf '%s:' ${TGT} > ${TGT}.d; for h in $(cat ${TGT}.list); do cat $h >> ${TGT}; printf ' %s' $h >> ${TGT}.d; done; echo >> ${TGT}.d\"\n\
+         depfile = \"${TGT}.d\"\n[[gen]]\nrule = \"inc\"\nsource = \"a.src\"\ntarget = \"a.o\"\n",
+    );
+    s.kiln(&["build"]).ok();
+    let original = std::fs::read(s.path("a.src")).unwrap();
+    let original_mtime = std::fs::metadata(s.path("a.src"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    s.write("a.src", "");
+    assert_eq!(s.kiln(&["build"]).ok().ran_outputs(), set(&["build/a.o"]));
+    let h = std::fs::File::options()
+        .write(true)
+        .open(s.path("inc/h.h"))
+        .unwrap();
+    let later = h.metadata().unwrap().modified().unwrap() + Duration::from_secs(7);
+    h.set_modified(later).unwrap();
+    assert!(s.kiln(&["build"]).ok().ran().is_empty());
+    // `cp -p` of the first a.src: the header is a dependency again.
+    s.write("a.src", &original);
+    std::fs::File::options()
+        .write(true)
+        .open(s.path("a.src"))
+        .unwrap()
+        .set_modified(original_mtime)
+        .unwrap();
+    assert_eq!(s.kiln(&["build"]).ok().ran_outputs(), set(&["build/a.o"]));
+    let run = s.kiln(&["build", "--explain"]).ok();
+    assert!(run.ran().is_empty(), "{}", run.stdout);
+}
+
 #[test]
 fn each_task_is_recorded_as_it_finishes() {
     let s = Space::new();
