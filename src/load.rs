@@ -11,6 +11,7 @@ use crate::filestate::Hash;
 use crate::generator::Expansion;
 use crate::manifest::PostMode;
 use crate::outdir::STATE_DIR;
+use crate::parsed::Parsed;
 use crate::paths::{self, absolute};
 use crate::project::{Overrides, Project};
 use crate::stats;
@@ -173,7 +174,14 @@ impl Workspace {
             overrides,
             ..
         } = file;
-        let project = Project::from_bytes(bytes, &self.build_file, &self.display, &self.overrides)?;
+        let mut parsed = Parsed::open(&file.state_dir.join("parsed"));
+        let project = Project::from_bytes_with(
+            bytes,
+            &self.build_file,
+            &self.display,
+            &self.overrides,
+            &mut parsed,
+        )?;
         stats::mark("parse");
         let mut expansion = Expansion::new(&project)?;
         // A clock reading before the globs run, for the cache; only where kiln's state already
@@ -194,12 +202,17 @@ impl Workspace {
             expansion.expand_group(&project, g)?;
         }
         stats::mark("expand");
+        // Where kiln's state exists, the parsed build files are kept for the next load.
+        if !dry_run && state_dir.is_dir() {
+            let _ = parsed.save(&state_dir.join("parsed"));
+        }
         let cache_key = recorded_at.map(|recorded_at| Key {
             build_file: self.build_file.clone(),
             file_hash,
             overrides,
             recorded_at,
             dirs: expansion.glob_dirs.clone(),
+            parts: part_hashes(&project),
         });
         Ok(Loaded {
             project,
@@ -208,6 +221,22 @@ impl Workspace {
             cache_key,
         })
     }
+}
+
+/// The parts' build files (all but the top one) as kiln paths, with the hashes of their texts.
+fn part_hashes(project: &Project) -> Vec<(String, Hash)> {
+    project
+        .parts
+        .iter()
+        .zip(project.sources.files())
+        .skip(1)
+        .map(|(part, (_, source))| {
+            (
+                paths::join(&part.dir, BUILD_FILE),
+                *blake3::hash(source.text.as_bytes()).as_bytes(),
+            )
+        })
+        .collect()
 }
 
 /// `build.toml` in `cwd` or its nearest parent, with the name to show for it.

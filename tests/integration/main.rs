@@ -16,4 +16,5 @@ mod scheduling;
 mod scriptlets;
 mod signatures;
 mod states;
+mod subdirs;
 mod support;
