@@ -239,15 +239,56 @@ fn part_hashes(project: &Project) -> Vec<(String, Hash)> {
         .collect()
 }
 
-/// `build.toml` in `cwd` or its nearest parent, with the name to show for it.
+/// `build.toml` in `cwd` or its nearest parent, with the name to show for it. When that file is a
+/// part of a bigger project (a `subdirs` entry of the build file above it, and so on up), the top
+/// build file of that project, as waf finds its top wscript from a subdirectory.
 fn find(cwd: &Path) -> Result<(PathBuf, String), Error> {
+    let (mut dir, mut ups) = nearest(cwd)?;
+    while let Some(parent) = dir.parent() {
+        let Ok((above, more)) = nearest(parent) else {
+            break;
+        };
+        let Ok(rel) = dir.strip_prefix(&above) else {
+            break;
+        };
+        if !names_part(&above.join(BUILD_FILE), &rel.to_string_lossy()) {
+            break;
+        }
+        dir = above;
+        ups += 1 + more;
+    }
+    Ok((
+        dir.join(BUILD_FILE),
+        format!("{}{BUILD_FILE}", "../".repeat(ups)),
+    ))
+}
+
+/// Whether the build file at `file` names `rel` (a directory below its own) in `[project] subdirs`.
+/// Read as plain TOML: a file that does not parse names nothing here (its errors come later).
+fn names_part(file: &Path, rel: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return false;
+    };
+    let subdirs = table.get("project").and_then(|p| p.get("subdirs"));
+    let entries: Vec<&str> = match subdirs {
+        Some(toml::Value::String(s)) => vec![s.as_str()],
+        Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    entries.iter().any(|e| paths::normalize(e) == paths::normalize(rel))
+}
+
+/// The directory of the build file in `cwd` or its nearest parent, and how many levels up it is.
+fn nearest(cwd: &Path) -> Result<(PathBuf, usize), Error> {
     let mut dir = cwd;
     let mut ups = 0;
     loop {
         let candidate = dir.join(BUILD_FILE);
         if candidate.is_file() {
-            let display = format!("{}{BUILD_FILE}", "../".repeat(ups));
-            return Ok((candidate, display));
+            return Ok((dir.to_path_buf(), ups));
         }
         match dir.parent() {
             Some(p) => {

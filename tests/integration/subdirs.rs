@@ -285,3 +285,35 @@ fn parts_nest_and_inherit_from_the_part_that_names_them() {
     s.kiln(&["build", "-D", "WHO=cli"]).ok();
     assert_eq!(s.read("build/lib/inner/said"), "cli\n");
 }
+
+#[test]
+fn started_inside_a_part_kiln_builds_the_project_it_belongs_to() {
+    let s = project();
+    let run = s.kiln_in("app", &["build", "app"]).ok();
+    assert_eq!(
+        run.ran_outputs(),
+        set(&[
+            "build/lib/version.c",
+            "build/lib/a.o",
+            "build/lib/b.o",
+            "build/lib/version.o",
+            "build/lib/libz.a",
+            "build/app/main.o",
+            "build/app/app",
+        ])
+    );
+    assert!(!s.exists("app/build"));
+    // Errors name the files as seen from there.
+    s.write("app/build.toml", APP.replace("\"main.c\"", "\"mian.c\""));
+    s.kiln_in("app", &["build"])
+        .status(2)
+        .stderr_has("../app/build.toml:9:11: error: missing source `app/mian.c`");
+    // A build file above that does not name the directory is another project.
+    s.write(
+        "tools/build.toml",
+        "[[gen]]\nname = \"t\"\nrun = \"echo t > ${TGT}\"\ntarget = \"t\"\n",
+    );
+    let run = s.kiln_in("tools", &["build"]).ok();
+    assert_eq!(run.ran_outputs(), set(&["build/t"]));
+    assert!(s.exists("tools/build/t"));
+}
