@@ -78,6 +78,7 @@ internal_modules!(
     glob,
     graph,
     ids,
+    includes,
     index,
     interrupt,
     lock,

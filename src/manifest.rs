@@ -103,6 +103,8 @@ pub struct RuleDef {
     pub color: Option<Spanned<String>>,
     pub always: Option<bool>,
     pub update_outputs: Option<bool>,
+    /// `"c"`: the C/C++ include scanner finds the headers its inputs include before it runs.
+    pub scan: Option<Spanned<String>>,
 }
 
 /// `[[gen]]`: a task generator.
@@ -264,7 +266,9 @@ macro_rules! shift_fields {
 shift_fields!(Manifest { project, env, group, rule, gens });
 shift_fields!(ProjectDef { name, out, post, subdirs });
 shift_fields!(GroupDef { name, order, jobs });
-shift_fields!(RuleDef { run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs });
+shift_fields!(RuleDef {
+    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs, scan
+});
 shift_fields!(GenDef {
     name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,
     ext_rules, objdir

@@ -125,7 +125,7 @@ encode_struct!(Manifest { project, env, group, rule, gens });
 encode_struct!(ProjectDef { name, out, post, subdirs });
 encode_struct!(GroupDef { name, order, jobs });
 encode_struct!(RuleDef {
-    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs
+    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs, scan
 });
 encode_struct!(GenDef {
     name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,

@@ -87,6 +87,48 @@ impl Scheduler {
         self.settle(node, state);
     }
 
+    /// Puts `node`, just handed out by [`next_task`](Self::next_task) and not started, back to
+    /// wait for `preds` (a dependency found late, as a scan of a header made since the plan
+    /// finds). Preds already final, and those that would close a cycle, are not waited for;
+    /// returns false when none is left (the caller starts the task).
+    pub fn wait_for(&mut self, node: NodeId, preds: &[NodeId]) -> bool {
+        let waits: Vec<NodeId> = preds
+            .iter()
+            .copied()
+            .filter(|&p| p != node && !self.state[p].is_final() && !self.reaches(node, p))
+            .collect();
+        if waits.is_empty() {
+            return false;
+        }
+        for p in waits {
+            if !self.nodes[p].succs.contains(&(node, Edge::Hard)) {
+                self.nodes[p].succs.push((node, Edge::Hard));
+                self.pending[node] += 1;
+            }
+        }
+        self.running -= 1;
+        self.state[node] = TaskState::Waiting;
+        if self.pending[node] == 0 {
+            self.make_ready(node);
+        }
+        true
+    }
+
+    /// Whether `to` can be reached from `from` along successor edges.
+    fn reaches(&self, from: NodeId, to: NodeId) -> bool {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![from];
+        while let Some(n) = stack.pop() {
+            if n == to {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[n], true) {
+                stack.extend(self.nodes[n].succs.iter().map(|&(s, _)| s));
+            }
+        }
+        false
+    }
+
     /// Starts nothing more (an interrupt); running tasks may still finish.
     pub fn stop(&mut self) {
         self.stopped = true;
@@ -422,5 +464,38 @@ mod tests {
         s.finish(b.0, TaskState::Success);
         assert!(s.is_done());
         assert_eq!(s.not_run().map(|t| t.0).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn a_task_handed_out_can_wait_for_a_dependency_found_late() {
+        // 0 (a header's producer, slow) and 1 (an object that turns out to include it), 2 after 1.
+        let nodes = vec![task(0, &[], 1), task(1, &[(2, H)], 5), task(2, &[], 1)];
+        let mut s = Scheduler::new(nodes, 2, false);
+        let first = s.next_task().unwrap();
+        assert_eq!(first, (1, TaskId(1)));
+        // Not started: it waits for 0, which is still to run; a cycle (2 before 1) is refused.
+        assert!(!s.wait_for(1, &[2]));
+        assert!(s.wait_for(1, &[0]));
+        let next = s.next_task().unwrap();
+        assert_eq!(next, (0, TaskId(0)));
+        assert!(s.next_task().is_none(), "1 waits for 0");
+        s.finish(0, TaskState::Success);
+        assert_eq!(s.next_task().unwrap(), (1, TaskId(1)));
+        // Already final: nothing to wait for.
+        assert!(!s.wait_for(1, &[0]));
+        s.finish(1, TaskState::Success);
+        assert_eq!(s.next_task().unwrap(), (2, TaskId(2)));
+        s.finish(2, TaskState::Success);
+        assert!(s.is_done());
+        // A failure of what it waits for passes on.
+        let nodes = vec![task(0, &[], 1), task(1, &[], 5)];
+        let mut s = Scheduler::new(nodes, 2, true);
+        let _ = s.next_task().unwrap();
+        assert!(s.wait_for(1, &[0]));
+        let _ = s.next_task().unwrap();
+        s.finish(0, TaskState::Crashed);
+        assert!(s.next_task().is_none());
+        assert!(s.is_done());
+        assert_eq!(s.not_run().map(|t| t.0).collect::<Vec<_>>(), vec![1]);
     }
 }

@@ -106,6 +106,7 @@ impl Build<'_> {
                 }
             };
             self.implicit.push(ids);
+            self.scanned.push(None);
             self.state.push(TaskState::NotRun);
             self.prediction.push(Prediction::Unknown);
             self.ran.push(false);
@@ -150,8 +151,10 @@ impl Build<'_> {
                 self.explain(t, &Decision::Skip);
                 self.state[t.index()] = TaskState::Skipped;
             }
+            // The headers of what may run, found before anything runs, order it.
+            let scanned = self.scan_tasks(&maybe);
             let plan = match checked.remove(&g) {
-                Some((all, plan)) if all == maybe => plan,
+                Some((all, plan)) if all == maybe && !scanned => plan,
                 _ => self.plan(g, &maybe)?,
             };
             self.plans[g] = Some(plan);
@@ -196,7 +199,11 @@ impl Build<'_> {
     /// The scheduler's plan for `tasks` of group `g`.
     pub(super) fn plan(&self, g: GroupId, tasks: &[TaskId]) -> Result<Vec<PlanNode>, Error> {
         let facts = TaskFacts {
-            implicit: &|t| self.implicit[t.index()].clone(),
+            implicit: &|t| {
+                let mut files = self.implicit[t.index()].clone();
+                files.extend_from_slice(self.scanned_files(t));
+                files
+            },
             weight: &|t| self.record(t).map_or(1, |r| r.duration_ms + 1),
             blocked: &|_| false,
         };
@@ -218,6 +225,7 @@ impl Build<'_> {
                 node.blocked = task
                     .follows()
                     .chain(self.implicit[t.index()].iter().copied())
+                    .chain(self.scanned_files(t).iter().copied())
                     .any(|f| self.poisoned.contains(&f));
             }
         }
@@ -227,6 +235,11 @@ impl Build<'_> {
         // The scheduler owns the limit: it hands the runner no more than `cap` jobs at once, and
         // none once a failure (without keep-going) or an interrupt has stopped it, so no task
         // starts after the failure that stops the build.
+        let node_of: HashMap<TaskId, NodeId> = nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((n.task?, i)))
+            .collect();
         let mut sched = Scheduler::new(nodes, cap, self.opts.keep_going);
         let mut running: HashMap<usize, NodeId> = HashMap::new();
         loop {
@@ -239,6 +252,16 @@ impl Build<'_> {
                 let Some((node, t)) = sched.next_task() else {
                     break;
                 };
+                // A generated header found only now, by a scan of the headers made since the
+                // plan, is waited for.
+                let waits: Vec<NodeId> = self
+                    .rescan(t)
+                    .into_iter()
+                    .filter_map(|p| node_of.get(&p).copied())
+                    .collect();
+                if !waits.is_empty() && sched.wait_for(node, &waits) {
+                    continue;
+                }
                 let decision = self.decide_now(t);
                 self.explain(t, &decision);
                 match decision {
@@ -441,6 +464,7 @@ impl Build<'_> {
                 .collect(),
             watch,
             depfile: task.depfile.map(|f| absolute(root, graph.path(f))),
+            timed: self.scans(t),
         })
     }
 }

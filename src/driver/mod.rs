@@ -44,6 +44,7 @@ use std::time::Instant;
 mod append;
 mod fast;
 mod group;
+mod includes;
 mod record;
 mod report;
 mod scan;
@@ -377,6 +378,13 @@ struct Build<'a> {
     maybe: Vec<bool>,
     /// The implicit dependencies each task's record names.
     implicit: Vec<Vec<FileId>>,
+    /// By task: what the include scanner found this build (`scan = "c"`).
+    scanned: Vec<Option<includes::Scanned>>,
+    scanner: crate::includes::Scanner,
+    /// `#include MACRO` lines already warned about.
+    unresolved: HashSet<(String, String)>,
+    /// Missing dependencies already reported, as (consumer, producer).
+    missing_deps: HashSet<(TaskId, TaskId)>,
     state: Vec<TaskState>,
     prediction: Vec<Prediction>,
     /// Tasks that ran (or, in a dry run, would run) in this build.
@@ -449,6 +457,10 @@ impl<'a> Build<'a> {
             rec: RecordOffsets::default(),
             maybe: Vec::new(),
             implicit: Vec::new(),
+            scanned: Vec::new(),
+            scanner: crate::includes::Scanner::default(),
+            unresolved: HashSet::new(),
+            missing_deps: HashSet::new(),
             state: Vec::new(),
             prediction: Vec::new(),
             ran: Vec::new(),

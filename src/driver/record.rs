@@ -82,7 +82,12 @@ impl Build<'_> {
                 return;
             }
             Some(Ok(deps)) => deps.clone(),
-            None => Vec::new(),
+            // Without a depfile, the scan's headers (taken just before the run) are the record's.
+            None => self
+                .scanned_files(t)
+                .iter()
+                .map(|&f| self.expansion.graph.path(f).to_string())
+                .collect(),
         };
         self.progress.finished(&f.output_text());
 
@@ -137,6 +142,7 @@ impl Build<'_> {
                 implicit.push(id);
             }
         }
+        self.report_missing_deps(t, &implicit);
         self.files
             .resize(self.expansion.graph.file_count(), FileState::default());
         let first_seen: Vec<FileId> = implicit
@@ -242,6 +248,61 @@ impl Build<'_> {
         self.append(records);
         self.state[t.index()] = TaskState::Success;
         self.ran[t.index()] = true;
+    }
+
+    /// Warns of each implicit dependency of `t` that another task produces with nothing
+    /// ordering the two (ninja's missingdeps): no file constraint, `deps` or `order_only` chain,
+    /// rule precedence, earlier group, or scan. The build stays correct: the dependency is
+    /// recorded and the next build decides with it; but a clean build may run the two in either
+    /// order.
+    fn report_missing_deps(&mut self, t: TaskId, implicit: &[FileId]) {
+        let graph = &self.expansion.graph;
+        for &f in implicit {
+            let Some(p) = graph.producer(f) else { continue };
+            if p == t || self.ordered_before(p, t) || !self.missing_deps.insert((t, p)) {
+                continue;
+            }
+            let rule = |x: TaskId| &self.project.rules[graph.task(x).rule].name;
+            let producer_gen = &self.project.gens[graph.task(p).generator].name;
+            self.progress.message(&format!(
+                "warning: missing dependency: `{}` read `{}`, which `{}` makes, and nothing orders the two; declare it (deps = [\"{producer_gen}\"]) or give rule `{}` scan = \"c\"",
+                graph.describe(t, rule(t)),
+                graph.path(f),
+                graph.describe(p, rule(p)),
+                rule(t),
+            ));
+        }
+    }
+
+    /// Whether task `p` is sure to finish before task `t` starts: an earlier group, or in the
+    /// same group a chain of file constraints, rule precedence or scanned headers from `t` back to
+    /// `p`.
+    fn ordered_before(&self, p: TaskId, t: TaskId) -> bool {
+        let graph = &self.expansion.graph;
+        let (gp, gt) = (graph.task(p).group, graph.task(t).group);
+        if gp != gt {
+            return gp < gt;
+        }
+        let mut seen = HashSet::new();
+        let mut stack = vec![t];
+        while let Some(x) = stack.pop() {
+            if !seen.insert(x) {
+                continue;
+            }
+            if crate::constraints::precedes(self.project, graph.task(p).rule, graph.task(x).rule) {
+                return true;
+            }
+            let scanned = self.scanned_files(x).iter().filter_map(|&f| graph.producer(f));
+            for q in graph.producers_of(x).into_iter().chain(scanned) {
+                if q == p {
+                    return true;
+                }
+                if graph.task(q).group == gt {
+                    stack.push(q);
+                }
+            }
+        }
+        false
     }
 
     /// States of implicit dependencies not hashed yet (first seen now, or stat'ed before the run

@@ -163,6 +163,7 @@ impl Builder<'_> {
                     color: None,
                     always: false,
                     update_outputs: false,
+                    scan: false,
                     signature_names,
                     span: run.span(),
                 });

@@ -84,6 +84,8 @@ pub struct Rule {
     pub color: Option<Color>,
     pub always: bool,
     pub update_outputs: bool,
+    /// `scan = "c"`: the headers its inputs include are found before it runs.
+    pub scan: bool,
     /// The env names the signature covers: those the commands and depfile use, and `vars`.
     pub signature_names: Vec<String>,
     pub span: Range<usize>,

@@ -241,6 +241,16 @@ impl Builder<'_> {
                 )
             }
         };
+        let scan = match &d.scan {
+            None => false,
+            Some(s) if s.get_ref() == "c" => true,
+            Some(s) => {
+                return Err(self
+                    .err(s.span(), format!("unknown scanner `{}`", s.get_ref()))
+                    .note("expected \"c\", the C/C++ include scanner")
+                    .into());
+            }
+        };
         let signature_names = signature_names(&commands, depfile.as_ref(), &vars);
         Ok(Rule {
             name,
@@ -252,6 +262,7 @@ impl Builder<'_> {
             color,
             always: d.always.unwrap_or(false),
             update_outputs: d.update_outputs.unwrap_or(false),
+            scan,
             signature_names,
             span: def.span(),
         })

@@ -43,6 +43,9 @@ pub struct Job {
     pub watch: Vec<(PathBuf, bool)>,
     /// Read and parse after success.
     pub depfile: Option<PathBuf>,
+    /// Note when the commands started, though there is no depfile: implicit dependencies come
+    /// from elsewhere (a scan) and may be first seen after the run.
+    pub timed: bool,
 }
 
 /// How a job's commands ended.
@@ -273,8 +276,12 @@ fn not_started(id: usize) -> Finished {
 fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
     let config = &shared.config;
     let clock = || config.clock.as_ref().map_or(0, |c| c.now());
-    // Only what a depfile reports needs the start time (a file first seen there).
-    let started_at = if job.depfile.is_some() { clock() } else { 0 };
+    // Only implicit dependencies need the start time (a file first seen after the run).
+    let started_at = if job.depfile.is_some() || job.timed {
+        clock()
+    } else {
+        0
+    };
     if shared.stopping.load(Ordering::SeqCst) != 0 {
         return not_started(job.id);
     }

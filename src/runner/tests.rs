@@ -26,6 +26,7 @@ fn job(id: usize, commands: &[&str], dir: &Path) -> Job {
         outputs: vec![dir.join("out")],
         watch: vec![],
         depfile: None,
+        timed: false,
     }
 }
 

@@ -12,6 +12,7 @@ mod generators;
 mod outputs;
 mod property;
 mod reliability;
+mod scanner;
 mod scheduling;
 mod scriptlets;
 mod signatures;
