@@ -91,7 +91,9 @@ encode_struct!(Rule {
 } skip { commands, depfile, signature_names });
 encode_struct!(Gen {
     name, span, group, rule, uses, map, default
-} skip { sources, exclude, targets, deps, dep_gens, order_only, order_gens, env });
+} skip {
+    sources, exclude, targets, deps, dep_gens, order_only, order_gens, env, ext_rules, objdir
+});
 encode_struct!(Task {
     generator, group, rule, inputs, outputs, deps, order_only, depfile, commands, env, always,
     update_outputs, own_key

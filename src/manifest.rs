@@ -124,6 +124,10 @@ pub struct GenDef {
     pub default: Option<bool>,
     /// Run after these generators (or paths) without their outputs entering the signature.
     pub order_only: Option<Spanned<Strings>>,
+    /// For this generator's sources, the rule that maps an extension (`{ ".c" = "cc_pic" }`).
+    pub ext_rules: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    /// Its mapped outputs go to `<out>/<objdir>/<source path with ext_out>`.
+    pub objdir: Option<Spanned<String>>,
 }
 
 /// A string or a list of strings, as most values in the build file may be.

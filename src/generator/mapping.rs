@@ -20,14 +20,21 @@ pub(super) fn has_ext(name: &str, ext: &str) -> bool {
     name.ends_with(ext) && name.len() > ext.len()
 }
 
-/// The rule, if any, whose `ext_in` takes `path`, with the matched extension (the longest wins).
-fn rule_for<'p>(project: &'p Project, path: &str) -> Option<(RuleId, &'p str)> {
+/// The rule, if any, that maps `path` for generator `g`, with the matched extension (the longest
+/// wins): the generator's `ext_rules` pick the rule for their extensions, rules' `ext_in` the rest.
+fn rule_for<'p>(project: &'p Project, g: GenId, path: &str) -> Option<(RuleId, &'p str)> {
     let name = file_name(path);
-    project
+    let picked = &project.gens[g].ext_rules;
+    let claimed = project
         .rules
         .iter()
         .enumerate()
         .flat_map(|(i, r)| r.ext_in.iter().map(move |e| (i, e.as_str())))
+        .filter(|(_, e)| !picked.iter().any(|(p, _)| p == e));
+    picked
+        .iter()
+        .map(|(e, r)| (*r, e.as_str()))
+        .chain(claimed)
         .filter(|(_, e)| has_ext(name, e))
         .max_by_key(|(_, e)| e.len())
 }
@@ -62,7 +69,7 @@ impl Expansion {
                 if takes(&path) {
                     break;
                 }
-                let Some((rule, ext)) = rule_for(project, &path) else {
+                let Some((rule, ext)) = rule_for(project, g, &path) else {
                     break;
                 };
                 let r = &project.rules[rule];
@@ -84,7 +91,7 @@ impl Expansion {
                         .into());
                 }
                 chain.push(rule);
-                let outputs = self.mapped_outputs(project, rule, &path, ext);
+                let outputs = self.mapped_outputs(project, g, rule, &path, ext);
                 self.make_task(
                     project,
                     g,
@@ -107,27 +114,45 @@ impl Expansion {
         Ok(fed)
     }
 
-    /// The outputs rule `rule` maps `path` to, through its extension `ext`: under the build
-    /// directory unless already there (or the rule writes into the source tree).
+    /// The outputs rule `rule` maps `path` to for generator `g`, through its extension `ext`:
+    /// under the build directory unless already there (or the rule writes into the source tree);
+    /// with the generator's `objdir`, under `<out>/<objdir>/` whatever the source's place.
     pub(super) fn mapped_outputs(
         &mut self,
         project: &Project,
+        g: GenId,
         rule: RuleId,
         path: &str,
         ext: &str,
     ) -> Files {
         let r = &project.rules[rule];
+        let objdir = project.gens[g].objdir.as_deref();
         r.ext_out
             .iter()
             .map(|e| {
                 let swapped = paths::swap_extension(path, ext, e);
-                let out_path = if r.update_outputs || paths::is_within(path, &project.out) {
-                    swapped
-                } else {
-                    paths::join(&project.out, &swapped)
+                let out_path = match objdir {
+                    Some(dir) if !r.update_outputs => {
+                        paths::join(&paths::join(&project.out, dir), &in_tree(project, &swapped))
+                    }
+                    _ if r.update_outputs || paths::is_within(path, &project.out) => swapped,
+                    _ => paths::join(&project.out, &swapped),
                 };
                 self.graph.file(&out_path)
             })
             .collect()
     }
+}
+
+/// Where `path` lies in the project as an object directory mirrors it: a path under the build
+/// directory relative to it, one outside the project by its components without the `..`s and
+/// the leading `/`.
+fn in_tree(project: &Project, path: &str) -> String {
+    if paths::is_within(path, &project.out) && path != project.out {
+        return path[project.out.len() + 1..].to_string();
+    }
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != "..")
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -58,7 +58,7 @@ impl Expansion {
                     let (Some(ext), false) = (ext, r.ext_out.is_empty()) else {
                         return Err(empty_list(project, g, rule, true, &path).into());
                     };
-                    let mapped = self.mapped_outputs(project, rule, &path, ext);
+                    let mapped = self.mapped_outputs(project, g, rule, &path, ext);
                     outputs.push(mapped[0]);
                     self.make_task(
                         project,
@@ -198,9 +198,15 @@ impl Expansion {
         if let Some(existing) = task.outputs.first().and_then(|&o| self.graph.producer(o)) {
             let e = self.graph.task(existing);
             if e.generator != g && e.inputs.len() == 1 && task.inputs == e.inputs {
-                let same = e.commands == task.commands;
+                let why = if e.commands == task.commands {
+                    Differ::Nothing
+                } else if e.rule != task.rule {
+                    Differ::Rules(e.rule, task.rule)
+                } else {
+                    Differ::Commands
+                };
                 return Err(
-                    mapped_twice(project, &self.graph, e.generator, g, existing, same).into(),
+                    mapped_twice(project, &self.graph, e.generator, g, existing, why).into(),
                 );
             }
             if e.rule == task.rule
@@ -287,6 +293,13 @@ fn empty_list(project: &Project, g: GenId, rule: RuleId, targets: bool, path: &s
         .note(format!("{fix}: a command never runs with an empty ${{{list}}}"))
 }
 
+/// How the tasks of two generators mapping one source to one output differ.
+enum Differ {
+    Nothing,
+    Rules(RuleId, RuleId),
+    Commands,
+}
+
 /// Two generators map one source to one output.
 fn mapped_twice(
     project: &Project,
@@ -294,7 +307,7 @@ fn mapped_twice(
     first: GenId,
     second: GenId,
     task: TaskId,
-    same: bool,
+    why: Differ,
 ) -> Diagnostic {
     let (a, b) = (&project.gens[first], &project.gens[second]);
     let t = graph.task(task);
@@ -314,10 +327,13 @@ fn mapped_twice(
             "`{}` is at {}:{line}; an output has one producer, so kiln will not merge the two",
             a.name, project.source.name
         ))
-        .note(if same {
-            "give the shared sources a generator of their own with neither `rule` nor `run` (it maps them once) and `use` it from both"
-        } else {
-            "their commands differ (other env values?), so the two cannot share it: map the source in one of them only, and give the other an output of its own (a `run` with a `target`)"
+        .note(match why {
+            Differ::Nothing => "give the shared sources a generator of their own with neither `rule` nor `run` (it maps them once) and `use` it from both".to_string(),
+            Differ::Rules(a, b) => format!(
+                "they map it through rules `{}` and `{}`: give one of them `objdir = \"...\"` so that its mapped outputs are its own",
+                project.rules[a].name, project.rules[b].name
+            ),
+            Differ::Commands => "their commands differ (other env values?), so the two cannot share it: give one of them `objdir = \"...\"` so that its mapped outputs are its own, or map the source in one of them only".to_string(),
         })
 }
 

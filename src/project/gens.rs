@@ -7,6 +7,7 @@ use super::validate::{Builder, template_diagnostic};
 use super::{Gen, Project, Rule};
 use crate::env::{self, Env};
 use crate::error::Error;
+use crate::paths;
 use crate::manifest::{GenDef, Manifest, Strings};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -195,6 +196,47 @@ impl Builder<'_> {
             }
         }
 
+        let mut ext_rules = Vec::new();
+        for (ext, rname) in def.ext_rules.iter().flatten() {
+            if ext.get_ref().is_empty() {
+                return Err(self
+                    .err(ext.span(), "an empty extension in `ext_rules`")
+                    .note("expected a suffix such as \".c\"")
+                    .into());
+            }
+            let r = self.rule_ref(rname.get_ref(), rname.span(), rule_names, "ext_rules")?;
+            if p.rules[r].ext_out.is_empty() {
+                return Err(self
+                    .err(
+                        rname.span(),
+                        format!(
+                            "rule `{}` maps `{}` in `ext_rules` but has no `ext_out`",
+                            rname.get_ref(),
+                            ext.get_ref()
+                        ),
+                    )
+                    .note(format!(
+                        "generator `{gname}` maps its `{}` sources through it: name the output with ext_out = [\".o\"]",
+                        ext.get_ref()
+                    ))
+                    .into());
+            }
+            ext_rules.push((ext.get_ref().clone(), r));
+        }
+        let objdir = match &def.objdir {
+            None => None,
+            Some(d) => {
+                let dir = paths::normalize(d.get_ref());
+                if d.get_ref().is_empty() || dir == "." || paths::is_outside_project(&dir) {
+                    return Err(self
+                        .err(d.span(), format!("`objdir` must be a directory below the build directory, not `{}`", d.get_ref()))
+                        .note("a relative path without `..`, such as \"pic\": mapped outputs go to <out>/pic/...")
+                        .into());
+                }
+                Some(dir)
+            }
+        };
+
         Ok(Gen {
             name: gname,
             span,
@@ -211,6 +253,8 @@ impl Builder<'_> {
             env: genv,
             map: def.map.as_ref().is_none_or(|m| *m.get_ref()),
             default: def.default.unwrap_or(true),
+            ext_rules,
+            objdir,
         })
     }
 }

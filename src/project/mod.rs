@@ -109,6 +109,12 @@ pub struct Gen {
     /// Whether a build that names no target builds it (`default = false`: only when named, or
     /// when a generator that is built needs it).
     pub default: bool,
+    /// `ext_rules`: for this generator's sources, the rule that maps an extension, over the rule
+    /// whose `ext_in` claims it.
+    pub ext_rules: Vec<(String, RuleId)>,
+    /// `objdir`: its mapped outputs go to `<out>/<objdir>/...`, so that two generators can map
+    /// one source list with different rules or flags.
+    pub objdir: Option<String>,
 }
 
 impl Project {

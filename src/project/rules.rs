@@ -143,7 +143,7 @@ impl Builder<'_> {
                         format!("rules `{other}` and `{name}` both claim the extension `{ext}`"),
                     )
                     .note(
-                        "a source must map through one rule: remove the extension from one of them",
+                        "a source maps through one rule: remove the extension from one of them (a generator picks another rule for its sources with `ext_rules`)",
                     )
                     .into());
             }

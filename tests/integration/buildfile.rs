@@ -48,7 +48,7 @@ fn unknown_key_names_what_was_found_and_expected_and_suggests() {
             "  |\n",
             "3 | sorce = \"a.txt\"\n",
             "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
             "  = did you mean `source`?\n",
         ),
     );
@@ -178,7 +178,7 @@ fn duplicate_mapped_output_names_both_generators() {
             "10 | [[gen]]\n",
             "   | ^^^^^^^\n",
             "  = `x` is at build.toml:7; an output has one producer, so kiln will not merge the two\n",
-            "  = their commands differ (other env values?), so the two cannot share it: map the source in one of them only, and give the other an output of its own (a `run` with a `target`)\n",
+            "  = their commands differ (other env values?), so the two cannot share it: give one of them `objdir = \"...\"` so that its mapped outputs are its own, or map the source in one of them only\n",
         ))
         .run();
     assert!(!s.exists("build"));
@@ -332,7 +332,7 @@ fn two_rules_claiming_one_extension() {
             "  |\n",
             "7 | ext_in = [\".c\"]\n",
             "  |           ^^^^\n",
-            "  = a source must map through one rule: remove the extension from one of them\n",
+            "  = a source maps through one rule: remove the extension from one of them (a generator picks another rule for its sources with `ext_rules`)\n",
         ),
     );
 }
@@ -412,7 +412,7 @@ fn bad_build_files_stop_clean_and_list_too() {
             "  |\n",
             "2 | sorce = 1\n",
             "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
             "  = did you mean `source`?\n",
         ),
     );
@@ -424,7 +424,7 @@ fn bad_build_files_stop_clean_and_list_too() {
             "  |\n",
             "2 | sorce = 1\n",
             "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
             "  = did you mean `source`?\n",
         ),
     );
@@ -436,7 +436,7 @@ fn bad_build_files_stop_clean_and_list_too() {
             "  |\n",
             "2 | sorce = 1\n",
             "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
             "  = did you mean `source`?\n",
         ),
     );
@@ -512,7 +512,7 @@ fn the_caret_follows_a_tab_shown_as_four_spaces() {
             "  |\n",
             "3 |     sorce = \"a.txt\"\n",
             "  |     ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
             "  = did you mean `source`?\n",
         ),
     );

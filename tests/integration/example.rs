@@ -128,7 +128,23 @@ fn build_toml_example_builds_with_every_key() {
     );
     assert_eq!(
         s.kiln(&["list"]).ok().stdout,
-        "version-header build/version.h\nutil build/libutil.a\nhello build/hello\nsmoke-test\nversion-copy dist/VERSION\n"
+        "version-header build/version.h\nutil build/libutil.a\nhello build/hello\nutil-shared build/libutil.so\nsources build/sources.txt\nsmoke-test\nversion-copy dist/VERSION\nrun-with-args build/args.txt\n"
+    );
+    // The sources compiled twice: the static library's objects and the shared one's.
+    for object in ["build/lib/greet.o", "build/pic/lib/greet.o"] {
+        assert!(s.exists(object), "{object}");
+    }
+    assert_eq!(
+        s.read("build/sources.txt"),
+        "lib/greet.c\nlib/shout.c\nsrc/main.c\n"
+    );
+    // `default = false`: built only when named.
+    assert!(!s.exists("build/args.txt"));
+    let run = s.kiln(&["build", "run-with-args"]).ok();
+    assert_eq!(run.ran_outputs(), set(&["build/args.txt"]));
+    assert_eq!(
+        s.read("build/args.txt"),
+        "Hello, world!\nBUILT BY KILN\nversion 1.2.3, answer 42\n"
     );
 }
 

@@ -521,3 +521,121 @@ fn map_false_passes_sources_to_the_generators_own_rule_as_they_are() {
         ))
         .run();
 }
+
+/// One source list, two object sets: the static library's objects through rule `cc`, the shared
+/// one's through `cc_pic` (picked by `ext_rules`) into an object directory of its own.
+const TWO_OBJECT_SETS: &str = "\
+[rule.cc]\nrun = \"echo cc ${SRC} $(cat ${SRC}) > ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+[rule.cc_pic]\nrun = \"echo cc -fPIC ${SRC} $(cat ${SRC}) > ${TGT}\"\next_out = [\".o\"]\n\
+[rule.ar]\nrun = \"cat ${SRC} > ${TGT}\"\n\
+[rule.solink]\nrun = \"cat ${SRC} > ${TGT}\"\n\
+[[gen]]\nname = \"gen\"\nrun = \"echo generated > ${TGT}\"\ntarget = \"gen.c\"\n\
+[[gen]]\nname = \"static\"\nrule = \"ar\"\nsource = [\"lib/*.c\", \"build/gen.c\"]\ntarget = \"libz.a\"\n\
+[[gen]]\nname = \"shared\"\nrule = \"solink\"\nsource = [\"lib/*.c\", \"build/gen.c\"]\n\
+ext_rules = { \".c\" = \"cc_pic\" }\nobjdir = \"pic\"\ntarget = \"libz.so\"\n";
+
+#[test]
+fn ext_rules_and_objdir_map_one_source_list_twice() {
+    let (s, run) = Test::new()
+        .file("lib/a.c", "a")
+        .file("lib/b.c", "b")
+        .build_file(TWO_OBJECT_SETS)
+        .args(&["build", "-j1"])
+        .run();
+    assert_eq!(
+        run.ran_outputs(),
+        set(&[
+            "build/gen.c",
+            "build/lib/a.o",
+            "build/lib/b.o",
+            "build/gen.o",
+            "build/libz.a",
+            "build/pic/lib/a.o",
+            "build/pic/lib/b.o",
+            "build/pic/gen.o",
+            "build/libz.so",
+        ])
+    );
+    assert_eq!(
+        s.read("build/libz.a"),
+        "cc lib/a.c a\ncc lib/b.c b\ncc build/gen.c generated\n"
+    );
+    assert_eq!(
+        s.read("build/libz.so"),
+        "cc -fPIC lib/a.c a\ncc -fPIC lib/b.c b\ncc -fPIC build/gen.c generated\n"
+    );
+    assert!(s.kiln(&["build"]).ok().ran().is_empty());
+    // A source edited rebuilds both of its objects and both libraries, nothing else.
+    s.write("lib/b.c", "bb");
+    assert_eq!(
+        s.kiln(&["build"]).ok().ran_outputs(),
+        set(&[
+            "build/lib/b.o",
+            "build/pic/lib/b.o",
+            "build/libz.a",
+            "build/libz.so"
+        ])
+    );
+    // Without `objdir`, the two would map a source to one output: an error naming both.
+    Test::new()
+        .file("lib/a.c", "a")
+        .build_file(&TWO_OBJECT_SETS.replace("objdir = \"pic\"\n", ""))
+        .status(2)
+        .stderr_is(concat!(
+            "build.toml:21:1: error: generators `static` and `shared` both map `lib/a.c` to `build/lib/a.o`\n",
+            "   |\n",
+            "21 | [[gen]]\n",
+            "   | ^^^^^^^\n",
+            "  = `static` is at build.toml:16; an output has one producer, so kiln will not merge the two\n",
+            "  = they map it through rules `cc` and `cc_pic`: give one of them `objdir = \"...\"` so that its mapped outputs are its own\n",
+        ))
+        .run();
+}
+
+#[test]
+fn ext_rules_and_objdir_are_checked() {
+    let rules = "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+                 [rule.nothing]\nrun = \"true\"\n";
+    Test::new()
+        .file("a.c", "a")
+        .build_file(&format!(
+            "{rules}[[gen]]\nname = \"x\"\nrun = \"cat ${{SRC}} > ${{TGT}}\"\nsource = \"a.c\"\ntarget = \"x\"\next_rules = {{ \".c\" = \"c_pic\" }}\n"
+        ))
+        .status(2)
+        .stderr_is(concat!(
+            "build.toml:12:22: error: unknown rule `c_pic` in `ext_rules`\n",
+            "   |\n",
+            "12 | ext_rules = { \".c\" = \"c_pic\" }\n",
+            "   |                      ^^^^^^^\n",
+            "  = expected one of `cc`, `nothing`\n",
+        ))
+        .run();
+    Test::new()
+        .file("a.c", "a")
+        .build_file(&format!(
+            "{rules}[[gen]]\nname = \"x\"\nrun = \"cat ${{SRC}} > ${{TGT}}\"\nsource = \"a.c\"\ntarget = \"x\"\next_rules = {{ \".c\" = \"nothing\" }}\n"
+        ))
+        .status(2)
+        .stderr_is(concat!(
+            "build.toml:12:22: error: rule `nothing` maps `.c` in `ext_rules` but has no `ext_out`\n",
+            "   |\n",
+            "12 | ext_rules = { \".c\" = \"nothing\" }\n",
+            "   |                      ^^^^^^^^^\n",
+            "  = generator `x` maps its `.c` sources through it: name the output with ext_out = [\".o\"]\n",
+        ))
+        .run();
+    Test::new()
+        .file("a.c", "a")
+        .build_file(&format!(
+            "{rules}[[gen]]\nname = \"x\"\nrun = \"cat ${{SRC}} > ${{TGT}}\"\nsource = \"a.c\"\ntarget = \"x\"\nobjdir = \"../pic\"\n"
+        ))
+        .status(2)
+        .stderr_is(concat!(
+            "build.toml:12:10: error: `objdir` must be a directory below the build directory, not `../pic`\n",
+            "   |\n",
+            "12 | objdir = \"../pic\"\n",
+            "   |          ^^^^^^^^\n",
+            "  = a relative path without `..`, such as \"pic\": mapped outputs go to <out>/pic/...\n",
+        ))
+        .run();
+}
