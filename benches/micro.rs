@@ -96,6 +96,7 @@ fn make_fixture(n: usize) -> Fixture {
         overrides,
         recorded_at: i64::MAX,
         dirs: Default::default(),
+        parts: Vec::new(),
     };
     let cache = state.join("graph");
     graph_cache::save(&cache, &key, &project, &expansion).expect("the graph cache");

@@ -168,7 +168,7 @@ pub fn plan_group(
         let message = format!("dependency cycle: {}", names.join(" -> "));
         let diagnostic = match at {
             Some(span) => project.error_at(span, message),
-            None => Diagnostic::in_file(&project.source, message),
+            None => Diagnostic::in_file(project.sources.top(), message),
         };
         return Err(diagnostic
             .note("each task must be able to run after the ones it depends on; break the cycle in sources, use, deps or before/after")

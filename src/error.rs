@@ -29,6 +29,83 @@ impl SourceText {
     }
 }
 
+/// The build files of a project (the top one and the parts its `subdirs` name), placed one after
+/// another in a single span space, so that a span anywhere in the project says which file it is in.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Each file with the offset its spans start at, in order of that offset.
+    files: Vec<(usize, Arc<SourceText>)>,
+}
+
+impl Sources {
+    /// The sources of a project of one build file.
+    pub fn single(source: Arc<SourceText>) -> Sources {
+        Sources {
+            files: vec![(0, source)],
+        }
+    }
+
+    /// Places `source` after the files already here; returns the offset its spans start at.
+    pub fn add(&mut self, source: Arc<SourceText>) -> usize {
+        let base = self.next_base();
+        self.files.push((base, source));
+        base
+    }
+
+    /// Places `source` at `base` (a project read back from kiln's cache, without its texts).
+    pub fn add_at(&mut self, base: usize, source: Arc<SourceText>) {
+        self.files.push((base, source));
+    }
+
+    /// Where the next file's spans would start: past every file here, with a gap.
+    fn next_base(&self) -> usize {
+        self.files
+            .last()
+            .map_or(0, |(b, s)| b + s.text.len().max(1) + 1)
+    }
+
+    /// The top build file.
+    pub fn top(&self) -> &Arc<SourceText> {
+        &self.files[0].1
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (usize, &Arc<SourceText>)> {
+        self.files.iter().map(|(b, s)| (*b, s))
+    }
+
+    /// The file a span lies in and the span inside it.
+    pub fn locate(&self, span: &Range<usize>) -> (&Arc<SourceText>, Range<usize>) {
+        let i = self
+            .files
+            .partition_point(|(b, _)| *b <= span.start)
+            .saturating_sub(1);
+        let (base, source) = &self.files[i];
+        (source, span.start - base..span.end.saturating_sub(*base))
+    }
+
+    /// A diagnostic pointing at `span`, in whichever file it lies.
+    pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        let (source, local) = self.locate(&span);
+        Diagnostic::at(source, local, message)
+    }
+
+    /// The text at `span`, if the file's text is at hand.
+    pub fn text(&self, span: &Range<usize>) -> Option<&str> {
+        let (source, local) = self.locate(span);
+        source.text.get(local)
+    }
+
+    /// `file:line` of a span, for notes that point at a second place.
+    pub fn place(&self, span: &Range<usize>) -> String {
+        let (source, local) = self.locate(span);
+        if source.text.is_empty() {
+            return source.name.clone();
+        }
+        let (line, _) = source.line_col(local.start);
+        format!("{}:{line}", source.name)
+    }
+}
+
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while !s.is_char_boundary(i) {
         i -= 1;

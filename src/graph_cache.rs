@@ -4,7 +4,7 @@
 //!
 //! The cache is valid only while everything expansion depended on is unchanged: the kiln version,
 //! the build file's path and content (hashed), the command line's overrides (`-D`, `--out`), the
-//! project root, and every directory a glob listed (its stat, under the racy-timestamp rule with a
+//! project root, every part's build file (`subdirs`, hashed), and every directory a glob listed (its stat, under the racy-timestamp rule with a
 //! clock reading taken before the globs ran; a starting directory that was missing must still be
 //! missing). Sources named by plain path are checked by the build itself: one that has gone sends
 //! it back to a full load, which reports the error as always. Lazy projects are not cached:
@@ -27,7 +27,7 @@ use crate::codec::{
     Encode, Reader, checked_body, encode_enum, encode_struct, put_crc, put_i64, put_opt_stat,
     put_str, put_strings, put_u64, replace_file,
 };
-use crate::error::SourceText;
+use crate::error::{SourceText, Sources};
 use crate::filestate::{self, Hash, Stat};
 use crate::generator::Expansion;
 use crate::graph::Graph;
@@ -35,7 +35,7 @@ use crate::ids::{FileId, TaskId};
 use crate::manifest::{Order, PostMode};
 use crate::paths::absolute;
 use crate::progress::Color;
-use crate::project::{Gen, Group, Overrides, Project, Rule};
+use crate::project::{Gen, Group, Overrides, Part, Project, Rule};
 use crate::task::{Files, Task, Tasks};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 6;
+const FORMAT: u32 = 7;
 /// Magic, format, head crc, head length.
 const PREFIX: usize = 24;
 
@@ -62,6 +62,8 @@ pub struct Key {
     pub recorded_at: i64,
     /// Directories the globs listed (kiln paths) and their stats then.
     pub dirs: BTreeMap<String, Option<Stat>>,
+    /// The parts' build files (`[project] subdirs`), as kiln paths, and their content hashes.
+    pub parts: Vec<(String, Hash)>,
 }
 
 /// A digest of what the command line adds to the build file.
@@ -84,13 +86,14 @@ pub fn overrides_digest(o: &Overrides) -> Hash {
 // The body's types, each field named once: stored, or after `skip` rebuilt as its default
 // (templates and env values, which only expansion needs; the root and build directory, which the
 // head holds).
-encode_struct!(Project { source, post, name, groups, rules, gens } skip { root, out, env });
+encode_struct!(Project { sources, post, name, parts, groups, rules, gens } skip { root, out });
+encode_struct!(Part { dir, parent, rules } skip { env });
 encode_struct!(Group { name, order, jobs });
 encode_struct!(Rule {
     name, ext_in, ext_out, before, color, always, update_outputs, span
 } skip { commands, depfile, signature_names });
 encode_struct!(Gen {
-    name, span, group, rule, uses, map, default
+    name, span, group, rule, uses, map, default, part
 } skip {
     sources, exclude, targets, deps, dep_gens, order_only, order_gens, env, ext_rules, objdir
 });
@@ -115,18 +118,24 @@ impl Encode for Color {
     }
 }
 
-/// The build file by name only: a project read back from the cache has no text to quote.
-impl Encode for Arc<SourceText> {
-    #[inline]
+/// The build files by name and place only: a project read back from the cache has no text to
+/// quote.
+impl Encode for Sources {
     fn put(&self, buf: &mut Vec<u8>) {
-        put_str(buf, &self.name);
+        let files: Vec<(usize, String)> = self.files().map(|(b, s)| (b, s.name.clone())).collect();
+        files.put(buf);
     }
-    #[inline]
     fn read(r: &mut Reader) -> Option<Self> {
-        Some(Arc::new(SourceText {
-            name: r.str()?,
-            text: String::new(),
-        }))
+        let files = Vec::<(usize, String)>::read(r)?;
+        if files.is_empty() || !files.is_sorted_by_key(|(b, _)| *b) {
+            return None;
+        }
+        let mut sources = Sources::default();
+        for (base, name) in files {
+            let text = String::new();
+            sources.add_at(base, Arc::new(SourceText { name, text }));
+        }
+        Some(sources)
     }
 }
 
@@ -162,6 +171,11 @@ pub fn save(path: &Path, key: &Key, project: &Project, expansion: &Expansion) ->
     for (d, s) in &key.dirs {
         put_str(&mut head, d);
         put_opt_stat(&mut head, s);
+    }
+    put_u64(&mut head, key.parts.len() as u64);
+    for (p, h) in &key.parts {
+        put_str(&mut head, p);
+        head.extend_from_slice(h);
     }
     put_str(&mut head, &project.root.to_string_lossy());
     put_str(&mut head, &project.out);
@@ -282,9 +296,22 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         let s = r.opt_stat()?;
         dirs.insert(d, s);
     }
+    let mut parts = Vec::new();
+    for _ in 0..r.read_len()? {
+        let p = r.str()?;
+        let h = r.hash()?;
+        parts.push((p, h));
+    }
     let root = PathBuf::from(r.str_ref()?);
     if build_file.parent() != Some(root.as_path()) {
         return None;
+    }
+    // Every part's build file is as it was.
+    for (p, h) in &parts {
+        let bytes = std::fs::read(absolute(&root, p)).ok()?;
+        if blake3::hash(&bytes).as_bytes() != h {
+            return None;
+        }
     }
     // Every directory a glob listed is as it was.
     for (d, before) in &dirs {
@@ -320,6 +347,7 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         overrides: *overrides,
         recorded_at,
         dirs,
+        parts,
     };
     Some(Opened {
         id,
@@ -427,6 +455,7 @@ mod tests {
             overrides: overrides_digest(&Overrides::default()),
             recorded_at: i64::MAX,
             dirs: expansion.glob_dirs.clone(),
+            parts: Vec::new(),
         };
         let path = root.join("build/.kiln/graph");
         save(&path, &key, &project, &expansion).unwrap();

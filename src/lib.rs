@@ -83,6 +83,7 @@ internal_modules!(
     lock,
     manifest,
     outdir,
+    parsed,
     paths,
     progress,
     project,

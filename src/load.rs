@@ -11,6 +11,7 @@ use crate::filestate::Hash;
 use crate::generator::Expansion;
 use crate::manifest::PostMode;
 use crate::outdir::STATE_DIR;
+use crate::parsed::Parsed;
 use crate::paths::{self, absolute};
 use crate::project::{Overrides, Project};
 use crate::stats;
@@ -173,7 +174,14 @@ impl Workspace {
             overrides,
             ..
         } = file;
-        let project = Project::from_bytes(bytes, &self.build_file, &self.display, &self.overrides)?;
+        let mut parsed = Parsed::open(&file.state_dir.join("parsed"));
+        let project = Project::from_bytes_with(
+            bytes,
+            &self.build_file,
+            &self.display,
+            &self.overrides,
+            &mut parsed,
+        )?;
         stats::mark("parse");
         let mut expansion = Expansion::new(&project)?;
         // A clock reading before the globs run, for the cache; only where kiln's state already
@@ -194,12 +202,17 @@ impl Workspace {
             expansion.expand_group(&project, g)?;
         }
         stats::mark("expand");
+        // Where kiln's state exists, the parsed build files are kept for the next load.
+        if !dry_run && state_dir.is_dir() {
+            let _ = parsed.save(&state_dir.join("parsed"));
+        }
         let cache_key = recorded_at.map(|recorded_at| Key {
             build_file: self.build_file.clone(),
             file_hash,
             overrides,
             recorded_at,
             dirs: expansion.glob_dirs.clone(),
+            parts: part_hashes(&project),
         });
         Ok(Loaded {
             project,
@@ -210,15 +223,72 @@ impl Workspace {
     }
 }
 
-/// `build.toml` in `cwd` or its nearest parent, with the name to show for it.
+/// The parts' build files (all but the top one) as kiln paths, with the hashes of their texts.
+fn part_hashes(project: &Project) -> Vec<(String, Hash)> {
+    project
+        .parts
+        .iter()
+        .zip(project.sources.files())
+        .skip(1)
+        .map(|(part, (_, source))| {
+            (
+                paths::join(&part.dir, BUILD_FILE),
+                *blake3::hash(source.text.as_bytes()).as_bytes(),
+            )
+        })
+        .collect()
+}
+
+/// `build.toml` in `cwd` or its nearest parent, with the name to show for it. When that file is a
+/// part of a bigger project (a `subdirs` entry of the build file above it, and so on up), the top
+/// build file of that project, as waf finds its top wscript from a subdirectory.
 fn find(cwd: &Path) -> Result<(PathBuf, String), Error> {
+    let (mut dir, mut ups) = nearest(cwd)?;
+    while let Some(parent) = dir.parent() {
+        let Ok((above, more)) = nearest(parent) else {
+            break;
+        };
+        let Ok(rel) = dir.strip_prefix(&above) else {
+            break;
+        };
+        if !names_part(&above.join(BUILD_FILE), &rel.to_string_lossy()) {
+            break;
+        }
+        dir = above;
+        ups += 1 + more;
+    }
+    Ok((
+        dir.join(BUILD_FILE),
+        format!("{}{BUILD_FILE}", "../".repeat(ups)),
+    ))
+}
+
+/// Whether the build file at `file` names `rel` (a directory below its own) in `[project] subdirs`.
+/// Read as plain TOML: a file that does not parse names nothing here (its errors come later).
+fn names_part(file: &Path, rel: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return false;
+    };
+    let subdirs = table.get("project").and_then(|p| p.get("subdirs"));
+    let entries: Vec<&str> = match subdirs {
+        Some(toml::Value::String(s)) => vec![s.as_str()],
+        Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    entries.iter().any(|e| paths::normalize(e) == paths::normalize(rel))
+}
+
+/// The directory of the build file in `cwd` or its nearest parent, and how many levels up it is.
+fn nearest(cwd: &Path) -> Result<(PathBuf, usize), Error> {
     let mut dir = cwd;
     let mut ups = 0;
     loop {
         let candidate = dir.join(BUILD_FILE);
         if candidate.is_file() {
-            let display = format!("{}{BUILD_FILE}", "../".repeat(ups));
-            return Ok((candidate, display));
+            return Ok((dir.to_path_buf(), ups));
         }
         match dir.parent() {
             Some(p) => {

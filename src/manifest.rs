@@ -33,6 +33,8 @@ pub struct ProjectDef {
     pub name: Option<Spanned<String>>,
     pub out: Option<Spanned<String>>,
     pub post: Option<Spanned<PostMode>>,
+    /// Directories whose `build.toml` files are parts of this project.
+    pub subdirs: Option<Spanned<Strings>>,
 }
 
 /// When a group's generators are expanded into tasks.
@@ -196,6 +198,77 @@ impl<'de> Deserialize<'de> for ListItem {
         d.deserialize_any(V)
     }
 }
+
+/// Moves every span by `by`: a part's build file is parsed alone, then placed in the project's
+/// span space (see [`crate::error::Sources`]).
+pub trait Shift {
+    fn shift(self, by: usize) -> Self;
+}
+
+impl<T: Shift> Shift for Spanned<T> {
+    fn shift(self, by: usize) -> Self {
+        let r = self.span();
+        Spanned::new(r.start + by..r.end + by, self.into_inner().shift(by))
+    }
+}
+
+impl<T: Shift> Shift for Option<T> {
+    fn shift(self, by: usize) -> Self {
+        self.map(|v| v.shift(by))
+    }
+}
+
+impl<T: Shift> Shift for Vec<T> {
+    fn shift(self, by: usize) -> Self {
+        self.into_iter().map(|v| v.shift(by)).collect()
+    }
+}
+
+impl<K: Shift + Ord, V: Shift> Shift for BTreeMap<K, V> {
+    fn shift(self, by: usize) -> Self {
+        self.into_iter().map(|(k, v)| (k.shift(by), v.shift(by))).collect()
+    }
+}
+
+impl Shift for Strings {
+    fn shift(self, by: usize) -> Self {
+        match self {
+            Strings::One(s) => Strings::One(s),
+            Strings::List(items) => Strings::List(items.shift(by)),
+        }
+    }
+}
+
+/// Values without spans of their own.
+macro_rules! unshifted {
+    ($($t:ty),*) => {$(
+        impl Shift for $t {
+            fn shift(self, _: usize) -> Self {
+                self
+            }
+        }
+    )*};
+}
+unshifted!(String, bool, PostMode, Order, Jobs);
+
+/// Structs shift field by field; the literal names every field, so none is forgotten.
+macro_rules! shift_fields {
+    ($t:ident { $($f:ident),* $(,)? }) => {
+        impl Shift for $t {
+            fn shift(self, by: usize) -> Self {
+                $t { $($f: self.$f.shift(by)),* }
+            }
+        }
+    };
+}
+shift_fields!(Manifest { project, env, group, rule, gens });
+shift_fields!(ProjectDef { name, out, post, subdirs });
+shift_fields!(GroupDef { name, order, jobs });
+shift_fields!(RuleDef { run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs });
+shift_fields!(GenDef {
+    name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,
+    ext_rules, objdir
+});
 
 /// Parses the build file, turning the toml crate's errors into located diagnostics.
 pub fn parse(source: &Arc<SourceText>) -> Result<Manifest, Diagnostic> {

@@ -11,6 +11,8 @@ struct Timings {
     last: Option<Instant>,
     /// Each phase's time, and the resident memory at its (last) end, in KiB.
     phases: Vec<(&'static str, Duration, u64)>,
+    /// Things counted, such as build files parsed.
+    counts: Vec<(&'static str, u64)>,
 }
 
 static TIMINGS: Mutex<Timings> = Mutex::new(Timings {
@@ -18,6 +20,7 @@ static TIMINGS: Mutex<Timings> = Mutex::new(Timings {
     start: None,
     last: None,
     phases: Vec::new(),
+    counts: Vec::new(),
 });
 
 /// Starts the clock (the first mark does too); with `memory`, marks also note the resident memory.
@@ -28,6 +31,16 @@ pub fn start(memory: bool) {
     t.start = Some(now);
     t.last = Some(now);
     t.phases.clear();
+    t.counts.clear();
+}
+
+/// Adds `n` to the count `name`.
+pub fn count(name: &'static str, n: u64) {
+    let mut t = TIMINGS.lock().unwrap_or_else(|e| e.into_inner());
+    match t.counts.iter_mut().find(|(c, _)| *c == name) {
+        Some((_, v)) => *v += n,
+        None => t.counts.push((name, n)),
+    }
 }
 
 /// Ends a phase: the time since the previous mark is charged to `name`.
@@ -72,6 +85,9 @@ pub fn report() -> String {
             "total",
             (last - start).as_secs_f64() * 1e3
         ));
+    }
+    for (name, n) in &t.counts {
+        text.push_str(&format!("  {name:<16} {n:>9}\n"));
     }
     // The peak resident memory of kiln itself (the commands are processes of their own).
     if let Some(peak) = std::fs::read_to_string("/proc/self/status")

@@ -181,7 +181,7 @@ fn build_loaded(
     if project.is_empty() {
         progress.message(&format!(
             "nothing to do: {} declares no generators",
-            project.source.name
+            project.sources.top().name
         ));
         progress.done(&format!(
             "'build' finished successfully ({:.3}s)",

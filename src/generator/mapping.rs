@@ -24,12 +24,12 @@ pub(super) fn has_ext(name: &str, ext: &str) -> bool {
 /// wins): the generator's `ext_rules` pick the rule for their extensions, rules' `ext_in` the rest.
 fn rule_for<'p>(project: &'p Project, g: GenId, path: &str) -> Option<(RuleId, &'p str)> {
     let name = file_name(path);
-    let picked = &project.gens[g].ext_rules;
-    let claimed = project
+    let gn = &project.gens[g];
+    let picked = &gn.ext_rules;
+    let claimed = project.parts[gn.part]
         .rules
         .iter()
-        .enumerate()
-        .flat_map(|(i, r)| r.ext_in.iter().map(move |e| (i, e.as_str())))
+        .flat_map(|&i| project.rules[i].ext_in.iter().map(move |e| (i, e.as_str())))
         .filter(|(_, e)| !picked.iter().any(|(p, _)| p == e));
     picked
         .iter()

@@ -91,10 +91,10 @@ impl Expansion {
             let update = project.rules[rule].update_outputs;
             let env = Layered {
                 top: &gn.env,
-                base: &project.env,
+                base: project.env_of(g),
             };
             for t in &gn.targets {
-                let text = t.value.expand_plain(&env, &project.out).map_err(|e| {
+                let text = t.value.expand_plain(&env, &project.out_from(g)).map_err(|e| {
                     project.template_error(
                         t,
                         &e,
@@ -113,10 +113,13 @@ impl Expansion {
                         ))
                         .into());
                 }
+                // Relative to the generator's directory: in the source tree, or mirrored under
+                // the build directory.
+                let in_tree = paths::join(project.dir_of(g), &text);
                 let path = if update {
-                    paths::normalize(&text)
+                    in_tree.clone()
                 } else {
-                    paths::join(&project.out, &text)
+                    paths::join(&project.out, &in_tree)
                 };
                 if update && paths::is_outside_project(&path) {
                     return Err(project
@@ -151,8 +154,7 @@ impl Expansion {
                         .into());
                 }
                 expansion.declared.insert(path.clone(), g);
-                expansion.declared_text
-                    .insert(paths::normalize(&text), path.clone());
+                expansion.declared_text.insert(in_tree, path.clone());
                 let id = expansion.graph.file(&path);
                 expansion.gen_outputs[g].push(id);
             }

@@ -111,7 +111,7 @@ impl Expansion {
                 let text = self.expand_entry(project, g, e, "exclude")?;
                 text.iter()
                     .map(|t| {
-                        Pattern::new(&paths::normalize(t))
+                        Pattern::new(&paths::join(project.dir_of(g), t))
                             .map_err(|m| Error::from(project.error_at(e.span.clone(), m)))
                     })
                     .collect::<Result<Vec<_>, _>>()
@@ -166,14 +166,14 @@ impl Expansion {
         let gn = &project.gens[g];
         let env = Layered {
             top: &gn.env,
-            base: &project.env,
+            base: project.env_of(g),
         };
         if let Some(name) = entry.value.sole_var()
             && let Some(values) = env.get(name)
         {
             return Ok(values.to_vec());
         }
-        let text = entry.value.expand_plain(&env, &project.out).map_err(|e| {
+        let text = entry.value.expand_plain(&env, &project.out_from(g)).map_err(|e| {
             project.template_error(entry, &e, &format!("in `{key}` of generator `{}`", gn.name))
         })?;
         Ok(vec![text])
@@ -202,7 +202,7 @@ impl Expansion {
                 )
                 .unwrap_or_else(|| paths::normalize(&item))
             } else {
-                paths::normalize(&item)
+                paths::join(project.dir_of(g), &item)
             };
             // Another generator's output, by the target as written or by its path.
             let declared = self

@@ -120,7 +120,7 @@ impl Expansion {
         let r = &project.rules[rule];
         let env = Layered {
             top: &gn.env,
-            base: &project.env,
+            base: project.env_of(g),
         };
         let src: Vec<&str> = inputs.iter().map(|&f| self.graph.path(f)).collect();
         let tgt: Vec<&str> = outputs.iter().map(|&f| self.graph.path(f)).collect();
@@ -311,7 +311,6 @@ fn mapped_twice(
 ) -> Diagnostic {
     let (a, b) = (&project.gens[first], &project.gens[second]);
     let t = graph.task(task);
-    let (line, _) = project.source.line_col(a.span.start);
     project
         .error_at(
             b.span.clone(),
@@ -324,8 +323,9 @@ fn mapped_twice(
             ),
         )
         .note(format!(
-            "`{}` is at {}:{line}; an output has one producer, so kiln will not merge the two",
-            a.name, project.source.name
+            "`{}` is at {}; an output has one producer, so kiln will not merge the two",
+            a.name,
+            project.sources.place(&a.span)
         ))
         .note(match why {
             Differ::Nothing => "give the shared sources a generator of their own with neither `rule` nor `run` (it maps them once) and `use` it from both".to_string(),
@@ -340,7 +340,6 @@ fn mapped_twice(
 /// Two generators, or one twice, declare the output `path`.
 pub(super) fn duplicate(project: &Project, path: &str, first: GenId, second: GenId) -> Diagnostic {
     let (a, b) = (&project.gens[first], &project.gens[second]);
-    let (line, _) = project.source.line_col(a.span.start);
     let msg = if first == second {
         format!("generator `{}` declares the output `{path}` twice", b.name)
     } else {
@@ -350,8 +349,9 @@ pub(super) fn duplicate(project: &Project, path: &str, first: GenId, second: Gen
         )
     };
     project.error_at(b.span.clone(), msg).note(format!(
-        "`{}` is at {}:{line}; every output must have one producer",
-        a.name, project.source.name
+        "`{}` is at {}; every output must have one producer",
+        a.name,
+        project.sources.place(&a.span)
     ))
 }
 

@@ -2,34 +2,40 @@
 //! target), groups, the rule (a named one, or an inline `run` that becomes a rule of its own), the
 //! generator's env, its entries as templates, and `use` and `deps` naming other generators.
 
-use super::rules::signature_names;
+use super::parts::PartDef;
+use super::rules::{Scope, signature_names};
 use super::validate::{Builder, template_diagnostic};
 use super::{Gen, Project, Rule};
 use crate::env::{self, Env};
 use crate::error::Error;
 use crate::paths;
-use crate::manifest::{GenDef, Manifest, Strings};
+use crate::manifest::{GenDef, Strings};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use toml::Spanned;
 
 impl Builder<'_> {
-    /// Every generator of `m`, in declared order, with `use` and `deps` resolved; inline `run`s
-    /// are added to `p.rules`.
+    /// Every generator of every part, in order (the top file's first, then the parts', depth
+    /// first), with `use` and `deps` resolved by name across the project; inline `run`s are added
+    /// to `p.rules`.
     pub(super) fn gens(
         &self,
-        m: &Manifest,
+        parts: &[PartDef],
         p: &mut Project,
-        rule_names: &[String],
+        scopes: &[Scope],
         known_names: &BTreeSet<String>,
     ) -> Result<Vec<Gen>, Error> {
         let mut gens: Vec<Gen> = Vec::new();
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
-        for g in &m.gens {
-            gens.push(self.generator(g, p, &mut names, rule_names, known_names)?);
+        let mut defs: Vec<&Spanned<GenDef>> = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            for g in &part.manifest.gens {
+                gens.push(self.generator(g, p, &mut names, &scopes[i], known_names, i)?);
+                defs.push(g);
+            }
         }
         // `use` refers to generators by name, declared anywhere.
-        for (i, g) in m.gens.iter().enumerate() {
+        for (i, g) in defs.iter().enumerate() {
             if let Some(uses) = &g.get_ref().uses {
                 for (name, span) in Strings::items(uses) {
                     let j = gens.iter().position(|x| x.name == name).ok_or_else(|| {
@@ -77,8 +83,9 @@ impl Builder<'_> {
         g: &Spanned<GenDef>,
         p: &mut Project,
         names: &mut HashMap<String, Range<usize>>,
-        rule_names: &[String],
+        scope: &Scope,
         known_names: &BTreeSet<String>,
+        part: usize,
     ) -> Result<Gen, Error> {
         let def = g.get_ref();
         let span = g.span();
@@ -101,11 +108,13 @@ impl Builder<'_> {
                 .into());
         }
         if let Some(first) = names.get(&gname) {
-            let (line, _) = self.source.line_col(first.start);
             let at = def.name.as_ref().map_or(span.clone(), |n| n.span());
             return Err(self
                 .err(at, format!("duplicate generator name `{gname}`"))
-                .note(format!("first defined at {}:{line}", self.source.name))
+                .note(format!(
+                    "first defined at {}; generator names are project-wide",
+                    self.sources.place(first)
+                ))
                 .into());
         }
         names.insert(
@@ -140,7 +149,7 @@ impl Builder<'_> {
                     .note("`rule` names a [rule.X]; `run` is a command of the generator's own")
                     .into());
             }
-            (Some(r), None) => Some(self.rule_ref(r.get_ref(), r.span(), rule_names, "rule")?),
+            (Some(r), None) => Some(self.rule_ref(r.get_ref(), r.span(), scope, "rule")?),
             (None, Some(run)) => {
                 let commands = self.commands(run, &format!("generator `{gname}`"), known_names)?;
                 let signature_names = signature_names(&commands, None, &[]);
@@ -182,9 +191,9 @@ impl Builder<'_> {
                 self.env_name(k)?;
                 let mut values = Vec::new();
                 for item in self.templates(Some(v), &format!("in env value `{}`", k.get_ref()))? {
-                    env::splice(&item.value, &p.env, &p.out, &mut values).map_err(|e| {
+                    env::splice(&item.value, &p.parts[part].env, &p.out, &mut values).map_err(|e| {
                         template_diagnostic(
-                            self.source,
+                            self.sources,
                             &item.text,
                             &item.span,
                             &e,
@@ -204,7 +213,7 @@ impl Builder<'_> {
                     .note("expected a suffix such as \".c\"")
                     .into());
             }
-            let r = self.rule_ref(rname.get_ref(), rname.span(), rule_names, "ext_rules")?;
+            let r = self.rule_ref(rname.get_ref(), rname.span(), scope, "ext_rules")?;
             if p.rules[r].ext_out.is_empty() {
                 return Err(self
                     .err(
@@ -255,6 +264,7 @@ impl Builder<'_> {
             default: def.default.unwrap_or(true),
             ext_rules,
             objdir,
+            part,
         })
     }
 }

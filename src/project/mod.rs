@@ -5,14 +5,16 @@
 //! located in the build file; this module holds what the rest of kiln sees of it.
 
 mod gens;
+mod parts;
 mod rules;
 mod validate;
 mod values;
 
 use crate::env::Env;
-use crate::error::{Diagnostic, Error, SourceText};
+use crate::error::{Diagnostic, Error, SourceText, Sources};
 use crate::ids::{GenId, GroupId, RuleId};
-use crate::manifest::{self, Order, PostMode};
+use crate::manifest::{Order, PostMode};
+use crate::parsed::Parsed;
 use crate::outdir::STATE_DIR;
 use crate::paths::absolute;
 use crate::progress::Color;
@@ -32,17 +34,33 @@ pub struct Overrides {
 
 #[derive(Debug)]
 pub struct Project {
-    pub source: Arc<SourceText>,
+    /// The build files, the top one first, in one span space.
+    pub sources: Sources,
     /// The build file's directory, canonical: commands run here and paths are relative to it.
     pub root: PathBuf,
     /// The build directory as a kiln path (relative to `root`, may start with `../`).
     pub out: String,
     pub post: PostMode,
     pub name: Option<String>,
-    pub env: Env,
+    /// The top build file's part first, then those `subdirs` name, depth first.
+    pub parts: Vec<Part>,
     pub groups: Vec<Group>,
     pub rules: Vec<Rule>,
     pub gens: Vec<Gen>,
+}
+
+/// A part of the project: the top build file, or one that a `subdirs` entry names.
+#[derive(Debug)]
+pub struct Part {
+    /// Its directory, a kiln path (`.` for the top file): its generators' paths are relative to it.
+    pub dir: String,
+    /// The part whose `subdirs` named it.
+    pub parent: Option<usize>,
+    /// The env values its generators see: its parent's, with its own `[env]` over them (`-D`
+    /// still wins).
+    pub env: Env,
+    /// The rules its generators see by name (ids): its parent's, with its own over them.
+    pub rules: Vec<RuleId>,
 }
 
 #[derive(Debug)]
@@ -106,6 +124,8 @@ pub struct Gen {
     /// Whether its sources are mapped through the rules whose `ext_in` take them (`map = false`:
     /// they enter `${SRC}` as they are, as a code generator reading `.c` files wants).
     pub map: bool,
+    /// The part of the project it was declared in.
+    pub part: usize,
     /// Whether a build that names no target builds it (`default = false`: only when named, or
     /// when a generator that is built needs it).
     pub default: bool,
@@ -132,6 +152,17 @@ impl Project {
         display_name: &str,
         overrides: &Overrides,
     ) -> Result<Project, Error> {
+        Project::from_bytes_with(bytes, path, display_name, overrides, &mut Parsed::default())
+    }
+
+    /// [`Project::from_bytes`], with build files whose text `parsed` knows decoded, not parsed.
+    pub fn from_bytes_with(
+        bytes: Vec<u8>,
+        path: &Path,
+        display_name: &str,
+        overrides: &Overrides,
+        parsed: &mut Parsed,
+    ) -> Result<Project, Error> {
         let text = String::from_utf8(bytes).map_err(|e| {
             let source = Arc::new(SourceText {
                 name: display_name.to_string(),
@@ -155,8 +186,29 @@ impl Project {
         let root = dir
             .canonicalize()
             .map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), e))?;
-        let manifest = manifest::parse(&source)?;
-        validate::project(&source, manifest, root, overrides)
+        let manifest = parsed.manifest(&source)?;
+        validate::project(source, manifest, root, display_name, overrides, parsed)
+    }
+
+    /// The env values generator `g` sees below its own: those of its part.
+    pub fn env_of(&self, g: GenId) -> &Env {
+        &self.parts[self.gens[g].part].env
+    }
+
+    /// The directory generator `g`'s paths are relative to.
+    pub fn dir_of(&self, g: GenId) -> &str {
+        &self.parts[self.gens[g].part].dir
+    }
+
+    /// The build directory as a path relative to generator `g`'s directory (what `${OUT}` is in
+    /// its sources and targets).
+    pub fn out_from(&self, g: GenId) -> String {
+        let dir = self.dir_of(g);
+        if dir == "." || self.out.starts_with('/') {
+            return self.out.clone();
+        }
+        let ups = dir.split('/').count();
+        format!("{}{}", "../".repeat(ups), self.out)
     }
 
     /// Whether the build file declares nothing to build.
@@ -176,7 +228,7 @@ impl Project {
 
     /// A diagnostic pointing into the build file.
     pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::at(&self.source, span, message)
+        self.sources.at(span, message)
     }
 
     /// The diagnostic for a template error in `located`, pointing at the offending `${...}`.
@@ -186,7 +238,7 @@ impl Project {
         err: &TemplateError,
         what: &str,
     ) -> Diagnostic {
-        validate::template_diagnostic(&self.source, &located.text, &located.span, err, what)
+        validate::template_diagnostic(&self.sources, &located.text, &located.span, err, what)
     }
 
     /// The generators `g` must follow: those it `use`s and those its `deps` and `order_only`

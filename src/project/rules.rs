@@ -13,44 +13,93 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use toml::Spanned;
 
+/// The rules a part's generators see by name: the top file's, overridden by each enclosing part's
+/// and then by the part's own.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Scope {
+    pub(super) names: Vec<String>,
+    pub(super) ids: Vec<RuleId>,
+}
+
+impl Scope {
+    fn get(&self, name: &str) -> Option<RuleId> {
+        self.names.iter().position(|n| n == name).map(|i| self.ids[i])
+    }
+}
+
 impl Builder<'_> {
-    /// The named rules, in the order of their names (a rule's id is its index), with `after`
-    /// turned into `before` of the rule it names; and their names. `known_names` holds every env
-    /// name a task could see.
+    /// A part's named rules, added to `all` (a rule's id is its index there), over the rules it
+    /// `inherited`; returns the rules its generators see. `after` becomes `before` of the rule it
+    /// names; a rule that overrides an inherited one takes over its place in `before` and
+    /// `after`. `known_names` holds every env name a task could see.
     pub(super) fn rules(
         &self,
         m: &Manifest,
         known_names: &BTreeSet<String>,
-    ) -> Result<(Vec<String>, Vec<Rule>), Error> {
-        let rule_names: Vec<String> = m.rule.keys().map(|k| k.get_ref().clone()).collect();
-        let mut rules = Vec::new();
+        inherited: &Scope,
+        all: &mut Vec<Rule>,
+    ) -> Result<Scope, Error> {
+        let first = all.len();
+        let mut scope = inherited.clone();
+        let mut replaced = Vec::new();
+        for (i, name) in m.rule.keys().enumerate() {
+            let name = name.get_ref();
+            match scope.names.iter().position(|n| n == name) {
+                Some(at) => {
+                    replaced.push((scope.ids[at], first + i));
+                    scope.ids[at] = first + i;
+                }
+                None => {
+                    scope.names.push(name.clone());
+                    scope.ids.push(first + i);
+                }
+            }
+        }
+        // Extensions claimed by the inherited rules that stay in sight.
         let mut claims: HashMap<String, (String, Range<usize>)> = HashMap::new();
+        for (name, &id) in inherited.names.iter().zip(&inherited.ids) {
+            if scope.get(name) == Some(id) {
+                for ext in &all[id].ext_in {
+                    claims.insert(ext.clone(), (name.clone(), all[id].span.clone()));
+                }
+            }
+        }
         for (rname, def) in &m.rule {
-            let rule = self.rule(rname, def, &rule_names, known_names, &mut claims)?;
-            rules.push(rule);
+            let rule = self.rule(rname, def, &scope, known_names, &mut claims)?;
+            all.push(rule);
+        }
+        for &(old, new) in &replaced {
+            let before = all[old].before.clone();
+            all[new].before.extend(before);
+            for r in all.iter_mut() {
+                if r.before.contains(&old) && !r.before.contains(&new) {
+                    r.before.push(new);
+                }
+            }
         }
         // `after` of a rule is `before` of the named one.
         for (i, def) in m.rule.values().enumerate() {
             if let Some(after) = &def.get_ref().after {
                 for (name, span) in Strings::items(after) {
-                    let j = self.rule_ref(name, span, &rule_names, "after")?;
-                    if !rules[j].before.contains(&i) {
-                        rules[j].before.push(i);
+                    let j = self.rule_ref(name, span, &scope, "after")?;
+                    if !all[j].before.contains(&(first + i)) {
+                        all[j].before.push(first + i);
                     }
                 }
             }
         }
-        Ok((rule_names, rules))
+        Ok(scope)
     }
 
     pub(super) fn rule_ref(
         &self,
         name: &str,
         span: Range<usize>,
-        rule_names: &[String],
+        scope: &Scope,
         key: &str,
     ) -> Result<RuleId, Diagnostic> {
-        rule_names.iter().position(|r| r == name).ok_or_else(|| {
+        let rule_names = &scope.names;
+        scope.get(name).ok_or_else(|| {
             let d = self.err(span, format!("unknown rule `{name}` in `{key}`"));
             let d = if rule_names.is_empty() {
                 d.note("the build file defines no [rule.X]")
@@ -99,7 +148,7 @@ impl Builder<'_> {
                     kind: crate::template::ErrorKind::Undefined(name.to_string()),
                 };
                 return Err(
-                    template_diagnostic(self.source, &t.text, &t.span, &err, owner)
+                    template_diagnostic(self.sources, &t.text, &t.span, &err, owner)
                         .suggest(name, known.iter().map(String::as_str)),
                 );
             }
@@ -111,7 +160,7 @@ impl Builder<'_> {
         &self,
         rname: &Spanned<String>,
         def: &Spanned<manifest::RuleDef>,
-        rule_names: &[String],
+        scope: &Scope,
         known: &BTreeSet<String>,
         claims: &mut HashMap<String, (String, Range<usize>)>,
     ) -> Result<Rule, Error> {
@@ -166,7 +215,7 @@ impl Builder<'_> {
         }
         let mut before = Vec::new();
         for (b, span) in opt_items(&d.before) {
-            before.push(self.rule_ref(b, span, rule_names, "before")?);
+            before.push(self.rule_ref(b, span, scope, "before")?);
         }
         let color = match &d.color {
             None => None,

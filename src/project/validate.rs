@@ -3,11 +3,14 @@
 //! ([`super::gens`]). A [`Builder`] carries the build file's text, so that every error it returns
 //! points into it; the first error found is the one reported.
 
-use super::{Group, Located, Overrides, Project};
+use super::parts::{self, PartDef};
+use super::rules::Scope;
+use super::{Group, Located, Overrides, Part, Project};
 use super::values;
 use crate::env::Env;
-use crate::error::{Diagnostic, Error, SourceText};
+use crate::error::{Diagnostic, Error, SourceText, Sources};
 use crate::manifest::{Manifest, Order, ProjectDef, Strings};
+use crate::parsed::Parsed;
 use crate::paths::{self, absolute};
 use crate::template::{RESERVED, Template, TemplateError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,19 +19,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toml::Spanned;
 
-/// Validates `m`, parsed from `source`, into the project rooted at `root`.
+/// Validates `m`, parsed from `source` (shown as `display`), and the parts it names, into the
+/// project rooted at `root`.
 pub(super) fn project(
-    source: &Arc<SourceText>,
+    source: Arc<SourceText>,
     m: Manifest,
     root: PathBuf,
+    display: &str,
     overrides: &Overrides,
+    parsed: &mut Parsed,
 ) -> Result<Project, Error> {
-    Builder { source }.project(m, root, overrides)
+    let mut sources = Sources::single(source);
+    let parts = parts::read(&mut sources, m, &root, display, parsed)?;
+    crate::stats::mark("parse: toml");
+    Builder { sources: &sources }.project(parts, root, overrides)
 }
 
 /// The diagnostic for the template error `err` in `text`, written at `span`.
 pub(super) fn template_diagnostic(
-    source: &Arc<SourceText>,
+    sources: &Sources,
     text: &str,
     span: &Range<usize>,
     err: &TemplateError,
@@ -39,12 +48,12 @@ pub(super) fn template_diagnostic(
         .find('}')
         .map_or(text.len(), |i| err.offset + i + 1);
     let snippet = &text[err.offset..snippet_end];
-    let raw = source.text.get(span.clone()).unwrap_or("");
+    let raw = sources.text(span).unwrap_or("");
     let at = match raw.find(snippet) {
         Some(i) if !snippet.is_empty() => span.start + i..span.start + i + snippet.len(),
         _ => span.clone(),
     };
-    let d = Diagnostic::at(source, at, format!("{what}: {}", err.kind));
+    let d = sources.at(at, format!("{what}: {}", err.kind));
     match err.kind {
         crate::template::ErrorKind::Undefined(_) => {
             d.note("define it in [env], in the generator's env, or with -D NAME=VALUE")
@@ -53,9 +62,9 @@ pub(super) fn template_diagnostic(
     }
 }
 
-/// Validation under way: the build file's text, that every error points into.
+/// Validation under way: the build files' texts, that every error points into.
 pub(super) struct Builder<'a> {
-    pub(super) source: &'a Arc<SourceText>,
+    pub(super) sources: &'a Sources,
 }
 
 fn is_name(s: &str) -> bool {
@@ -66,7 +75,7 @@ fn is_name(s: &str) -> bool {
 
 impl Builder<'_> {
     pub(super) fn err(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::at(self.source, span, message)
+        self.sources.at(span, message)
     }
 
     pub(super) fn located(
@@ -81,7 +90,7 @@ impl Builder<'_> {
                 text: text.to_string(),
                 span,
             }),
-            Err(e) => Err(template_diagnostic(self.source, text, &span, &e, what)),
+            Err(e) => Err(template_diagnostic(self.sources, text, &span, &e, what)),
         }
     }
 
@@ -113,7 +122,13 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn project(&self, m: Manifest, root: PathBuf, overrides: &Overrides) -> Result<Project, Error> {
+    fn project(
+        &self,
+        parts: Vec<PartDef>,
+        root: PathBuf,
+        overrides: &Overrides,
+    ) -> Result<Project, Error> {
+        let m = &parts[0].manifest;
         let project_def = m.project.as_ref().map(|p| p.get_ref());
         let name = project_def
             .and_then(|p| p.name.as_ref())
@@ -146,7 +161,7 @@ impl Builder<'_> {
         values::expand_all(&raw, &mut env, &out).map_err(|e| match e {
             values::ExpandError::Template { name, item, error } => {
                 let what = format!("in env value `{name}`");
-                template_diagnostic(self.source, &item.text, &item.span, &error, &what)
+                template_diagnostic(self.sources, &item.text, &item.span, &error, &what)
             }
             values::ExpandError::Cycle { cycle, item } => self
                 .err(
@@ -181,27 +196,71 @@ impl Builder<'_> {
             });
         }
 
+        // Each part's env: its parent's, with its own values over them (`${NAME}` inside one
+        // means the parent's value, as in a generator's env); `-D` still wins.
+        let mut envs = vec![env];
+        for part in &parts[1..] {
+            let below = &envs[part.parent.unwrap_or(0)];
+            let mut env = below.clone();
+            for (k, v) in &part.manifest.env {
+                self.env_name(k)?;
+                if overrides.defines.iter().any(|(d, _)| d == k.get_ref()) {
+                    continue;
+                }
+                let what = format!("in env value `{}`", k.get_ref());
+                let mut values = Vec::new();
+                for item in self.templates(Some(v), &what)? {
+                    crate::env::splice(&item.value, below, &out, &mut values).map_err(|e| {
+                        template_diagnostic(self.sources, &item.text, &item.span, &e, &what)
+                    })?;
+                }
+                env.set(k.get_ref().clone(), values);
+            }
+            envs.push(env);
+        }
+
         // Every env name that any task could see, for checking rules before expansion.
-        let mut known_names: BTreeSet<String> = env.names().map(str::to_string).collect();
-        for g in &m.gens {
-            if let Some(genv) = &g.get_ref().env {
-                known_names.extend(genv.keys().map(|k| k.get_ref().clone()));
+        let mut known_names: BTreeSet<String> = BTreeSet::new();
+        for (part, env) in parts.iter().zip(&envs) {
+            known_names.extend(env.names().map(str::to_string));
+            for g in &part.manifest.gens {
+                if let Some(genv) = &g.get_ref().env {
+                    known_names.extend(genv.keys().map(|k| k.get_ref().clone()));
+                }
             }
         }
 
-        let (rule_names, rules) = self.rules(&m, &known_names)?;
+        // Each part's rules, over those it inherits.
+        let mut rules = Vec::new();
+        let mut scopes: Vec<Scope> = Vec::new();
+        for part in &parts {
+            let inherited = part.parent.map(|q| scopes[q].clone()).unwrap_or_default();
+            let scope = self.rules(&part.manifest, &known_names, &inherited, &mut rules)?;
+            scopes.push(scope);
+        }
+        let project_parts = parts
+            .iter()
+            .zip(envs)
+            .zip(&scopes)
+            .map(|((part, env), scope)| Part {
+                dir: part.dir.clone(),
+                parent: part.parent,
+                env,
+                rules: scope.ids.clone(),
+            })
+            .collect();
         let mut project = Project {
-            source: self.source.clone(),
+            sources: self.sources.clone(),
             root,
             out,
             post,
             name,
-            env,
+            parts: project_parts,
             groups,
             rules,
             gens: Vec::new(),
         };
-        project.gens = self.gens(&m, &mut project, &rule_names, &known_names)?;
+        project.gens = self.gens(&parts, &mut project, &scopes, &known_names)?;
         Ok(project)
     }
 
@@ -243,7 +302,7 @@ impl Builder<'_> {
             );
             let d = match span {
                 Some(span) => self.err(span, msg),
-                None => Diagnostic::in_file(self.source, msg),
+                None => Diagnostic::in_file(self.sources.top(), msg),
             };
             return Err(d
                 .note("expected a directory of its own, such as \"build\" or \"../build-debug\"")

@@ -17,4 +17,5 @@ mod scheduling;
 mod scriptlets;
 mod signatures;
 mod states;
+mod subdirs;
 mod support;
