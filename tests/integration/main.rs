@@ -10,6 +10,7 @@ mod example;
 mod fuzzed;
 mod generators;
 mod outputs;
+mod ports;
 mod property;
 mod reliability;
 mod scanner;
