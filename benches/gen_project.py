@@ -9,7 +9,8 @@ and build directory `out/`:
   ninja/           build.ninja
   make/            Makefile
 
-Usage: gen_project.py N DIR
+Usage: gen_project.py N DIR          the four copies above
+       gen_project.py N DIR --scan   kiln-idiomatic/ and kiln-scan/ only, see generate_scan()
 """
 
 import os
@@ -34,13 +35,14 @@ def write(path, text):
         f.write(text)
 
 
-def write_sources(root, mods, seed=1):
+def write_sources(root, mods, seed=1, include=False):
     rnd = random.Random(seed)
     for mod, stems in mods:
         write(f"{root}/{mod}/mod.h", f"/* header of {mod} */\n#define {mod.upper()} 1\n")
         for s in stems:
             body = "".join(rnd.choice("abcdefghij \n") for _ in range(80))
-            write(f"{root}/{mod}/{s}.c", f"/* {mod}/{s}.c */\n{body}\n")
+            head = '#include "mod.h"\n' if include else ""
+            write(f"{root}/{mod}/{s}.c", f"{head}/* {mod}/{s}.c */\n{body}\n")
 
 
 def kiln_explicit(mods):
@@ -103,6 +105,22 @@ FORMS = {
 }
 
 
+def kiln_scan(mods):
+    """kiln-idiomatic with the include scanner on the compile rule (`scan = "c"`)."""
+    return kiln_idiomatic(mods).replace('ext_out = [".o"]\n', 'ext_out = [".o"]\nscan = "c"\n', 1)
+
+
+def generate_scan(n, root):
+    """Two copies whose sources each `#include "mod.h"`: kiln-idiomatic/ and kiln-scan/, the same
+    build file with `scan = "c"` on its compile rule, for measuring what scanning costs."""
+    mods = layout(n)
+    for form, render in (("kiln-idiomatic", kiln_idiomatic), ("kiln-scan", kiln_scan)):
+        d = f"{root}/{form}"
+        write_sources(d, mods, include=True)
+        write(f"{d}/build.toml", render(mods))
+    return mods
+
+
 def generate(n, root):
     mods = layout(n)
     for form, (name, render) in FORMS.items():
@@ -117,6 +135,7 @@ def generate(n, root):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    args = [a for a in sys.argv[1:] if a != "--scan"]
+    if len(args) != 2:
         sys.exit(__doc__)
-    generate(int(sys.argv[1]), sys.argv[2])
+    (generate_scan if "--scan" in sys.argv else generate)(int(args[0]), args[1])

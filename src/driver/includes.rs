@@ -70,6 +70,7 @@ impl Build<'_> {
 
     /// Scans task `t` now and keeps what it found.
     pub(super) fn scan(&mut self, t: TaskId) {
+        let began = std::time::Instant::now();
         let graph = &self.expansion.graph;
         let task = graph.task(t);
         let search = SearchPath::of_command(&task.commands.join("\n"));
@@ -95,6 +96,7 @@ impl Build<'_> {
             self.scanned.resize(t.index() + 1, None);
         }
         self.scanned[t.index()] = Some(scanned);
+        crate::stats::count("scanning (us)", began.elapsed().as_micros() as u64);
     }
 
     /// About to start task `t`: when its scan met generated headers that did not exist, scans it
