@@ -1,14 +1,20 @@
 //! The C/C++ include scanner (`scan = "c"`, waf's scanner methods): a file's `#include` lines,
 //! the search path a compile command gives (`-I`, `-iquote`, `-isystem`), and the headers a task's
-//! sources reach through them, recursively, before the task runs. What a header includes is kept
-//! by the hash of its content ([`Directives`]), so a header is read and parsed once whatever the
-//! number of sources that include it.
+//! sources reach through them, recursively, before the task runs. What a file includes is kept by
+//! the hash of its content, so a header is parsed once whatever the number of sources that include
+//! it, and, through `<out>/.kiln/includes` ([`Scanner::open`], [`Scanner::save`]), once across
+//! builds while its content stays the same.
+//!
+//! The cache file: `KILNINCL`, u32 format version, then a body of entries (the content's blake3
+//! hash, its directives) and a crc32 of the body; missing, damaged or of another format, it is an
+//! empty cache.
 //!
 //! The scan over-approximates, as waf's does: an `#include` inside `#if 0` or a branch not taken
 //! counts. `#include MACRO` cannot be followed and is reported. A header found nowhere is a system
 //! header (or one the compiler will not find either) and is left out. A header that another task
 //! declares as its output counts as found where it will be, and is followed once it exists.
 
+use crate::codec::{Reader, checked_body, put_crc, put_str, put_u64, replace_file};
 use crate::paths;
 use std::collections::{BTreeSet, HashMap};
 
@@ -187,9 +193,72 @@ pub struct Found {
 #[derive(Default)]
 pub struct Scanner {
     directives: HashMap<blake3::Hash, Vec<Directive>>,
+    /// Where the cache is kept between builds, once read from there.
+    file: Option<std::path::PathBuf>,
+    /// Contents parsed since it was read.
+    added: usize,
+    /// Contents asked for in this build.
+    used: std::collections::HashSet<blake3::Hash>,
 }
 
+const MAGIC: &[u8; 8] = b"KILNINCL";
+const FORMAT: u32 = 1;
+
 impl Scanner {
+    /// Reads the cache kept at `path` (once: later calls do nothing), so that contents parsed
+    /// in earlier builds are not parsed again.
+    pub fn open(&mut self, path: &std::path::Path) {
+        if self.file.is_some() {
+            return;
+        }
+        self.file = Some(path.to_path_buf());
+        let Ok(bytes) = std::fs::read(path) else {
+            return;
+        };
+        if let Some(entries) = read_cache(&bytes) {
+            for (k, v) in entries {
+                self.directives.entry(k).or_insert(v);
+            }
+        }
+    }
+
+    /// Writes the cache back where it was read from, if anything was parsed since.
+    pub fn save(&self) -> std::io::Result<()> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        if self.added == 0 {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&FORMAT.to_le_bytes());
+        let body_at = buf.len();
+        // Old contents are dropped once they outnumber this build's twice over (and 10,000).
+        let keep_all = self.directives.len() <= 2 * self.used.len() + 10_000;
+        let kept: Vec<(&blake3::Hash, &Vec<Directive>)> = self
+            .directives
+            .iter()
+            .filter(|(h, _)| keep_all || self.used.contains(*h))
+            .collect();
+        put_u64(&mut buf, kept.len() as u64);
+        for (hash, list) in kept {
+            buf.extend_from_slice(hash.as_bytes());
+            put_u64(&mut buf, list.len() as u64);
+            for d in list {
+                let (tag, text) = match d {
+                    Directive::Quote(t) => (0, t),
+                    Directive::Angle(t) => (1, t),
+                    Directive::Macro(t) => (2, t),
+                };
+                put_u64(&mut buf, tag);
+                put_str(&mut buf, text);
+            }
+        }
+        put_crc(&mut buf, body_at);
+        replace_file(path, &buf)
+    }
+
     /// How many distinct contents have been parsed.
     #[cfg(test)]
     pub fn parsed(&self) -> usize {
@@ -198,8 +267,10 @@ impl Scanner {
 
     fn directives_of(&mut self, content: &[u8]) -> &[Directive] {
         let key = blake3::hash(content);
+        self.used.insert(key);
         self.directives.entry(key).or_insert_with(|| {
             crate::stats::count("includes parsed", 1);
+            self.added += 1;
             directives(content)
         })
     }
@@ -242,6 +313,33 @@ impl Scanner {
         }
         found
     }
+}
+
+/// The entries of a cache file, if it is whole and of this format.
+fn read_cache(bytes: &[u8]) -> Option<Vec<(blake3::Hash, Vec<Directive>)>> {
+    let rest = bytes.strip_prefix(MAGIC)?;
+    let (format, rest) = rest.split_at_checked(4)?;
+    if format != FORMAT.to_le_bytes() {
+        return None;
+    }
+    let mut r = Reader::new(checked_body(rest)?);
+    let mut entries = Vec::new();
+    for _ in 0..r.read_len()? {
+        let hash = blake3::Hash::from_bytes(r.take(32)?.try_into().ok()?);
+        let mut list = Vec::new();
+        for _ in 0..r.read_len()? {
+            let tag = r.u64()?;
+            let text = r.str()?;
+            list.push(match tag {
+                0 => Directive::Quote(text),
+                1 => Directive::Angle(text),
+                2 => Directive::Macro(text),
+                _ => return None,
+            });
+        }
+        entries.push((hash, list));
+    }
+    r.at_end().then_some(entries)
 }
 
 /// Where `name` is found: the including file's directory first for `"..."`, then `-iquote`
@@ -350,5 +448,30 @@ mod tests {
         );
         // Each content parsed once: a.c, local.h, other.h, lib.h, d.h ("" once).
         assert_eq!(scanner.parsed(), 5);
+    }
+
+    #[test]
+    fn what_each_content_includes_is_kept_between_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("includes");
+        let text = b"#include \"a.h\"\n#include <b.h>\n#include NAME\n";
+        let mut first = Scanner::default();
+        first.open(&path);
+        first.directives_of(text);
+        assert_eq!(first.added, 1);
+        first.save().unwrap();
+        let mut second = Scanner::default();
+        second.open(&path);
+        assert_eq!(second.directives_of(text), directives(text).as_slice());
+        assert_eq!(second.added, 0, "read back, not parsed again");
+        // A damaged file is an empty cache.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() - 8;
+        bytes[at] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let mut third = Scanner::default();
+        third.open(&path);
+        third.directives_of(text);
+        assert_eq!(third.added, 1);
     }
 }

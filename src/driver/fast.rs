@@ -67,6 +67,12 @@ pub(super) fn look(cache: &crate::graph_cache::Opened, state_dir: &std::path::Pa
 impl Build<'_> {
     /// Records the graph and how this build ended, for the next build (at-once projects only).
     pub(super) fn save_cache(&mut self) {
+        if !self.opts.dry_run
+            && let Err(e) = self.scanner.save()
+        {
+            self.progress
+                .message(&format!("warning: cannot save the include scanner's cache: {e}"));
+        }
         let Some(key) = self.cache_key.take() else {
             return;
         };

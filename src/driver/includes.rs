@@ -71,6 +71,9 @@ impl Build<'_> {
     /// Scans task `t` now and keeps what it found.
     pub(super) fn scan(&mut self, t: TaskId) {
         let began = std::time::Instant::now();
+        if !self.opts.dry_run {
+            self.scanner.open(&self.state_dir.join("includes"));
+        }
         let graph = &self.expansion.graph;
         let task = graph.task(t);
         let search = SearchPath::of_command(&task.commands.join("\n"));
