@@ -97,6 +97,7 @@ fn make_fixture(n: usize) -> Fixture {
         recorded_at: i64::MAX,
         dirs: Default::default(),
         parts: Vec::new(),
+        configure: None,
     };
     let cache = state.join("graph");
     graph_cache::save(&cache, &key, &project, &expansion).expect("the graph cache");

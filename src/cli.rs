@@ -123,6 +123,8 @@ enum Command {
     Clean(DeleteArgs),
     /// Delete the build directory and kiln's state
     Distclean(DeleteArgs),
+    /// Run the [configure] checks now (kiln build runs them when their inputs changed); results under the build directory
+    Configure,
     /// List generators and their outputs
     List,
     /// Say why targets (generator names or output paths) are or are not up to date, building nothing
@@ -155,6 +157,7 @@ enum Action {
         dry_run: bool,
     },
     List,
+    Configure,
 }
 
 impl Args {
@@ -182,6 +185,10 @@ impl Args {
             Some(Command::List) => {
                 only(top, &[DRY_RUN], "list")?;
                 return Ok((Action::List, false));
+            }
+            Some(Command::Configure) => {
+                only(top, &[], "configure")?;
+                return Ok((Action::Configure, false));
             }
         };
         let stats = args.debug.iter().any(|d| d == "stats");
@@ -288,6 +295,21 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
     let wait = !args.no_wait;
     match action {
         Action::List => list(&ws),
+        Action::Configure => {
+            let started = std::time::Instant::now();
+            let project = ws.configure(&mut |line| progress.message(&line))?;
+            if project.configure.is_none() {
+                progress.message(&format!(
+                    "nothing to configure: {} has no [configure]",
+                    project.sources.top().name
+                ));
+            }
+            progress.done(&format!(
+                "'configure' finished successfully ({:.3}s)",
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(0)
+        }
         Action::Build(opts) => driver::build(&ws, &opts, progress.as_mut(), &listen()?),
         Action::Clean { dry_run } => {
             let signals = listen()?;

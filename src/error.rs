@@ -133,6 +133,16 @@ impl Diagnostic {
         }
     }
 
+    /// A diagnostic about no place in a build file (a configure check that failed, say).
+    pub fn plain(message: impl Into<String>) -> Self {
+        Diagnostic {
+            source: None,
+            span: None,
+            message: message.into(),
+            notes: Vec::new(),
+        }
+    }
+
     /// A diagnostic about the build file as a whole.
     pub fn in_file(source: &Arc<SourceText>, message: impl Into<String>) -> Self {
         Diagnostic {

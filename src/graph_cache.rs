@@ -24,7 +24,7 @@
 //! that names nothing refuses it.
 
 use crate::codec::{
-    Encode, Reader, checked_body, encode_enum, encode_struct, put_crc, put_i64, put_opt_stat,
+    Encode, Reader, checked_body, encode_enum, encode_struct, put_bool, put_crc, put_i64, put_opt_stat,
     put_str, put_strings, put_u64, replace_file,
 };
 use crate::error::{SourceText, Sources};
@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 8;
+const FORMAT: u32 = 9;
 /// Magic, format, head crc, head length.
 const PREFIX: usize = 24;
 
@@ -64,6 +64,9 @@ pub struct Key {
     pub dirs: BTreeMap<String, Option<Stat>>,
     /// The parts' build files (`[project] subdirs`), as kiln paths, and their content hashes.
     pub parts: Vec<(String, Hash)>,
+    /// The digest of `[configure]`'s results, when the project has it: the cache holds while
+    /// [`crate::configure::still_holds`] gives it.
+    pub configure: Option<Hash>,
 }
 
 /// A digest of what the command line adds to the build file.
@@ -86,7 +89,9 @@ pub fn overrides_digest(o: &Overrides) -> Hash {
 // The body's types, each field named once: stored, or after `skip` rebuilt as its default
 // (templates and env values, which only expansion needs; the root and build directory, which the
 // head holds).
-encode_struct!(Project { sources, post, name, parts, groups, rules, gens } skip { root, out });
+encode_struct!(Project {
+    sources, post, name, parts, groups, rules, gens
+} skip { root, out, configure });
 encode_struct!(Part { dir, parent, rules } skip { env });
 encode_struct!(Group { name, order, jobs });
 encode_struct!(Rule {
@@ -172,6 +177,8 @@ pub fn save(path: &Path, key: &Key, project: &Project, expansion: &Expansion) ->
         put_str(&mut head, d);
         put_opt_stat(&mut head, s);
     }
+    put_bool(&mut head, key.configure.is_some());
+    head.extend_from_slice(&key.configure.unwrap_or_default());
     put_u64(&mut head, key.parts.len() as u64);
     for (p, h) in &key.parts {
         put_str(&mut head, p);
@@ -296,6 +303,15 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         let s = r.opt_stat()?;
         dirs.insert(d, s);
     }
+    let has_configure = r.bool()?;
+    let configure_digest = r.hash()?;
+    let configure = has_configure.then_some(configure_digest);
+    if let Some(d) = configure {
+        let state_dir = path.parent()?;
+        if crate::configure::still_holds(state_dir) != Some(d) {
+            return None;
+        }
+    }
     let mut parts = Vec::new();
     for _ in 0..r.read_len()? {
         let p = r.str()?;
@@ -348,6 +364,7 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         recorded_at,
         dirs,
         parts,
+        configure,
     };
     Some(Opened {
         id,
@@ -456,6 +473,7 @@ mod tests {
             recorded_at: i64::MAX,
             dirs: expansion.glob_dirs.clone(),
             parts: Vec::new(),
+            configure: None,
         };
         let path = root.join("build/.kiln/graph");
         save(&path, &key, &project, &expansion).unwrap();

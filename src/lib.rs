@@ -67,6 +67,7 @@ internal_modules!(
     graph_cache,
     clean,
     codec,
+    configure,
     constraints,
     depfile,
     driver,

@@ -11,6 +11,7 @@ use crate::filestate::Hash;
 use crate::generator::Expansion;
 use crate::manifest::PostMode;
 use crate::outdir::STATE_DIR;
+use crate::configure;
 use crate::parsed::Parsed;
 use crate::paths::{self, absolute};
 use crate::project::{Overrides, Project};
@@ -49,6 +50,8 @@ pub struct Loaded {
     pub from_cache: Option<GraphId>,
     /// What to record in the graph cache once the expansion is known to be good.
     pub cache_key: Option<Key>,
+    /// Lines for the user from loading (`[configure]`'s).
+    pub messages: Vec<String>,
 }
 
 /// The build file as read for a build.
@@ -106,9 +109,39 @@ impl Workspace {
         })
     }
 
-    /// Parses and validates the build file.
+    /// Parses and validates the build file, with `[configure]`'s results as last cached.
     pub fn load(&self) -> Result<Project, Error> {
-        Project::load(&self.build_file, &self.display, &self.overrides)
+        let bytes = std::fs::read(&self.build_file)
+            .map_err(|e| Error::io(format!("cannot read {}", self.display), e))?;
+        Project::from_bytes_with(
+            bytes,
+            &self.build_file,
+            &self.display,
+            &self.overrides,
+            &mut Parsed::default(),
+            &mut configure::Mode::Cached,
+        )
+    }
+
+    /// `kiln configure`: parses the build file and runs `[configure]` now, whatever its cache
+    /// says; each line it prints goes to `say`.
+    pub fn configure(&self, say: &mut dyn FnMut(String)) -> Result<Project, Error> {
+        let bytes = std::fs::read(&self.build_file)
+            .map_err(|e| Error::io(format!("cannot read {}", self.display), e))?;
+        let defines = self.overrides.defines.clone();
+        let mut mode = configure::Mode::Run(configure::Context {
+            defines: &defines,
+            force: true,
+            say,
+        });
+        Project::from_bytes_with(
+            bytes,
+            &self.build_file,
+            &self.display,
+            &self.overrides,
+            &mut Parsed::default(),
+            &mut mode,
+        )
     }
 
     /// Reads the build file and finds where its state would be, without parsing it.
@@ -165,6 +198,7 @@ impl Workspace {
                     expansion,
                     from_cache: Some(id),
                     cache_key: Some(key),
+                    messages: Vec::new(),
                 });
             }
         }
@@ -175,12 +209,27 @@ impl Workspace {
             ..
         } = file;
         let mut parsed = Parsed::open(&file.state_dir.join("parsed"));
+        // `[configure]` runs when what it depends on changed; a dry run changes nothing and takes
+        // what the cache holds.
+        let mut messages = Vec::new();
+        let defines = self.overrides.defines.clone();
+        let mut say = |line: String| messages.push(line);
+        let mut mode = if dry_run {
+            configure::Mode::Cached
+        } else {
+            configure::Mode::Run(configure::Context {
+                defines: &defines,
+                force: false,
+                say: &mut say,
+            })
+        };
         let project = Project::from_bytes_with(
             bytes,
             &self.build_file,
             &self.display,
             &self.overrides,
             &mut parsed,
+            &mut mode,
         )?;
         stats::mark("parse");
         let mut expansion = Expansion::new(&project)?;
@@ -213,12 +262,17 @@ impl Workspace {
             recorded_at,
             dirs: expansion.glob_dirs.clone(),
             parts: part_hashes(&project),
+            configure: project
+                .configure
+                .as_ref()
+                .and_then(|_| configure::cached_digest(&state_dir)),
         });
         Ok(Loaded {
             project,
             expansion,
             from_cache: None,
             cache_key,
+            messages,
         })
     }
 }

@@ -24,6 +24,28 @@ pub struct Manifest {
     pub rule: BTreeMap<Spanned<String>, Spanned<RuleDef>>,
     #[serde(default, rename = "gen")]
     pub gens: Vec<Spanned<GenDef>>,
+    pub configure: Option<Spanned<ConfigureDef>>,
+}
+
+/// `[configure]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigureDef {
+    pub programs: Option<BTreeMap<Spanned<String>, Spanned<Strings>>>,
+    pub packages: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    pub header: Option<Spanned<String>>,
+    pub check: Option<Vec<Spanned<CheckDef>>>,
+}
+
+/// `[[configure.check]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckDef {
+    pub define: Spanned<String>,
+    pub compile: Option<Spanned<String>>,
+    pub link: Option<Spanned<String>>,
+    pub libs: Option<Spanned<Strings>>,
+    pub optional: Option<bool>,
 }
 
 /// `[project]`
@@ -263,7 +285,9 @@ macro_rules! shift_fields {
         }
     };
 }
-shift_fields!(Manifest { project, env, group, rule, gens });
+shift_fields!(Manifest { project, env, group, rule, gens, configure });
+shift_fields!(ConfigureDef { programs, packages, header, check });
+shift_fields!(CheckDef { define, compile, link, libs, optional });
 shift_fields!(ProjectDef { name, out, post, subdirs });
 shift_fields!(GroupDef { name, order, jobs });
 shift_fields!(RuleDef {

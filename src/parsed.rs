@@ -13,7 +13,7 @@ use crate::codec::{
 use crate::error::{Diagnostic, SourceText};
 use crate::filestate::Hash;
 use crate::manifest::{
-    GenDef, GroupDef, Jobs, Manifest, ProjectDef, RuleDef, Strings,
+    CheckDef, ConfigureDef, GenDef, GroupDef, Jobs, Manifest, ProjectDef, RuleDef, Strings,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -121,7 +121,9 @@ fn read_entries(bytes: &[u8]) -> Option<HashMap<Hash, Vec<u8>>> {
 }
 
 // The manifest's types, spans and all, field by field.
-encode_struct!(Manifest { project, env, group, rule, gens });
+encode_struct!(Manifest { project, env, group, rule, gens, configure });
+encode_struct!(ConfigureDef { programs, packages, header, check });
+encode_struct!(CheckDef { define, compile, link, libs, optional });
 encode_struct!(ProjectDef { name, out, post, subdirs });
 encode_struct!(GroupDef { name, order, jobs });
 encode_struct!(RuleDef {

@@ -144,7 +144,6 @@ pub fn shell_quote_into(s: &str, buf: &mut String) {
 }
 
 /// `s` quoted for `sh` where needed.
-#[cfg(test)]
 pub fn shell_quote(s: &str) -> String {
     let mut buf = String::new();
     shell_quote_into(s, &mut buf);

@@ -177,7 +177,11 @@ fn build_loaded(
         expansion,
         from_cache,
         cache_key,
+        messages,
     } = loaded;
+    for m in &messages {
+        progress.message(m);
+    }
     let project = &owned_project;
     if project.is_empty() {
         progress.message(&format!(

@@ -47,6 +47,8 @@ pub struct Project {
     pub groups: Vec<Group>,
     pub rules: Vec<Rule>,
     pub gens: Vec<Gen>,
+    /// `[configure]`, whose results are among `parts[0].env`.
+    pub configure: Option<crate::configure::Configure>,
 }
 
 /// A part of the project: the top build file, or one that a `subdirs` entry names.
@@ -140,30 +142,43 @@ pub struct Gen {
 }
 
 impl Project {
-    /// Reads and validates the build file at `path` (already known to exist).
+    /// Reads and validates the build file at `path` (already known to exist), without running
+    /// `[configure]` (its results are empty).
+    #[cfg(any(test, feature = "internals"))]
     pub fn load(path: &Path, display_name: &str, overrides: &Overrides) -> Result<Project, Error> {
         let bytes =
             std::fs::read(path).map_err(|e| Error::io(format!("cannot read {display_name}"), e))?;
         Project::from_bytes(bytes, path, display_name, overrides)
     }
 
-    /// Validates the build file's content, read from `path`.
+    /// Validates the build file's content, read from `path`, without running `[configure]` (its
+    /// results are empty).
+    #[cfg(any(test, feature = "internals"))]
     pub fn from_bytes(
         bytes: Vec<u8>,
         path: &Path,
         display_name: &str,
         overrides: &Overrides,
     ) -> Result<Project, Error> {
-        Project::from_bytes_with(bytes, path, display_name, overrides, &mut Parsed::default())
+        Project::from_bytes_with(
+            bytes,
+            path,
+            display_name,
+            overrides,
+            &mut Parsed::default(),
+            &mut crate::configure::Mode::Skip,
+        )
     }
 
-    /// [`Project::from_bytes`], with build files whose text `parsed` knows decoded, not parsed.
+    /// [`Project::from_bytes`], with build files whose text `parsed` knows decoded, not parsed,
+    /// and `[configure]`'s results got as `configure` says.
     pub fn from_bytes_with(
         bytes: Vec<u8>,
         path: &Path,
         display_name: &str,
         overrides: &Overrides,
         parsed: &mut Parsed,
+        configure: &mut crate::configure::Mode,
     ) -> Result<Project, Error> {
         let text = String::from_utf8(bytes).map_err(|e| {
             let source = Arc::new(SourceText {
@@ -189,7 +204,7 @@ impl Project {
             .canonicalize()
             .map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), e))?;
         let manifest = parsed.manifest(&source)?;
-        validate::project(source, manifest, root, display_name, overrides, parsed)
+        validate::project(source, manifest, root, display_name, overrides, parsed, configure)
     }
 
     /// The env values generator `g` sees below its own: those of its part.

@@ -151,6 +151,12 @@ fn check_part(sources: &Sources, m: &Manifest) -> Result<(), Error> {
                 .into());
         }
     }
+    if let Some(c) = &m.configure {
+        return Err(sources
+            .at(c.span(), "[configure] belongs to the top build file")
+            .note("its results are env values every part sees")
+            .into());
+    }
     if let Some(g) = m.group.first() {
         return Err(sources
             .at(g.get_ref().name.span(), "groups are declared in the top build file")

@@ -9,7 +9,8 @@ use super::{Group, Located, Overrides, Part, Project};
 use super::values;
 use crate::env::Env;
 use crate::error::{Diagnostic, Error, SourceText, Sources};
-use crate::manifest::{Manifest, Order, ProjectDef, Strings};
+use crate::manifest::{ConfigureDef, Manifest, Order, ProjectDef, Strings};
+use crate::configure::{self, Check, Configure};
 use crate::parsed::Parsed;
 use crate::paths::{self, absolute};
 use crate::template::{RESERVED, Template, TemplateError};
@@ -28,11 +29,12 @@ pub(super) fn project(
     display: &str,
     overrides: &Overrides,
     parsed: &mut Parsed,
+    configure: &mut configure::Mode,
 ) -> Result<Project, Error> {
     let mut sources = Sources::single(source);
     let parts = parts::read(&mut sources, m, &root, display, parsed)?;
     crate::stats::mark("parse: toml");
-    Builder { sources: &sources }.project(parts, root, overrides)
+    Builder { sources: &sources }.project(parts, root, overrides, configure)
 }
 
 /// The diagnostic for the template error `err` in `text`, written at `span`.
@@ -127,6 +129,7 @@ impl Builder<'_> {
         parts: Vec<PartDef>,
         root: PathBuf,
         overrides: &Overrides,
+        configure: &mut configure::Mode,
     ) -> Result<Project, Error> {
         let m = &parts[0].manifest;
         let project_def = m.project.as_ref().map(|p| p.get_ref());
@@ -170,6 +173,20 @@ impl Builder<'_> {
                 )
                 .note("a value may use another's `${NAME}`, but not, through others, its own"),
         })?;
+
+        // `[configure]`'s results, above `[env]` (its checks compile with those values) and below
+        // `-D`. A variant's env goes above them.
+        let configure_def = match &m.configure {
+            Some(def) => Some(self.configure(def)?),
+            None => None,
+        };
+        if let Some(def) = &configure_def {
+            for (k, v) in configure.results(def, &env, &root, &out)? {
+                if !overrides.defines.iter().any(|(d, _)| *d == k) {
+                    env.set(k, v);
+                }
+            }
+        }
 
         // Groups.
         let mut groups = Vec::new();
@@ -221,6 +238,9 @@ impl Builder<'_> {
 
         // Every env name that any task could see, for checking rules before expansion.
         let mut known_names: BTreeSet<String> = BTreeSet::new();
+        if let Some(def) = &configure_def {
+            known_names.extend(def.names());
+        }
         for (part, env) in parts.iter().zip(&envs) {
             known_names.extend(env.names().map(str::to_string));
             for g in &part.manifest.gens {
@@ -259,9 +279,104 @@ impl Builder<'_> {
             groups,
             rules,
             gens: Vec::new(),
+            configure: configure_def,
         };
         project.gens = self.gens(&parts, &mut project, &scopes, &known_names)?;
         Ok(project)
+    }
+
+    /// `[configure]`, checked: env names for programs and packages, each check a name and one
+    /// snippet, `config.h` a path below the build directory.
+    fn configure(&self, def: &Spanned<ConfigureDef>) -> Result<Configure, Error> {
+        let d = def.get_ref();
+        let mut c = Configure::default();
+        for (name, candidates) in d.programs.iter().flatten() {
+            self.env_name(name)?;
+            let list: Vec<String> = Strings::items(candidates)
+                .into_iter()
+                .map(|(t, _)| t.trim().to_string())
+                .collect();
+            if list.is_empty() || list.iter().any(String::is_empty) {
+                return Err(self
+                    .err(candidates.span(), format!("no program to look for in `{}`", name.get_ref()))
+                    .note("expected names such as [\"cc\", \"gcc\"], looked for on PATH in order")
+                    .into());
+            }
+            c.programs.push((name.get_ref().clone(), list));
+        }
+        for (name, query) in d.packages.iter().flatten() {
+            self.env_name(name)?;
+            if query.get_ref().trim().is_empty() {
+                return Err(self
+                    .err(query.span(), format!("no pkg-config package for `{}`", name.get_ref()))
+                    .note("expected a query such as \"zlib >= 1.2\"")
+                    .into());
+            }
+            c.packages
+                .push((name.get_ref().clone(), query.get_ref().trim().to_string()));
+        }
+        if let Some(h) = &d.header {
+            let path = paths::normalize(h.get_ref());
+            if h.get_ref().trim().is_empty() || h.get_ref().starts_with('/') || path.starts_with("..") {
+                return Err(self
+                    .err(h.span(), format!("`header` must be a file below the build directory, not `{}`", h.get_ref()))
+                    .note("such as \"config.h\", written to <out>/config.h")
+                    .into());
+            }
+            c.header = Some(path);
+        }
+        for check in d.check.iter().flatten() {
+            let ch = check.get_ref();
+            let define = ch.define.get_ref();
+            if !is_name(define) {
+                return Err(self
+                    .err(ch.define.span(), format!("`{define}` is not a name a check can define"))
+                    .note("expected letters, digits and `_`, not starting with a digit, such as HAVE_STDINT_H")
+                    .into());
+            }
+            if c.checks.iter().any(|x: &Check| &x.define == define) {
+                return Err(self
+                    .err(ch.define.span(), format!("two checks define `{define}`"))
+                    .into());
+            }
+            let (link, code) = match (&ch.compile, &ch.link) {
+                (Some(code), None) => (false, code.get_ref().clone()),
+                (None, Some(code)) => (true, code.get_ref().clone()),
+                (Some(_), Some(l)) => {
+                    return Err(self
+                        .err(l.span(), format!("check `{define}` has both `compile` and `link`"))
+                        .note("`compile` only compiles the snippet; `link` also links it (with `libs`): give one")
+                        .into());
+                }
+                (None, None) => {
+                    return Err(self
+                        .err(check.span(), format!("check `{define}` has no snippet"))
+                        .note("give it `compile = \"...\"` or `link = \"...\"`: a C program that must build")
+                        .into());
+                }
+            };
+            if let (false, Some(libs)) = (link, &ch.libs) {
+                return Err(self
+                    .err(libs.span(), format!("`libs` of check `{define}` needs a `link` check"))
+                    .note("a `compile` check does not link")
+                    .into());
+            }
+            c.checks.push(Check {
+                define: define.clone(),
+                link,
+                code,
+                libs: ch
+                    .libs
+                    .as_ref()
+                    .map(Strings::items)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(t, _)| t.to_string())
+                    .collect(),
+                optional: ch.optional.unwrap_or(false),
+            });
+        }
+        Ok(c)
     }
 
     /// The build directory as a kiln path: `--out`, else `out` of `[project]`, else "build". It may

@@ -3,6 +3,7 @@
 
 mod buildfile;
 mod cli;
+mod configure;
 mod constraints;
 mod correctness;
 mod docs;

@@ -63,14 +63,24 @@ impl Space {
 
     /// Runs kiln in a subdirectory of the project.
     pub fn kiln_in(&self, dir: &str, args: &[&str]) -> Run {
-        let out = Command::new(KILN)
-            .args(args)
+        self.kiln_with(dir, args, &[])
+    }
+
+    /// Runs kiln in a subdirectory with environment variables set (`Some`) or removed (`None`).
+    pub fn kiln_with(&self, dir: &str, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+        let mut cmd = Command::new(KILN);
+        cmd.args(args)
             .current_dir(self.path(dir))
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
-            .stdin(Stdio::null())
-            .output()
-            .expect("kiln runs");
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.output().expect("kiln runs");
         Run {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
