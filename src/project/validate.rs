@@ -161,32 +161,56 @@ impl Builder<'_> {
             raw.remove(k);
             env.set(k.clone(), vec![v.clone()]);
         }
-        values::expand_all(&raw, &mut env, &out).map_err(|e| match e {
-            values::ExpandError::Template { name, item, error } => {
-                let what = format!("in env value `{name}`");
-                template_diagnostic(self.sources, &item.text, &item.span, &error, &what)
-            }
-            values::ExpandError::Cycle { cycle, item } => self
-                .err(
-                    item.span.clone(),
-                    format!("env values refer to each other in a cycle: {}", cycle.join(" -> ")),
-                )
-                .note("a value may use another's `${NAME}`, but not, through others, its own"),
-        })?;
+        let expand = |raw: &BTreeMap<String, Vec<Located<Template>>>, env: &mut Env| {
+            values::expand_all(raw, env, &out).map_err(|e| match e {
+                values::ExpandError::Template { name, item, error } => {
+                    let what = format!("in env value `{name}`");
+                    template_diagnostic(self.sources, &item.text, &item.span, &error, &what)
+                }
+                values::ExpandError::Cycle { cycle, item } => self
+                    .err(
+                        item.span.clone(),
+                        format!(
+                            "env values refer to each other in a cycle: {}",
+                            cycle.join(" -> ")
+                        ),
+                    )
+                    .note("a value may use another's `${NAME}`, but not, through others, its own"),
+            })
+        };
 
-        // `[configure]`'s results, above `[env]` (its checks compile with those values) and below
-        // `-D`. A variant's env goes above them.
+        // `[configure]`'s results lie above `[env]` and below `-D` (a variant's env goes above
+        // them). Its checks compile with `[env]` as it is without them (a value naming a result
+        // sees it empty); then `[env]` is expanded again over the results, so that a value such
+        // as `LIBS = ["${ZLIB_LIBS}", "-lm"]` gets them.
         let configure_def = match &m.configure {
             Some(def) => Some(self.configure(def)?),
             None => None,
         };
+        let defined = |k: &str| overrides.defines.iter().any(|(d, _)| d == k);
+        let mut first = env.clone();
         if let Some(def) = &configure_def {
-            for (k, v) in configure.results(def, &env, &root, &out)? {
-                if !overrides.defines.iter().any(|(d, _)| *d == k) {
-                    env.set(k, v);
+            for n in def.names() {
+                if !raw.contains_key(&n) && !defined(&n) {
+                    first.set(n, Vec::new());
                 }
             }
         }
+        expand(&raw, &mut first)?;
+        let env = match &configure_def {
+            None => first,
+            Some(def) => {
+                let mut raw = raw.clone();
+                for (k, v) in configure.results(def, &first, &root, &out)? {
+                    if !defined(&k) {
+                        raw.remove(&k);
+                        env.set(k, v);
+                    }
+                }
+                expand(&raw, &mut env)?;
+                env
+            }
+        };
 
         // Groups.
         let mut groups = Vec::new();

@@ -9,10 +9,13 @@ use crate::support::{Run, Space, set};
 const MAIN: &str = "#include \"config.h\"\n#include <stdio.h>\n#include <zlib.h>\n\
 int main(void) {\n#ifdef HAVE_WRAP2\n  puts(\"wrap2\");\n#else\n  puts(\"plain\");\n#endif\n  puts(zlibVersion());\n  return 0;\n}\n";
 
-/// The build file: CC found on PATH (a wrapper of the test's own first), zlib from pkg-config, a
-/// check that passes only when the wrapper defines WRAPPED=2, one that needs libm.
+/// The build file: CC found on PATH (a wrapper of the test's own first), zlib from pkg-config
+/// (its LIBS reaching the link through an `[env]` value), a check that passes only when the
+/// wrapper defines WRAPPED=2, one that needs libm.
 const BUILD: &str = "[env]
 CFLAGS = [\"-O1\"]
+# A value naming a result gets it.
+LINKLIBS = [\"${ZLIB_LIBS}\"]
 
 [configure]
 programs = { CC = [\"mycc\", \"cc\"] }
@@ -37,7 +40,7 @@ depfile = \"${TGT}.d\"
 
 [[gen]]
 name = \"app\"
-run = \"${CC} ${SRC} -o ${TGT} ${ZLIB_LIBS}\"
+run = \"${CC} ${SRC} -o ${TGT} ${LINKLIBS}\"
 source = [\"main.c\"]
 target = \"app\"
 ";
@@ -341,7 +344,7 @@ fn configure_in_a_part_or_a_bad_check_is_a_located_error() {
     let run = build(&s, &["build"], &path_with(&s, None), &[]).status(2);
     assert!(
         run.stderr.starts_with(
-            "build.toml:13:8: error: check `HAVE_WRAP2` has both `compile` and `link`\n"
+            "build.toml:15:8: error: check `HAVE_WRAP2` has both `compile` and `link`\n"
         ),
         "{}",
         run.stderr
