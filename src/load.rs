@@ -111,36 +111,32 @@ impl Workspace {
 
     /// Parses and validates the build file, with `[configure]`'s results as last cached.
     pub fn load(&self) -> Result<Project, Error> {
-        let bytes = std::fs::read(&self.build_file)
-            .map_err(|e| Error::io(format!("cannot read {}", self.display), e))?;
-        Project::from_bytes_with(
-            bytes,
-            &self.build_file,
-            &self.display,
-            &self.overrides,
-            &mut Parsed::default(),
-            &mut configure::Mode::Cached,
-        )
+        self.load_with(&mut configure::Mode::Cached)
     }
 
     /// `kiln configure`: parses the build file and runs `[configure]` now, whatever its cache
     /// says; each line it prints goes to `say`.
     pub fn configure(&self, say: &mut dyn FnMut(String)) -> Result<Project, Error> {
-        let bytes = std::fs::read(&self.build_file)
-            .map_err(|e| Error::io(format!("cannot read {}", self.display), e))?;
         let defines = self.overrides.defines.clone();
-        let mut mode = configure::Mode::Run(configure::Context {
+        self.load_with(&mut configure::Mode::Run(configure::Context {
             defines: &defines,
             force: true,
             say,
-        });
+        }))
+    }
+
+    /// Reads, parses and validates the build file, getting `[configure]`'s results as `mode`
+    /// says.
+    fn load_with(&self, mode: &mut configure::Mode) -> Result<Project, Error> {
+        let bytes = std::fs::read(&self.build_file)
+            .map_err(|e| Error::io(format!("cannot read {}", self.display), e))?;
         Project::from_bytes_with(
             bytes,
             &self.build_file,
             &self.display,
             &self.overrides,
             &mut Parsed::default(),
-            &mut mode,
+            mode,
         )
     }
 

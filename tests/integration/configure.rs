@@ -85,6 +85,17 @@ fn build(s: &Space, args: &[&str], path: &str, extra: &[(&str, Option<&str>)]) -
     s.kiln_with(".", args, &env)
 }
 
+/// The build file with `from` replaced by `to`, built: it must stop with exit 2 and a message
+/// that starts with `starts` (a located one) or holds `holds`.
+fn stops(from: &str, to: &str, path: Option<&str>) -> (Space, Run) {
+    let s = project();
+    s.write("build.toml", BUILD.replace(from, to));
+    let path = path.map_or_else(|| path_with(&s, None), str::to_string);
+    let run = build(&s, &["build"], &path, &[]).status(2);
+    assert!(!s.exists("build/app"));
+    (s, run)
+}
+
 fn app_says(s: &Space) -> String {
     let out = std::process::Command::new(s.path("build/app"))
         .output()
@@ -128,53 +139,31 @@ fn configure_finds_programs_and_packages_runs_checks_and_writes_config_h() {
 
 #[test]
 fn what_configure_cannot_find_stops_with_what_it_looked_for() {
-    // A check that is not optional and fails: exit 2, nothing built.
-    let s = project();
-    s.write(
-        "build.toml",
-        BUILD.replace(
-            "#include <math.h>",
-            "#include <no_such_header_here.h>\\n#include <math.h>",
-        ),
+    // A check that is not optional and fails: the compiler's words, nothing built.
+    let (_, run) = stops(
+        "#include <math.h>",
+        "#include <no_such_header_here.h>\\n#include <math.h>",
+        None,
     );
-    let run = build(&s, &["build"], &path_with(&s, None), &[]).status(2);
-    assert!(
-        run.stderr
-            .contains("error: configure: check HAVE_LIBM failed: the snippet does not link\n"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("no_such_header_here.h"),
-        "{}",
-        run.stderr
-    );
-    assert!(!s.exists("build/app"));
+    for text in [
+        "error: configure: check HAVE_LIBM failed: the snippet does not link\n",
+        "no_such_header_here.h",
+    ] {
+        assert!(run.stderr.contains(text), "{text:?} in\n{}", run.stderr);
+    }
     // A program found nowhere.
-    let s = project();
-    s.write(
-        "build.toml",
-        BUILD.replace("[\"mycc\", \"cc\"]", "[\"no-such-cc\"]"),
+    let (_, run) = stops(
+        "[\"mycc\", \"cc\"]",
+        "[\"no-such-cc\"]",
+        Some("/nonexistent"),
     );
-    let run = build(&s, &["build"], "/nonexistent", &[]).status(2);
-    assert!(
-        run.stderr.contains(
-            "error: configure: no program for CC: looked for `no-such-cc` in PATH (/nonexistent)\n"
-        ),
-        "{}",
-        run.stderr
-    );
+    let text =
+        "error: configure: no program for CC: looked for `no-such-cc` in PATH (/nonexistent)\n";
+    assert!(run.stderr.contains(text), "{}", run.stderr);
     // A package pkg-config does not have, or not in that version.
-    let s = project();
-    s.write("build.toml", BUILD.replace("zlib >= 1.2", "zlib >= 99"));
-    let run = build(&s, &["build"], &path_with(&s, None), &[]).status(2);
-    assert!(
-        run.stderr
-            .contains("error: configure: no package for ZLIB: pkg-config found no `zlib >= 99`\n"),
-        "{}",
-        run.stderr
-    );
-    assert!(!s.exists("build/app"));
+    let (_, run) = stops("zlib >= 1.2", "zlib >= 99", None);
+    let text = "error: configure: no package for ZLIB: pkg-config found no `zlib >= 99`\n";
+    assert!(run.stderr.contains(text), "{}", run.stderr);
 }
 
 #[test]
@@ -333,22 +322,13 @@ fn a_pc_file_that_changes_runs_configure_again() {
 
 #[test]
 fn configure_in_a_part_or_a_bad_check_is_a_located_error() {
-    let s = project();
-    s.write(
-        "build.toml",
-        BUILD.replace(
-            "optional = true\n",
-            "optional = true\nlink = \"int main(void) { return 0; }\"\n",
-        ),
+    let (s, run) = stops(
+        "optional = true\n",
+        "optional = true\nlink = \"int main(void) { return 0; }\"\n",
+        None,
     );
-    let run = build(&s, &["build"], &path_with(&s, None), &[]).status(2);
-    assert!(
-        run.stderr.starts_with(
-            "build.toml:15:8: error: check `HAVE_WRAP2` has both `compile` and `link`\n"
-        ),
-        "{}",
-        run.stderr
-    );
+    let text = "build.toml:15:8: error: check `HAVE_WRAP2` has both `compile` and `link`\n";
+    assert!(run.stderr.starts_with(text), "{}", run.stderr);
     assert!(!s.exists("build"));
     // Only the top build file configures.
     let s = Space::new();

@@ -50,6 +50,17 @@ use = [\"libz\"]
 target = \"app\"
 ";
 
+/// Every output of [`project`].
+const EVERY_OUTPUT: [&str; 7] = [
+    "build/lib/version.c",
+    "build/lib/a.o",
+    "build/lib/b.o",
+    "build/lib/version.o",
+    "build/lib/libz.a",
+    "build/app/main.o",
+    "build/app/app",
+];
+
 fn project() -> Space {
     let s = Space::new();
     s.write("build.toml", TOP);
@@ -76,18 +87,7 @@ fn parsed_and_decoded(stderr: &str) -> (u64, u64) {
 fn parts_have_paths_rules_and_env_of_their_own() {
     let s = project();
     let run = s.kiln(&["build", "-j1"]).ok();
-    assert_eq!(
-        run.ran_outputs(),
-        set(&[
-            "build/lib/version.c",
-            "build/lib/a.o",
-            "build/lib/b.o",
-            "build/lib/version.o",
-            "build/lib/libz.a",
-            "build/app/main.o",
-            "build/app/app",
-        ])
-    );
+    assert_eq!(run.ran_outputs(), set(&EVERY_OUTPUT));
     // lib's env extends the top file's; app's rule `cc` overrides the top file's.
     assert_eq!(s.read("build/lib/a.o"), "cc -O2 -DLIB lib/a.c\nA\n");
     assert_eq!(
@@ -290,18 +290,7 @@ fn parts_nest_and_inherit_from_the_part_that_names_them() {
 fn started_inside_a_part_kiln_builds_the_project_it_belongs_to() {
     let s = project();
     let run = s.kiln_in("app", &["build", "app"]).ok();
-    assert_eq!(
-        run.ran_outputs(),
-        set(&[
-            "build/lib/version.c",
-            "build/lib/a.o",
-            "build/lib/b.o",
-            "build/lib/version.o",
-            "build/lib/libz.a",
-            "build/app/main.o",
-            "build/app/app",
-        ])
-    );
+    assert_eq!(run.ran_outputs(), set(&EVERY_OUTPUT));
     assert!(!s.exists("app/build"));
     // Errors name the files as seen from there.
     s.write("app/build.toml", APP.replace("\"main.c\"", "\"mian.c\""));
