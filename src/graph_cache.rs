@@ -86,7 +86,9 @@ pub fn overrides_digest(o: &Overrides) -> Hash {
 // The body's types, each field named once: stored, or after `skip` rebuilt as its default
 // (templates and env values, which only expansion needs; the root and build directory, which the
 // head holds).
-encode_struct!(Project { sources, post, name, parts, groups, rules, gens } skip { root, out });
+encode_struct!(Project {
+    sources, post, name, parts, groups, rules, gens
+} skip { root, out, installs });
 encode_struct!(Part { dir, parent, rules } skip { env });
 encode_struct!(Group { name, order, jobs });
 encode_struct!(Rule {
@@ -95,7 +97,8 @@ encode_struct!(Rule {
 encode_struct!(Gen {
     name, span, group, rule, uses, map, default, part
 } skip {
-    sources, exclude, targets, deps, dep_gens, order_only, order_gens, env, ext_rules, objdir
+    sources, exclude, targets, deps, dep_gens, order_only, order_gens, env, ext_rules, objdir,
+    install
 });
 encode_struct!(Task {
     generator, group, rule, inputs, outputs, deps, order_only, depfile, commands, env, always,

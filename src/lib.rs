@@ -80,6 +80,7 @@ internal_modules!(
     ids,
     includes,
     index,
+    install,
     interrupt,
     lock,
     manifest,

@@ -12,7 +12,7 @@ use crate::error::{Diagnostic, Error, SourceText, Sources};
 use crate::manifest::{Manifest, Order, ProjectDef, Strings};
 use crate::parsed::Parsed;
 use crate::paths::{self, absolute};
-use crate::template::{RESERVED, Template, TemplateError};
+use crate::template::{Lookup, RESERVED, Template, TemplateError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -66,6 +66,15 @@ pub(super) fn template_diagnostic(
 pub(super) struct Builder<'a> {
     pub(super) sources: &'a Sources,
 }
+
+/// The env values `kiln install`'s destinations use, with their defaults (as make's GNU
+/// conventions have them).
+const INSTALL_DIRS: [(&str, &str); 4] = [
+    ("PREFIX", "/usr/local"),
+    ("BINDIR", "${PREFIX}/bin"),
+    ("LIBDIR", "${PREFIX}/lib"),
+    ("INCLUDEDIR", "${PREFIX}/include"),
+];
 
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -157,6 +166,14 @@ impl Builder<'_> {
             }
             raw.remove(k);
             env.set(k.clone(), vec![v.clone()]);
+        }
+        // The install directories' defaults, below [env] and -D.
+        for (name, default) in INSTALL_DIRS {
+            if !raw.contains_key(name) && env.get(name).is_none() {
+                let value = Template::parse(default).expect("a valid default");
+                let text = default.to_string();
+                raw.insert(name.to_string(), vec![Located { value, text, span: 0..0 }]);
+            }
         }
         values::expand_all(&raw, &mut env, &out).map_err(|e| match e {
             values::ExpandError::Template { name, item, error } => {
@@ -259,8 +276,10 @@ impl Builder<'_> {
             groups,
             rules,
             gens: Vec::new(),
+            installs: Vec::new(),
         };
         project.gens = self.gens(&parts, &mut project, &scopes, &known_names)?;
+        project.installs = self.installs(&parts, &project)?;
         Ok(project)
     }
 
