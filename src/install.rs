@@ -53,9 +53,11 @@ struct Entry {
     path: String,
     /// A link's text.
     link: String,
-    /// A file's device and inode when written: another file at the path is not install's.
+    /// A file's device, inode and change time (ns) when written: another file at the path, or
+    /// this one changed since, is not install's to remove.
     dev: usize,
     ino: usize,
+    ctime: usize,
 }
 
 /// What the installs into one DESTDIR wrote.
@@ -67,7 +69,7 @@ struct Record {
 }
 
 encode_enum!(Kind { File, Link, Dir });
-encode_struct!(Entry { kind, path, link, dev, ino });
+encode_struct!(Entry { kind, path, link, dev, ino, ctime });
 encode_struct!(Record { destdir, entries });
 
 /// `kiln install` after a successful build: copies everything the project declares for
@@ -174,7 +176,10 @@ pub fn uninstall(
                 continue;
             }
             (Kind::File, Look::Here(m)) => {
-                m.is_file() && m.dev() as usize == e.dev && m.ino() as usize == e.ino
+                m.is_file()
+                    && m.dev() as usize == e.dev
+                    && m.ino() as usize == e.ino
+                    && ctime(&m) == e.ctime
             }
             (_, Look::Here(m)) => {
                 m.file_type().is_symlink()
@@ -349,6 +354,7 @@ fn install_one(
                 link: text.to_string_lossy().into_owned(),
                 dev: 0,
                 ino: 0,
+                ctime: 0,
             })
     } else {
         let mode = item.mode.unwrap_or(meta.mode() & 0o7777);
@@ -361,6 +367,7 @@ fn install_one(
                 link: String::new(),
                 dev: m.dev() as usize,
                 ino: m.ino() as usize,
+                ctime: ctime(&m),
             })
     };
     match done {
@@ -410,12 +417,20 @@ fn make_dirs(dir: &Path, written: &mut Vec<Entry>) -> io::Result<()> {
                 link: String::new(),
                 dev: 0,
                 ino: 0,
+                ctime: 0,
             }),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// A file's change time in nanoseconds.
+fn ctime(m: &std::fs::Metadata) -> usize {
+    (m.ctime() as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(m.ctime_nsec() as u64) as usize
 }
 
 fn utf8(path: &Path) -> String {

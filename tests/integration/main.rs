@@ -9,6 +9,7 @@ mod docs;
 mod example;
 mod fuzzed;
 mod generators;
+mod install;
 mod outputs;
 mod ports;
 mod property;

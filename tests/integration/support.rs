@@ -63,11 +63,18 @@ impl Space {
 
     /// Runs kiln in a subdirectory of the project.
     pub fn kiln_in(&self, dir: &str, args: &[&str]) -> Run {
+        self.kiln_with(dir, args, &[])
+    }
+
+    /// Runs kiln in a subdirectory of the project with these variables added to its environment.
+    pub fn kiln_with(&self, dir: &str, args: &[&str], vars: &[(&str, &str)]) -> Run {
         let out = Command::new(KILN)
             .args(args)
             .current_dir(self.path(dir))
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
+            .env_remove("DESTDIR")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("kiln runs");
