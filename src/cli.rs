@@ -127,7 +127,7 @@ enum Command {
     Distclean(DeleteArgs),
     /// Build, then copy what generators' `install` and `[[install]]` entries declare
     Install(InstallArgs),
-    /// Remove what the last `kiln install` (into the same --destdir) wrote, and nothing else
+    /// Remove what `kiln install` wrote (into the same --destdir), and nothing else
     Uninstall {
         /// Remove from under DIR, as installed with --destdir DIR [default: $DESTDIR]
         #[arg(long, value_name = "DIR")]
