@@ -45,6 +45,8 @@ pub struct Args {
 }
 
 const DRY_RUN: &str = "-n/--dry-run";
+const JOBS: &str = "-j/--jobs";
+const KEEP_GOING: &str = "-k/--keep-going";
 const VERBOSE: &str = "-v/--verbose";
 
 /// The options of a build, taken by `kiln build` and by `kiln` alone.
@@ -94,8 +96,8 @@ impl BuildArgs {
     /// The flags given, as a usage error names them.
     fn given(&self) -> Vec<&'static str> {
         [
-            (self.jobs.is_some(), "-j/--jobs"),
-            (self.keep_going, "-k/--keep-going"),
+            (self.jobs.is_some(), JOBS),
+            (self.keep_going, KEEP_GOING),
             (self.dry_run, DRY_RUN),
             (self.verbose, VERBOSE),
             (!self.targets.is_empty(), "--targets"),
@@ -125,6 +127,14 @@ enum Command {
     Distclean(DeleteArgs),
     /// Run the [configure] checks now (kiln build runs them when their inputs changed); results under the build directory
     Configure,
+    /// Build, then copy what generators' `install` and `[[install]]` entries declare
+    Install(InstallArgs),
+    /// Remove what `kiln install` wrote (into the same --destdir), and nothing else
+    Uninstall {
+        /// Remove from under DIR, as installed with --destdir DIR [default: $DESTDIR]
+        #[arg(long, value_name = "DIR")]
+        destdir: Option<PathBuf>,
+    },
     /// List generators and their outputs
     List,
     /// Say why targets (generator names or output paths) are or are not up to date, building nothing
@@ -146,6 +156,24 @@ struct DeleteArgs {
     dry_run: bool,
 }
 
+/// The options of `install`.
+#[derive(Debug, Clone, clap::Args)]
+struct InstallArgs {
+    /// Install under DIR (staging, as make's DESTDIR) [default: $DESTDIR]
+    #[arg(long, value_name = "DIR")]
+    destdir: Option<PathBuf>,
+    /// Install into DIR: sets PREFIX, as -D PREFIX=DIR [default: /usr/local]
+    #[arg(long, value_name = "DIR")]
+    prefix: Option<PathBuf>,
+    /// Run at most N tasks at once while building [default: the number of CPUs]
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
+    /// On a build failure, keep running every task that does not depend on a failed one (nothing
+    /// is installed)
+    #[arg(short = 'k', long = "keep-going")]
+    keep_going: bool,
+}
+
 /// What the command line asks for, validated.
 enum Action {
     /// `kiln`, `kiln build` and `kiln explain`.
@@ -158,6 +186,14 @@ enum Action {
     },
     List,
     Configure,
+    /// Build with these options, then install under `destdir`.
+    Install {
+        opts: BuildOptions,
+        destdir: Option<PathBuf>,
+    },
+    Uninstall {
+        destdir: Option<PathBuf>,
+    },
 }
 
 impl Args {
@@ -181,6 +217,25 @@ impl Args {
             Some(Command::Distclean(d)) => {
                 let dry_run = only(top, &[DRY_RUN], "distclean")?.dry_run || d.dry_run;
                 return Ok((Action::Distclean { dry_run }, false));
+            }
+            Some(Command::Install(i)) => {
+                let top = only(top, &[JOBS, KEEP_GOING], "install")?;
+                let opts = BuildOptions {
+                    jobs: i
+                        .jobs
+                        .or(top.jobs)
+                        .map_or_else(default_jobs, |j| j as usize),
+                    keep_going: i.keep_going || top.keep_going,
+                    no_wait: self.no_wait,
+                    ..BuildOptions::default()
+                };
+                let destdir = destdir(&i.destdir)?;
+                return Ok((Action::Install { opts, destdir }, false));
+            }
+            Some(Command::Uninstall { destdir: d }) => {
+                only(top, &[], "uninstall")?;
+                let destdir = destdir(d)?;
+                return Ok((Action::Uninstall { destdir }, false));
             }
             Some(Command::List) => {
                 only(top, &[DRY_RUN], "list")?;
@@ -230,6 +285,22 @@ fn only(top: BuildArgs, allowed: &[&str], command: &str) -> Result<BuildArgs, Er
             if given.len() == 1 { "does" } else { "do" }
         )))
     }
+}
+
+/// The DESTDIR an install or uninstall works under: `--destdir`, else `DESTDIR` from the
+/// environment (empty: none), made absolute against the current directory.
+fn destdir(given: &Option<PathBuf>) -> Result<Option<PathBuf>, Error> {
+    let dir = match given {
+        Some(d) => d.clone(),
+        None => match std::env::var_os("DESTDIR") {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => return Ok(None),
+        },
+    };
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+    let abs = crate::paths::normalize(&cwd.join(dir).to_string_lossy());
+    Ok(Some(PathBuf::from(abs)))
 }
 
 fn parse_define(s: &str) -> Result<(String, String), String> {
@@ -282,12 +353,23 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 }
 
 fn run(args: &Args, action: Action) -> Result<i32, Error> {
-    let location = Location {
+    let mut location = Location {
         dir: args.dir.clone(),
         file: args.file.clone(),
         out: args.out.clone(),
         defines: args.define.clone(),
     };
+    // --prefix is -D PREFIX=DIR, given last so that it wins.
+    if let Some(Command::Install(InstallArgs {
+        prefix: Some(prefix),
+        ..
+    })) = &args.command
+    {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::io("cannot read the current directory", e))?;
+        let abs = crate::paths::normalize(&cwd.join(prefix).to_string_lossy());
+        location.defines.push(("PREFIX".to_string(), abs));
+    }
     let ws = Workspace::locate(&location)?;
     let mut progress = progress::for_stderr();
     let listen =
@@ -320,6 +402,18 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
             let signals = listen()?;
             let how = crate::clean::How { wait, dry_run };
             crate::clean::distclean(&ws.load()?, how, progress.as_mut(), &signals)
+        }
+        Action::Install { opts, destdir } => {
+            let code = driver::build(&ws, &opts, progress.as_mut(), &listen()?)?;
+            if code != 0 {
+                return Ok(code);
+            }
+            // Parsed, not read from the graph cache, which keeps no install data.
+            let project = ws.load()?;
+            crate::install::install(&project, destdir.as_deref(), progress.as_mut())
+        }
+        Action::Uninstall { destdir } => {
+            crate::install::uninstall(&ws.load()?, destdir.as_deref(), progress.as_mut())
         }
     }
 }

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 9;
+const FORMAT: u32 = 10;
 /// Magic, format, head crc, head length.
 const PREFIX: usize = 24;
 
@@ -91,7 +91,7 @@ pub fn overrides_digest(o: &Overrides) -> Hash {
 // head holds).
 encode_struct!(Project {
     sources, post, name, parts, groups, rules, gens
-} skip { root, out, configure });
+} skip { root, out, configure, installs });
 encode_struct!(Part { dir, parent, rules } skip { env });
 encode_struct!(Group { name, order, jobs });
 encode_struct!(Rule {
@@ -100,7 +100,8 @@ encode_struct!(Rule {
 encode_struct!(Gen {
     name, span, group, rule, uses, map, default, part
 } skip {
-    sources, exclude, targets, deps, dep_gens, order_only, order_gens, env, ext_rules, objdir
+    sources, exclude, targets, deps, dep_gens, order_only, order_gens, env, ext_rules, objdir,
+    install
 });
 encode_struct!(Task {
     generator, group, rule, inputs, outputs, deps, order_only, depfile, commands, env, always,

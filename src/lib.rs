@@ -81,6 +81,7 @@ internal_modules!(
     ids,
     includes,
     index,
+    install,
     interrupt,
     lock,
     manifest,

@@ -24,6 +24,9 @@ pub struct Manifest {
     pub rule: BTreeMap<Spanned<String>, Spanned<RuleDef>>,
     #[serde(default, rename = "gen")]
     pub gens: Vec<Spanned<GenDef>>,
+    /// `[[install]]`: other files `kiln install` copies.
+    #[serde(default)]
+    pub install: Vec<Spanned<InstallDef>>,
     pub configure: Option<Spanned<ConfigureDef>>,
 }
 
@@ -154,6 +157,20 @@ pub struct GenDef {
     pub ext_rules: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     /// Its mapped outputs go to `<out>/<objdir>/<source path with ext_out>`.
     pub objdir: Option<Spanned<String>>,
+    /// `kiln install` copies its targets to this directory (`"${BINDIR}"`).
+    pub install: Option<Spanned<String>>,
+}
+
+/// `[[install]]`: files `kiln install` copies besides generators' targets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallDef {
+    /// Globs and paths as in generators; a generator's target means its output.
+    pub source: Spanned<Strings>,
+    /// The directory they go to.
+    pub dest: Spanned<String>,
+    /// Their permissions, as an octal string (`"644"`); by default the source's.
+    pub mode: Option<Spanned<String>>,
 }
 
 /// A string or a list of strings, as most values in the build file may be.
@@ -285,7 +302,7 @@ macro_rules! shift_fields {
         }
     };
 }
-shift_fields!(Manifest { project, env, group, rule, gens, configure });
+shift_fields!(Manifest { project, env, group, rule, gens, configure, install });
 shift_fields!(ConfigureDef { programs, packages, header, check });
 shift_fields!(CheckDef { define, compile, link, libs, optional });
 shift_fields!(ProjectDef { name, out, post, subdirs });
@@ -295,8 +312,9 @@ shift_fields!(RuleDef {
 });
 shift_fields!(GenDef {
     name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,
-    ext_rules, objdir
+    ext_rules, objdir, install
 });
+shift_fields!(InstallDef { source, dest, mode });
 
 /// Parses the build file, turning the toml crate's errors into located diagnostics.
 pub fn parse(source: &Arc<SourceText>) -> Result<Manifest, Diagnostic> {

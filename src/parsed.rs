@@ -13,7 +13,8 @@ use crate::codec::{
 use crate::error::{Diagnostic, SourceText};
 use crate::filestate::Hash;
 use crate::manifest::{
-    CheckDef, ConfigureDef, GenDef, GroupDef, Jobs, Manifest, ProjectDef, RuleDef, Strings,
+    CheckDef, ConfigureDef, GenDef, GroupDef, InstallDef, Jobs, Manifest, ProjectDef, RuleDef,
+    Strings,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use toml::Spanned;
 
 const MAGIC: &[u8; 8] = b"KILNPARS";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 3;
 
 /// The manifests known by the hash of their text: read from the cache file, or parsed now.
 #[derive(Default)]
@@ -121,7 +122,7 @@ fn read_entries(bytes: &[u8]) -> Option<HashMap<Hash, Vec<u8>>> {
 }
 
 // The manifest's types, spans and all, field by field.
-encode_struct!(Manifest { project, env, group, rule, gens, configure });
+encode_struct!(Manifest { project, env, group, rule, gens, configure, install });
 encode_struct!(ConfigureDef { programs, packages, header, check });
 encode_struct!(CheckDef { define, compile, link, libs, optional });
 encode_struct!(ProjectDef { name, out, post, subdirs });
@@ -131,8 +132,9 @@ encode_struct!(RuleDef {
 });
 encode_struct!(GenDef {
     name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,
-    ext_rules, objdir
+    ext_rules, objdir, install
 });
+encode_struct!(InstallDef { source, dest, mode });
 
 impl Encode for Jobs {
     fn put(&self, buf: &mut Vec<u8>) {

@@ -186,6 +186,15 @@ impl Expansion {
         }
     }
 
+    /// The output that `path` (a kiln path) names when it is a generator's declared target, as
+    /// written (relative to the generator's directory) or by its path in the build directory.
+    pub fn declared_output(&self, path: &str) -> Option<&str> {
+        match self.declared_text.get(path) {
+            Some(p) => Some(p),
+            None => self.declared.get_key_value(path).map(|(p, _)| p.as_str()),
+        }
+    }
+
     /// Whether every group has been expanded.
     pub fn complete(&self) -> bool {
         self.expanded.iter().all(|&e| e)

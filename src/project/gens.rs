@@ -247,6 +247,17 @@ impl Builder<'_> {
             }
         };
 
+        let install = match &def.install {
+            None => None,
+            Some(d) => {
+                let env = crate::env::Layered {
+                    top: &genv,
+                    base: &p.parts[part].env,
+                };
+                Some(self.dest(d, "install", &env, &p.out)?)
+            }
+        };
+
         Ok(Gen {
             name: gname,
             span,
@@ -265,6 +276,7 @@ impl Builder<'_> {
             default: def.default.unwrap_or(true),
             ext_rules,
             objdir,
+            install,
             part,
         })
     }

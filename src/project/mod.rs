@@ -5,6 +5,7 @@
 //! located in the build file; this module holds what the rest of kiln sees of it.
 
 mod gens;
+mod installs;
 mod parts;
 mod rules;
 mod validate;
@@ -49,6 +50,21 @@ pub struct Project {
     pub gens: Vec<Gen>,
     /// `[configure]`, whose results are among `parts[0].env`.
     pub configure: Option<crate::configure::Configure>,
+    /// `[[install]]` entries, every part's, in order.
+    pub installs: Vec<Install>,
+}
+
+/// An `[[install]]` entry.
+#[derive(Debug)]
+pub struct Install {
+    /// Globs and paths as in generators (relative to its part's directory).
+    pub sources: Vec<Located<Template>>,
+    /// The directory they go to, expanded (absolute, without DESTDIR).
+    pub dest: String,
+    /// The permissions its files get; `None`: the source's.
+    pub mode: Option<u32>,
+    /// The part of the project it was declared in.
+    pub part: usize,
 }
 
 /// A part of the project: the top build file, or one that a `subdirs` entry names.
@@ -139,6 +155,9 @@ pub struct Gen {
     /// `objdir`: its mapped outputs go to `<out>/<objdir>/...`, so that two generators can map
     /// one source list with different rules or flags.
     pub objdir: Option<String>,
+    /// `install`: the directory `kiln install` copies its targets to, expanded (absolute, without
+    /// DESTDIR).
+    pub install: Option<String>,
 }
 
 impl Project {
@@ -220,7 +239,12 @@ impl Project {
     /// The build directory as a path relative to generator `g`'s directory (what `${OUT}` is in
     /// its sources and targets).
     pub fn out_from(&self, g: GenId) -> String {
-        let dir = self.dir_of(g);
+        self.out_from_part(self.gens[g].part)
+    }
+
+    /// The build directory as a path relative to part `part`'s directory.
+    pub fn out_from_part(&self, part: usize) -> String {
+        let dir = &self.parts[part].dir;
         if dir == "." || self.out.starts_with('/') {
             return self.out.clone();
         }

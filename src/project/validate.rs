@@ -13,7 +13,7 @@ use crate::manifest::{ConfigureDef, Manifest, Order, ProjectDef, Strings};
 use crate::configure::{self, Check, Configure};
 use crate::parsed::Parsed;
 use crate::paths::{self, absolute};
-use crate::template::{RESERVED, Template, TemplateError};
+use crate::template::{Lookup, RESERVED, Template, TemplateError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -68,6 +68,15 @@ pub(super) fn template_diagnostic(
 pub(super) struct Builder<'a> {
     pub(super) sources: &'a Sources,
 }
+
+/// The env values `kiln install`'s destinations use, with their defaults (as make's GNU
+/// conventions have them).
+const INSTALL_DIRS: [(&str, &str); 4] = [
+    ("PREFIX", "/usr/local"),
+    ("BINDIR", "${PREFIX}/bin"),
+    ("LIBDIR", "${PREFIX}/lib"),
+    ("INCLUDEDIR", "${PREFIX}/include"),
+];
 
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -160,6 +169,14 @@ impl Builder<'_> {
             }
             raw.remove(k);
             env.set(k.clone(), vec![v.clone()]);
+        }
+        // The install directories' defaults, below [env] and -D.
+        for (name, default) in INSTALL_DIRS {
+            if !raw.contains_key(name) && env.get(name).is_none() {
+                let value = Template::parse(default).expect("a valid default");
+                let text = default.to_string();
+                raw.insert(name.to_string(), vec![Located { value, text, span: 0..0 }]);
+            }
         }
         let expand = |raw: &BTreeMap<String, Vec<Located<Template>>>, env: &mut Env| {
             values::expand_all(raw, env, &out).map_err(|e| match e {
@@ -304,8 +321,10 @@ impl Builder<'_> {
             rules,
             gens: Vec::new(),
             configure: configure_def,
+            installs: Vec::new(),
         };
         project.gens = self.gens(&parts, &mut project, &scopes, &known_names)?;
+        project.installs = self.installs(&parts, &project)?;
         Ok(project)
     }
 

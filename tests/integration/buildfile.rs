@@ -48,7 +48,7 @@ fn unknown_key_names_what_was_found_and_expected_and_suggests() {
             "  |\n",
             "3 | sorce = \"a.txt\"\n",
             "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
             "  = did you mean `source`?\n",
         ),
     );
@@ -412,7 +412,7 @@ fn bad_build_files_stop_clean_and_list_too() {
             "  |\n",
             "2 | sorce = 1\n",
             "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
             "  = did you mean `source`?\n",
         ),
     );
@@ -424,7 +424,7 @@ fn bad_build_files_stop_clean_and_list_too() {
             "  |\n",
             "2 | sorce = 1\n",
             "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
             "  = did you mean `source`?\n",
         ),
     );
@@ -436,7 +436,7 @@ fn bad_build_files_stop_clean_and_list_too() {
             "  |\n",
             "2 | sorce = 1\n",
             "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
             "  = did you mean `source`?\n",
         ),
     );
@@ -512,7 +512,7 @@ fn the_caret_follows_a_tab_shown_as_four_spaces() {
             "  |\n",
             "3 |     sorce = \"a.txt\"\n",
             "  |     ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
             "  = did you mean `source`?\n",
         ),
     );

@@ -449,7 +449,7 @@ fn exit_status_is_0_1_or_2() {
             "  |\n",
             "2 | bogus = 1\n",
             "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`\n",
+            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
         ))
         .run();
     Test::new()

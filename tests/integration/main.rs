@@ -10,6 +10,7 @@ mod docs;
 mod example;
 mod fuzzed;
 mod generators;
+mod install;
 mod outputs;
 mod ports;
 mod property;

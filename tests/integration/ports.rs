@@ -16,6 +16,7 @@
 
 use crate::support::{Run, Space};
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -441,6 +442,44 @@ fn zlib_test_programs_pass_against_both_libraries() {
     );
 
     assert_null_build(&s);
+}
+
+#[test]
+fn zlib_installs_what_make_install_installs() {
+    let s = copy_port("zlib");
+    s.kiln(&["install", "--destdir", "stage", "--prefix", "/usr"])
+        .ok();
+    let lib = s.path("stage/usr/lib");
+    let mut names: Vec<String> = std::fs::read_dir(&lib)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["libz.a", "libz.so", "libz.so.1", "libz.so.1.2.13"]);
+    for link in ["libz.so", "libz.so.1"] {
+        let target = std::fs::read_link(lib.join(link)).expect("installed as a link");
+        assert_eq!(target, Path::new("libz.so.1.2.13"));
+    }
+    let shared = lib.join("libz.so.1.2.13").symlink_metadata().unwrap();
+    assert!(shared.is_file());
+    assert_eq!(
+        std::fs::read(lib.join("libz.a")).unwrap(),
+        std::fs::read(s.path("build/libz.a")).unwrap()
+    );
+    let include = s.path("stage/usr/include");
+    for header in ["zlib.h", "zconf.h"] {
+        let installed = include.join(header);
+        assert_eq!(
+            std::fs::read(&installed).unwrap(),
+            std::fs::read(s.path(&format!("upstream/{header}"))).unwrap()
+        );
+        let mode = installed.metadata().unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644, "{header}");
+    }
+    assert_null_build(&s);
+
+    s.kiln(&["uninstall", "--destdir", "stage"]).ok();
+    assert!(!s.exists("stage"), "uninstall removes what install made");
 }
 
 #[test]

@@ -73,6 +73,7 @@ impl Space {
             .current_dir(self.path(dir))
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
+            .env_remove("DESTDIR")
             .stdin(Stdio::null());
         for (k, v) in env {
             match v {
