@@ -24,6 +24,8 @@ pub struct Manifest {
     pub rule: BTreeMap<Spanned<String>, Spanned<RuleDef>>,
     #[serde(default, rename = "gen")]
     pub gens: Vec<Spanned<GenDef>>,
+    #[serde(default)]
+    pub variant: BTreeMap<Spanned<String>, Spanned<VariantDef>>,
 }
 
 /// `[project]`
@@ -132,6 +134,17 @@ pub struct GenDef {
     pub ext_rules: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
     /// Its mapped outputs go to `<out>/<objdir>/<source path with ext_out>`.
     pub objdir: Option<Spanned<String>>,
+}
+
+/// `[variant.NAME]`: a build of the project into its own build directory with its own env values
+/// (`kiln build --variant NAME`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantDef {
+    /// Its build directory, relative to the build file (default: `<out>/<NAME>`).
+    pub out: Option<Spanned<String>>,
+    /// Its env values, over `[env]` (`${NAME}` inside one means the value below it).
+    pub env: Option<BTreeMap<Spanned<String>, Spanned<Strings>>>,
 }
 
 /// A string or a list of strings, as most values in the build file may be.
@@ -263,7 +276,7 @@ macro_rules! shift_fields {
         }
     };
 }
-shift_fields!(Manifest { project, env, group, rule, gens });
+shift_fields!(Manifest { project, env, group, rule, gens, variant });
 shift_fields!(ProjectDef { name, out, post, subdirs });
 shift_fields!(GroupDef { name, order, jobs });
 shift_fields!(RuleDef {
@@ -273,6 +286,7 @@ shift_fields!(GenDef {
     name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,
     ext_rules, objdir
 });
+shift_fields!(VariantDef { out, env });
 
 /// Parses the build file, turning the toml crate's errors into located diagnostics.
 pub fn parse(source: &Arc<SourceText>) -> Result<Manifest, Diagnostic> {

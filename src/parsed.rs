@@ -13,7 +13,7 @@ use crate::codec::{
 use crate::error::{Diagnostic, SourceText};
 use crate::filestate::Hash;
 use crate::manifest::{
-    GenDef, GroupDef, Jobs, Manifest, ProjectDef, RuleDef, Strings,
+    GenDef, GroupDef, Jobs, Manifest, ProjectDef, RuleDef, Strings, VariantDef,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use toml::Spanned;
 
 const MAGIC: &[u8; 8] = b"KILNPARS";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The manifests known by the hash of their text: read from the cache file, or parsed now.
 #[derive(Default)]
@@ -121,7 +121,7 @@ fn read_entries(bytes: &[u8]) -> Option<HashMap<Hash, Vec<u8>>> {
 }
 
 // The manifest's types, spans and all, field by field.
-encode_struct!(Manifest { project, env, group, rule, gens });
+encode_struct!(Manifest { project, env, group, rule, gens, variant });
 encode_struct!(ProjectDef { name, out, post, subdirs });
 encode_struct!(GroupDef { name, order, jobs });
 encode_struct!(RuleDef {
@@ -131,6 +131,7 @@ encode_struct!(GenDef {
     name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,
     ext_rules, objdir
 });
+encode_struct!(VariantDef { out, env });
 
 impl Encode for Jobs {
     fn put(&self, buf: &mut Vec<u8>) {

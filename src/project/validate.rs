@@ -9,7 +9,7 @@ use super::{Group, Located, Overrides, Part, Project};
 use super::values;
 use crate::env::Env;
 use crate::error::{Diagnostic, Error, SourceText, Sources};
-use crate::manifest::{Manifest, Order, ProjectDef, Strings};
+use crate::manifest::{Manifest, Order, ProjectDef, Strings, VariantDef};
 use crate::parsed::Parsed;
 use crate::paths::{self, absolute};
 use crate::template::{RESERVED, Template, TemplateError};
@@ -138,38 +138,16 @@ impl Builder<'_> {
             .map(|p| *p.get_ref())
             .unwrap_or_default();
 
-        let out = self.build_dir(project_def, &root, overrides)?;
+        let variant = self.variant(m, overrides)?;
+        let out = self.build_dir(project_def, variant, &root, overrides)?;
 
-        // Env values, then -D (one string each, as given), then every `${NAME}` inside a value
-        // expanded, recursively.
-        let mut raw: BTreeMap<String, Vec<Located<Template>>> = BTreeMap::new();
-        for (k, v) in &m.env {
-            self.env_name(k)?;
-            let what = format!("in env value `{}`", k.get_ref());
-            raw.insert(k.get_ref().clone(), self.templates(Some(v), &what)?);
-        }
-        let mut env = Env::default();
-        for (k, v) in &overrides.defines {
-            if !is_name(k) || RESERVED.contains(&k.as_str()) {
-                return Err(Error::Usage(format!(
-                    "-D {k}={v}: `{k}` is not a name an env value can have"
-                )));
-            }
-            raw.remove(k);
-            env.set(k.clone(), vec![v.clone()]);
-        }
-        values::expand_all(&raw, &mut env, &out).map_err(|e| match e {
-            values::ExpandError::Template { name, item, error } => {
-                let what = format!("in env value `{name}`");
-                template_diagnostic(self.sources, &item.text, &item.span, &error, &what)
-            }
-            values::ExpandError::Cycle { cycle, item } => self
-                .err(
-                    item.span.clone(),
-                    format!("env values refer to each other in a cycle: {}", cycle.join(" -> ")),
-                )
-                .note("a value may use another's `${NAME}`, but not, through others, its own"),
-        })?;
+        // The project-level values, lowest first: `[env]`, the variant's env, `-D`.
+        let env = self.env(m, overrides, &out)?;
+        // (`[configure]` results go here: over `[env]`, below the variant's env.)
+        let env = match variant {
+            Some((_, def)) => self.variant_env(def, env, overrides, &out)?,
+            None => env,
+        };
 
         // Groups.
         let mut groups = Vec::new();
@@ -264,15 +242,127 @@ impl Builder<'_> {
         Ok(project)
     }
 
+    /// The `[env]` values, with `-D` (one string each, as given) in place of those it names, then
+    /// every `${NAME}` inside a value expanded, recursively.
+    fn env(&self, m: &Manifest, overrides: &Overrides, out: &str) -> Result<Env, Error> {
+        let mut raw: BTreeMap<String, Vec<Located<Template>>> = BTreeMap::new();
+        for (k, v) in &m.env {
+            self.env_name(k)?;
+            let what = format!("in env value `{}`", k.get_ref());
+            raw.insert(k.get_ref().clone(), self.templates(Some(v), &what)?);
+        }
+        let mut env = Env::default();
+        for (k, v) in &overrides.defines {
+            if !is_name(k) || RESERVED.contains(&k.as_str()) {
+                return Err(Error::Usage(format!(
+                    "-D {k}={v}: `{k}` is not a name an env value can have"
+                )));
+            }
+            raw.remove(k);
+            env.set(k.clone(), vec![v.clone()]);
+        }
+        values::expand_all(&raw, &mut env, out).map_err(|e| match e {
+            values::ExpandError::Template { name, item, error } => {
+                let what = format!("in env value `{name}`");
+                template_diagnostic(self.sources, &item.text, &item.span, &error, &what)
+            }
+            values::ExpandError::Cycle { cycle, item } => self
+                .err(
+                    item.span.clone(),
+                    format!("env values refer to each other in a cycle: {}", cycle.join(" -> ")),
+                )
+                .note("a value may use another's `${NAME}`, but not, through others, its own"),
+        })?;
+        Ok(env)
+    }
+
+    /// The variant `--variant` names, with its name as written: an error listing the known ones
+    /// when the build file has no such variant.
+    fn variant<'m>(
+        &self,
+        m: &'m Manifest,
+        overrides: &Overrides,
+    ) -> Result<Option<(&'m Spanned<String>, &'m VariantDef)>, Error> {
+        for k in m.variant.keys() {
+            let n = k.get_ref();
+            let ok = !n.is_empty()
+                && !n.starts_with('.')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            if !ok {
+                return Err(self
+                    .err(k.span(), format!("invalid variant name `{n}`"))
+                    .note("expected letters, digits, `_`, `-` and `.`, not starting with `.`: it names a directory")
+                    .into());
+            }
+        }
+        let Some(name) = &overrides.variant else {
+            return Ok(None);
+        };
+        if let Some((k, v)) = m.variant.iter().find(|(k, _)| k.get_ref() == name) {
+            return Ok(Some((k, v.get_ref())));
+        }
+        let known: Vec<String> = m.variant.keys().map(|k| format!("`{}`", k.get_ref())).collect();
+        Err(Error::Usage(if known.is_empty() {
+            format!(
+                "--variant {name}: {} declares no variants (add a [variant.{name}] table)",
+                self.sources.top().name
+            )
+        } else {
+            format!(
+                "--variant {name}: no such variant; {} declares {}",
+                self.sources.top().name,
+                known.join(", ")
+            )
+        }))
+    }
+
+    /// `env` with the variant's values over it: `${NAME}` inside one means the value below it (as
+    /// in a generator's env); a name `-D` sets keeps its `-D` value.
+    fn variant_env(
+        &self,
+        def: &VariantDef,
+        below: Env,
+        overrides: &Overrides,
+        out: &str,
+    ) -> Result<Env, Error> {
+        let Some(values) = &def.env else {
+            return Ok(below);
+        };
+        let mut env = below.clone();
+        for (k, v) in values {
+            self.env_name(k)?;
+            if overrides.defines.iter().any(|(d, _)| d == k.get_ref()) {
+                continue;
+            }
+            let what = format!("in env value `{}`", k.get_ref());
+            let mut items = Vec::new();
+            for item in self.templates(Some(v), &what)? {
+                crate::env::splice(&item.value, &below, out, &mut items).map_err(|e| {
+                    template_diagnostic(self.sources, &item.text, &item.span, &e, &what)
+                })?;
+            }
+            env.set(k.get_ref().clone(), items);
+        }
+        Ok(env)
+    }
+
     /// The build directory as a kiln path: `--out`, else `out` of `[project]`, else "build". It may
-    /// not be the project root or hold it.
+    /// not be the project root or hold it. A variant's: `--out`, else the variant's `out`, else
+    /// `<out>/<variant name>`.
     fn build_dir(
         &self,
         project_def: Option<&ProjectDef>,
+        variant: Option<(&Spanned<String>, &VariantDef)>,
         root: &Path,
         overrides: &Overrides,
     ) -> Result<String, Error> {
-        let out = match (&overrides.out, project_def.and_then(|p| p.out.as_ref())) {
+        let variant_out = variant.and_then(|(_, v)| v.out.as_ref());
+        let written = match (variant, variant_out) {
+            (_, Some(out)) => Some(out),
+            (None, None) => project_def.and_then(|p| p.out.as_ref()),
+            (Some(_), None) => None,
+        };
+        let out = match (&overrides.out, written) {
             (Some(abs), _) => {
                 let abs = PathBuf::from(paths::normalize(&abs.to_string_lossy()));
                 paths::relative(root, &canonical_prefix(&abs))
@@ -291,12 +381,18 @@ impl Builder<'_> {
                     paths::normalize(text)
                 }
             }
-            (None, None) => "build".to_string(),
+            (None, None) => match variant {
+                Some((name, _)) => {
+                    let project_out = self.build_dir(project_def, None, root, overrides)?;
+                    paths::join(&project_out, name.get_ref())
+                }
+                None => "build".to_string(),
+            },
         };
         // Resolved through symlinks and `..`, the build directory may not be the project or hold it.
         let out_canonical = canonical_prefix(&absolute(root, &out));
         if out == "." || root.starts_with(&out_canonical) {
-            let span = project_def.and_then(|p| p.out.as_ref()).map(|o| o.span());
+            let span = written.map(|o| o.span());
             let msg = format!(
                 "the build directory `{out}` would contain the project: kiln writes and cleans there"
             );

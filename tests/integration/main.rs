@@ -20,3 +20,4 @@ mod signatures;
 mod states;
 mod subdirs;
 mod support;
+mod variants;
