@@ -142,12 +142,7 @@ impl Builder<'_> {
         let out = self.build_dir(project_def, variant, &root, overrides)?;
 
         // The project-level values, lowest first: `[env]`, the variant's env, `-D`.
-        let env = self.env(m, overrides, &out)?;
-        // (`[configure]` results go here: over `[env]`, below the variant's env.)
-        let env = match variant {
-            Some((_, def)) => self.variant_env(def, env, overrides, &out)?,
-            None => env,
-        };
+        let env = self.env(m, variant.map(|(_, v)| v), overrides, &out)?;
 
         // Groups.
         let mut groups = Vec::new();
@@ -242,14 +237,33 @@ impl Builder<'_> {
         Ok(project)
     }
 
-    /// The `[env]` values, with `-D` (one string each, as given) in place of those it names, then
-    /// every `${NAME}` inside a value expanded, recursively.
-    fn env(&self, m: &Manifest, overrides: &Overrides, out: &str) -> Result<Env, Error> {
-        let mut raw: BTreeMap<String, Vec<Located<Template>>> = BTreeMap::new();
-        for (k, v) in &m.env {
-            self.env_name(k)?;
-            let what = format!("in env value `{}`", k.get_ref());
-            raw.insert(k.get_ref().clone(), self.templates(Some(v), &what)?);
+    /// The project-level values: the `[env]` values, the variant's over them, `-D` (one string
+    /// each, as given) in place of those it names; then every `${NAME}` inside a value expanded,
+    /// recursively (inside the variant's value of NAME, `${NAME}` is the value below it).
+    fn env(
+        &self,
+        m: &Manifest,
+        variant: Option<&VariantDef>,
+        overrides: &Overrides,
+        out: &str,
+    ) -> Result<Env, Error> {
+        let mut raw = values::Raw::new();
+        let mut layer = |table: &BTreeMap<Spanned<String>, Spanned<Strings>>,
+                         over: bool|
+         -> Result<(), Error> {
+            for (k, v) in table {
+                self.env_name(k)?;
+                let what = format!("in env value `{}`", k.get_ref());
+                let items = self.templates(Some(v), &what)?;
+                let layers = raw.entry(k.get_ref().clone()).or_default();
+                layers.push(values::Layer { items, over });
+            }
+            Ok(())
+        };
+        layer(&m.env, false)?;
+        // (`[configure]` results go here, as a layer over `[env]` and below the variant's env.)
+        if let Some(table) = variant.and_then(|v| v.env.as_ref()) {
+            layer(table, true)?;
         }
         let mut env = Env::default();
         for (k, v) in &overrides.defines {
@@ -314,36 +328,6 @@ impl Builder<'_> {
                 known.join(", ")
             )
         }))
-    }
-
-    /// `env` with the variant's values over it: `${NAME}` inside one means the value below it (as
-    /// in a generator's env); a name `-D` sets keeps its `-D` value.
-    fn variant_env(
-        &self,
-        def: &VariantDef,
-        below: Env,
-        overrides: &Overrides,
-        out: &str,
-    ) -> Result<Env, Error> {
-        let Some(values) = &def.env else {
-            return Ok(below);
-        };
-        let mut env = below.clone();
-        for (k, v) in values {
-            self.env_name(k)?;
-            if overrides.defines.iter().any(|(d, _)| d == k.get_ref()) {
-                continue;
-            }
-            let what = format!("in env value `{}`", k.get_ref());
-            let mut items = Vec::new();
-            for item in self.templates(Some(v), &what)? {
-                crate::env::splice(&item.value, &below, out, &mut items).map_err(|e| {
-                    template_diagnostic(self.sources, &item.text, &item.span, &e, &what)
-                })?;
-            }
-            env.set(k.get_ref().clone(), items);
-        }
-        Ok(env)
     }
 
     /// The build directory as a kiln path: `--out`, else `out` of `[project]`, else "build". It may

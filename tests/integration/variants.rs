@@ -266,8 +266,29 @@ env = { CFLAGS = ["${CFLAGS}", "-g"], OPT = "${OPT}-and-more" }
 "#,
     );
     s.kiln(&["build", "--variant", "debug"]).ok();
-    // The variant's OPT does not reach into [env]'s CFLAGS, which was expanded below it.
-    assert_eq!(s.read("build/debug/flags"), "-O2 -Wall -g / -O2-and-more\n");
+    // `${CFLAGS}` and `${OPT}` in the variant's values are [env]'s; the variant's OPT reaches
+    // every value built on it, [env]'s CFLAGS too (as -D would).
+    assert_eq!(
+        s.read("build/debug/flags"),
+        "-O2-and-more -Wall -g / -O2-and-more\n"
+    );
+    s.kiln(&["build"]).ok();
+    assert_eq!(s.read("build/flags"), "-O2 -Wall / -O2\n");
+    // A variant's `${NAME}` with nothing below it is undefined; a loop through [env] is an error.
+    s.write(
+        "build.toml",
+        "[env]\nA = '${B}'\n[[gen]]\nrun = 'echo ${A} > ${TGT}'\ntarget = 'x'\n[variant.v]\nenv = { B = '${A}', C = '${C}' }\n",
+    );
+    s.kiln(&["build", "--variant", "v"])
+        .status(2)
+        .stderr_has("env values refer to each other in a cycle");
+    s.write(
+        "build.toml",
+        "[[gen]]\nrun = 'echo ${C} > ${TGT}'\ntarget = 'x'\n[variant.v]\nenv = { C = '${C}-x' }\n",
+    );
+    s.kiln(&["build", "--variant", "v"])
+        .status(2)
+        .stderr_has("undefined variable `${C}`");
 }
 
 #[test]
@@ -291,4 +312,22 @@ fn a_define_wins_over_the_variants_env() {
         crate::support::set(&["build/debug/all.txt"])
     );
     assert_eq!(s.read("build/debug/all.txt"), "a\ndebug -a -g\n");
+}
+
+#[test]
+fn a_variant_built_first_inside_the_default_build_directory_leaves_it_to_the_default() {
+    let s = project();
+    s.kiln(&["build", "--variant", "debug"]).ok();
+    assert!(!s.exists("build/CACHEDIR.TAG"));
+    // `build/` holds only the variant's build directory: the default build adopts it.
+    s.kiln(&["build"]).ok();
+    assert_eq!(s.read("build/all.txt"), "a\ndefault -a\n");
+    let run = s.kiln(&["build", "--variant", "debug"]).ok();
+    assert_eq!(run.ran(), Vec::<String>::new());
+    // Anything else in it is someone else's.
+    s.kiln(&["distclean"]).ok();
+    s.write("build/CMakeLists.txt", "");
+    s.kiln(&["build"])
+        .status(2)
+        .stderr_has("kiln did not make it");
 }
