@@ -245,9 +245,13 @@ pub fn distclean(
         Err(code) => return Ok(code),
     };
     let secs = || started.elapsed().as_secs_f64();
+    // Other build directories inside this one (a variant's `<out>/<name>`) are theirs, not this
+    // build's: they stay.
+    let nested = nested_build_dirs(&canon);
     if dry_run {
         let n = walkdir::WalkDir::new(&canon)
             .into_iter()
+            .filter_entry(|e| !nested.iter().any(|n| n == e.path()))
             .filter_map(Result::ok)
             .filter(|e| !e.file_type().is_dir())
             .count();
@@ -260,8 +264,12 @@ pub fn distclean(
         ));
         return Ok(0);
     }
-    std::fs::remove_dir_all(&canon)
-        .map_err(|e| Error::io(format!("cannot delete {}", project.out), e))?;
+    let removed = if nested.is_empty() {
+        std::fs::remove_dir_all(&canon)
+    } else {
+        remove_all_but(&canon, &nested)
+    };
+    removed.map_err(|e| Error::io(format!("cannot delete {}", project.out), e))?;
     drop(lock);
     progress.done(&format!(
         "'distclean' finished successfully ({:.3}s): removed {}",
@@ -269,6 +277,45 @@ pub fn distclean(
         project.out
     ));
     Ok(0)
+}
+
+/// The build directories of kiln's below `dir` (not `dir` itself), outermost only.
+fn nested_build_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut walk = walkdir::WalkDir::new(dir).follow_links(false).into_iter();
+    while let Some(entry) = walk.next() {
+        let Ok(entry) = entry else { continue };
+        if entry.depth() == 0 || !entry.file_type().is_dir() {
+            continue;
+        }
+        if entry.file_name() == STATE_DIR {
+            walk.skip_current_dir();
+        } else if outdir::is_marked(entry.path()) {
+            found.push(entry.path().to_path_buf());
+            walk.skip_current_dir();
+        }
+    }
+    found
+}
+
+/// Deletes everything inside `dir` except the directories `keep` (and the directories that lead
+/// to them), never following a symlink.
+fn remove_all_but(dir: &Path, keep: &[PathBuf]) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if keep.contains(&path) {
+            continue;
+        }
+        let is_dir = path.symlink_metadata()?.is_dir();
+        if is_dir && keep.iter().any(|k| k.starts_with(&path)) {
+            remove_all_but(&path, keep)?;
+        } else if is_dir {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// What [`delete_stale`] did: the outputs it deleted, and the task records to forget.

@@ -32,6 +32,9 @@ pub struct Args {
     /// Build into DIR instead of [project] out
     #[arg(long, value_name = "DIR", global = true, help_heading = GLOBAL)]
     out: Option<PathBuf>,
+    /// Build (or clean, list, explain) the [variant.NAME] variant, in its own build directory
+    #[arg(long, value_name = "NAME", global = true, help_heading = GLOBAL)]
+    variant: Option<String>,
     /// Set an [env] value to one string for this build (repeatable)
     #[arg(short = 'D', value_name = "NAME=VALUE", value_parser = parse_define, global = true, help_heading = GLOBAL)]
     define: Vec<(String, String)>,
@@ -358,6 +361,7 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
         file: args.file.clone(),
         out: args.out.clone(),
         defines: args.define.clone(),
+        variant: args.variant.clone(),
     };
     // --prefix is -D PREFIX=DIR, given last so that it wins.
     if let Some(Command::Install(InstallArgs {

@@ -47,7 +47,7 @@ impl Lookup for Layered<'_> {
 /// exactly `${NAME}` splices NAME's items; any other item expands its `${NAME}`s textually.
 pub fn splice(
     item: &Template,
-    base: &Env,
+    base: &dyn Lookup,
     out: &str,
     into: &mut Vec<String>,
 ) -> Result<(), TemplateError> {

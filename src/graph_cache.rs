@@ -81,7 +81,12 @@ pub fn overrides_digest(o: &Overrides) -> Hash {
     }
     if let Some(out) = &o.out {
         h.update(b"out");
+        h.update(&(out.as_os_str().len() as u64).to_le_bytes());
         h.update(out.as_os_str().as_encoded_bytes());
+    }
+    if let Some(variant) = &o.variant {
+        h.update(b"variant");
+        h.update(variant.as_bytes());
     }
     *h.finalize().as_bytes()
 }

@@ -32,6 +32,8 @@ pub struct Location {
     pub out: Option<PathBuf>,
     /// `-D NAME=VALUE`.
     pub defines: Vec<(String, String)>,
+    /// `--variant NAME`.
+    pub variant: Option<String>,
 }
 
 pub struct Workspace {
@@ -101,6 +103,7 @@ impl Workspace {
         let overrides = Overrides {
             defines: location.defines.clone(),
             out: location.out.as_ref().map(|o| cwd.join(o)),
+            variant: location.variant.clone(),
         };
         Ok(Workspace {
             build_file,
@@ -151,7 +154,10 @@ impl Workspace {
             Some(o) => PathBuf::from(paths::normalize(&o.to_string_lossy())),
             None => absolute(
                 root,
-                &paths::normalize(&out_hint(&String::from_utf8_lossy(&bytes))),
+                &paths::normalize(&out_hint(
+                    &String::from_utf8_lossy(&bytes),
+                    self.overrides.variant.as_deref(),
+                )),
             ),
         };
         stats::mark("read build file");
@@ -356,9 +362,10 @@ fn nearest(cwd: &Path) -> Result<(PathBuf, usize), Error> {
 }
 
 /// Where the build file puts the build directory, read without parsing it: `out` in `[project]`
-/// (or `project.out`), else "build". Only a hint for finding kiln's state before parsing; the
-/// state itself proves it belongs to this build file.
-pub fn out_hint(text: &str) -> String {
+/// (or `project.out`), else "build"; for `variant`, `out` in `[variant.NAME]`, else
+/// `<that>/<NAME>`. Only a hint for finding kiln's state before parsing; the state itself proves
+/// it belongs to this build file (and variant).
+pub fn out_hint(text: &str, variant: Option<&str>) -> String {
     let value = |line: &str, key: &str| -> Option<String> {
         let rest = line
             .trim_start()
@@ -372,6 +379,9 @@ pub fn out_hint(text: &str) -> String {
         let v = &inner[..end];
         (!v.contains('\\')).then(|| v.to_string())
     };
+    let variant_table = variant.map(|v| format!("variant.{v}"));
+    let mut project_out = None;
+    let mut variant_out = None;
     let mut table = String::new();
     for line in text.lines() {
         let t = line.trim();
@@ -385,14 +395,36 @@ pub fn out_hint(text: &str) -> String {
                 .to_string();
             continue;
         }
-        let found = match table.as_str() {
-            "project" => value(t, "out"),
-            "" => value(t, "project.out"),
-            _ => None,
-        };
-        if let Some(v) = found {
-            return v;
+        if project_out.is_none() {
+            project_out = match table.as_str() {
+                "project" => value(t, "out"),
+                "" => value(t, "project.out"),
+                _ => None,
+            };
+        }
+        if variant_out.is_none() && variant_table.as_deref() == Some(table.as_str()) {
+            variant_out = value(t, "out");
         }
     }
-    "build".to_string()
+    let project_out = project_out.unwrap_or_else(|| "build".to_string());
+    match (variant, variant_out) {
+        (_, Some(out)) => out,
+        (Some(name), None) => format!("{project_out}/{name}"),
+        (None, None) => project_out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::out_hint;
+
+    #[test]
+    fn the_hint_follows_project_out_and_the_variant() {
+        let text = "[project]\nout = \"obj\"\n[variant.debug]\nenv = { A = \"1\" }\n[variant.rel]\nout = 'build-rel'\n";
+        assert_eq!(out_hint(text, None), "obj");
+        assert_eq!(out_hint(text, Some("debug")), "obj/debug");
+        assert_eq!(out_hint(text, Some("rel")), "build-rel");
+        assert_eq!(out_hint("[variant.x]\n", Some("x")), "build/x");
+        assert_eq!(out_hint("", None), "build");
+    }
 }

@@ -28,6 +28,8 @@ pub struct Manifest {
     #[serde(default)]
     pub install: Vec<Spanned<InstallDef>>,
     pub configure: Option<Spanned<ConfigureDef>>,
+    #[serde(default)]
+    pub variant: BTreeMap<Spanned<String>, Spanned<VariantDef>>,
 }
 
 /// `[configure]`
@@ -173,6 +175,17 @@ pub struct InstallDef {
     pub mode: Option<Spanned<String>>,
 }
 
+/// `[variant.NAME]`: a build of the project into its own build directory with its own env values
+/// (`kiln build --variant NAME`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantDef {
+    /// Its build directory, relative to the build file (default: `<out>/<NAME>`).
+    pub out: Option<Spanned<String>>,
+    /// Its env values, over `[env]` (`${NAME}` inside one means the value below it).
+    pub env: Option<BTreeMap<Spanned<String>, Spanned<Strings>>>,
+}
+
 /// A string or a list of strings, as most values in the build file may be.
 #[derive(Debug, Clone)]
 pub enum Strings {
@@ -302,7 +315,7 @@ macro_rules! shift_fields {
         }
     };
 }
-shift_fields!(Manifest { project, env, group, rule, gens, configure, install });
+shift_fields!(Manifest { project, env, group, rule, gens, configure, install, variant });
 shift_fields!(ConfigureDef { programs, packages, header, check });
 shift_fields!(CheckDef { define, compile, link, libs, optional });
 shift_fields!(ProjectDef { name, out, post, subdirs });
@@ -315,6 +328,7 @@ shift_fields!(GenDef {
     ext_rules, objdir, install
 });
 shift_fields!(InstallDef { source, dest, mode });
+shift_fields!(VariantDef { out, env });
 
 /// Parses the build file, turning the toml crate's errors into located diagnostics.
 pub fn parse(source: &Arc<SourceText>) -> Result<Manifest, Diagnostic> {

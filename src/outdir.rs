@@ -3,8 +3,9 @@
 //! too), and adopts no directory it did not make: a project may ship a `build/` of its own (CMake
 //! or meson files) that kiln must neither build into nor delete. kiln's state directory inside it,
 //! [`STATE_DIR`], counts as a mark as well, so that the build directories of earlier versions are
-//! still kiln's. An empty directory may be adopted. Globs skip every marked directory (see
-//! `glob.rs`).
+//! still kiln's. An empty directory may be adopted, and so may one that holds only build
+//! directories of kiln's (where a variant's `<out>/<name>` was built before the default build).
+//! Globs skip every marked directory (see `glob.rs`).
 
 use crate::error::Error;
 use std::io::{self, Read};
@@ -27,7 +28,8 @@ const MADE_BY: &str = "# This file is a cache directory tag created by kiln.";
 pub enum Found {
     /// Nothing there.
     Absent,
-    /// An empty directory without a mark: kiln may adopt it.
+    /// An empty directory without a mark, or one holding only build directories of kiln's (a
+    /// variant's `<out>/<name>`, built before the default): kiln may adopt it.
     Empty,
     /// A directory kiln made.
     Marked,
@@ -50,9 +52,13 @@ pub fn inspect(dir: &Path) -> io::Result<Found> {
     if is_marked(dir) {
         return Ok(Found::Marked);
     }
-    Ok(match std::fs::read_dir(dir)?.next() {
-        None => Found::Empty,
-        Some(_) => Found::Foreign,
+    let only_kilns = std::fs::read_dir(dir)?.all(|e| {
+        e.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_dir()) && is_marked(&e.path()))
+    });
+    Ok(if only_kilns {
+        Found::Empty
+    } else {
+        Found::Foreign
     })
 }
 
@@ -167,6 +173,13 @@ mod tests {
         // `.kiln/` of an earlier kiln is.
         std::fs::create_dir(theirs.join(STATE_DIR)).unwrap();
         assert_eq!(check_owned(&theirs, "theirs").unwrap(), Found::Marked);
+
+        // A directory holding only kiln's build directories (a variant's) may be adopted.
+        let parent = d.path().join("parent");
+        prepare(&parent.join("debug"), "parent/debug", false).unwrap();
+        assert_eq!(inspect(&parent).unwrap(), Found::Empty);
+        std::fs::write(parent.join("CMakeLists.txt"), "").unwrap();
+        assert_eq!(inspect(&parent).unwrap(), Found::Foreign);
 
         let file = d.path().join("file");
         std::fs::write(&file, "x").unwrap();

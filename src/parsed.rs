@@ -14,7 +14,7 @@ use crate::error::{Diagnostic, SourceText};
 use crate::filestate::Hash;
 use crate::manifest::{
     CheckDef, ConfigureDef, GenDef, GroupDef, InstallDef, Jobs, Manifest, ProjectDef, RuleDef,
-    Strings,
+    Strings, VariantDef,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use toml::Spanned;
 
 const MAGIC: &[u8; 8] = b"KILNPARS";
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// The manifests known by the hash of their text: read from the cache file, or parsed now.
 #[derive(Default)]
@@ -122,7 +122,7 @@ fn read_entries(bytes: &[u8]) -> Option<HashMap<Hash, Vec<u8>>> {
 }
 
 // The manifest's types, spans and all, field by field.
-encode_struct!(Manifest { project, env, group, rule, gens, configure, install });
+encode_struct!(Manifest { project, env, group, rule, gens, configure, install, variant });
 encode_struct!(ConfigureDef { programs, packages, header, check });
 encode_struct!(CheckDef { define, compile, link, libs, optional });
 encode_struct!(ProjectDef { name, out, post, subdirs });
@@ -135,6 +135,7 @@ encode_struct!(GenDef {
     ext_rules, objdir, install
 });
 encode_struct!(InstallDef { source, dest, mode });
+encode_struct!(VariantDef { out, env });
 
 impl Encode for Jobs {
     fn put(&self, buf: &mut Vec<u8>) {

@@ -31,6 +31,8 @@ pub struct Overrides {
     pub defines: Vec<(String, String)>,
     /// `--out DIR`, already absolute.
     pub out: Option<PathBuf>,
+    /// `--variant NAME`: build the `[variant.NAME]` variant.
+    pub variant: Option<String>,
 }
 
 #[derive(Debug)]

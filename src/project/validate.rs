@@ -9,11 +9,11 @@ use super::{Group, Located, Overrides, Part, Project};
 use super::values;
 use crate::env::Env;
 use crate::error::{Diagnostic, Error, SourceText, Sources};
-use crate::manifest::{ConfigureDef, Manifest, Order, ProjectDef, Strings};
-use crate::configure::{self, Check, Configure};
+use crate::configure::{self, Check, Configure, Results};
+use crate::manifest::{ConfigureDef, Manifest, Order, ProjectDef, Strings, VariantDef};
 use crate::parsed::Parsed;
 use crate::paths::{self, absolute};
-use crate::template::{Lookup, RESERVED, Template, TemplateError};
+use crate::template::{RESERVED, Template, TemplateError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -150,82 +150,41 @@ impl Builder<'_> {
             .map(|p| *p.get_ref())
             .unwrap_or_default();
 
-        let out = self.build_dir(project_def, &root, overrides)?;
+        let variant = self.variant(m, overrides)?;
+        let out = self.build_dir(project_def, variant, &root, overrides)?;
 
-        // Env values, then -D (one string each, as given), then every `${NAME}` inside a value
-        // expanded, recursively.
-        let mut raw: BTreeMap<String, Vec<Located<Template>>> = BTreeMap::new();
-        for (k, v) in &m.env {
-            self.env_name(k)?;
-            let what = format!("in env value `{}`", k.get_ref());
-            raw.insert(k.get_ref().clone(), self.templates(Some(v), &what)?);
-        }
-        let mut env = Env::default();
-        for (k, v) in &overrides.defines {
-            if !is_name(k) || RESERVED.contains(&k.as_str()) {
-                return Err(Error::Usage(format!(
-                    "-D {k}={v}: `{k}` is not a name an env value can have"
-                )));
-            }
-            raw.remove(k);
-            env.set(k.clone(), vec![v.clone()]);
-        }
-        // The install directories' defaults, below [env] and -D.
-        for (name, default) in INSTALL_DIRS {
-            if !raw.contains_key(name) && env.get(name).is_none() {
-                let value = Template::parse(default).expect("a valid default");
-                let text = default.to_string();
-                raw.insert(name.to_string(), vec![Located { value, text, span: 0..0 }]);
-            }
-        }
-        let expand = |raw: &BTreeMap<String, Vec<Located<Template>>>, env: &mut Env| {
-            values::expand_all(raw, env, &out).map_err(|e| match e {
-                values::ExpandError::Template { name, item, error } => {
-                    let what = format!("in env value `{name}`");
-                    template_diagnostic(self.sources, &item.text, &item.span, &error, &what)
-                }
-                values::ExpandError::Cycle { cycle, item } => self
-                    .err(
-                        item.span.clone(),
-                        format!(
-                            "env values refer to each other in a cycle: {}",
-                            cycle.join(" -> ")
-                        ),
-                    )
-                    .note("a value may use another's `${NAME}`, but not, through others, its own"),
-            })
-        };
-
-        // `[configure]`'s results lie above `[env]` and below `-D` (a variant's env goes above
-        // them). Its checks compile with `[env]` as it is without them (a value naming a result
-        // sees it empty); then `[env]` is expanded again over the results, so that a value such
-        // as `LIBS = ["${ZLIB_LIBS}", "-lm"]` gets them.
+        // The project-level values, lowest first: `[env]` (with the install directories'
+        // defaults below it), `[configure]`'s results, the variant's env, `-D`. `[configure]`'s
+        // checks compile with the values as they are without the results (a value naming a
+        // result sees it empty); then everything is expanded again over the results, so that a
+        // value such as `LIBS = ["${ZLIB_LIBS}", "-lm"]` gets them.
+        let variant_def = variant.map(|(_, v)| v);
         let configure_def = match &m.configure {
             Some(def) => Some(self.configure(def)?),
             None => None,
         };
-        let defined = |k: &str| overrides.defines.iter().any(|(d, _)| d == k);
-        let mut first = env.clone();
-        if let Some(def) = &configure_def {
-            for n in def.names() {
-                if !raw.contains_key(&n) && !defined(&n) {
-                    first.set(n, Vec::new());
-                }
-            }
-        }
-        expand(&raw, &mut first)?;
         let env = match &configure_def {
-            None => first,
+            None => self.env(m, variant_def, overrides, &out, None)?,
             Some(def) => {
-                let mut raw = raw.clone();
-                for (k, v) in configure.results(def, &first, &root, &out)? {
-                    if !defined(&k) {
-                        raw.remove(&k);
-                        env.set(k, v);
+                let unset: Results = def
+                    .names()
+                    .into_iter()
+                    .filter(|n| !m.env.keys().any(|k| k.get_ref() == n))
+                    .map(|n| (n, Vec::new()))
+                    .collect();
+                let first = self.env(m, variant_def, overrides, &out, Some(&unset))?;
+                let results = configure.results(def, &first, &root, &out)?;
+                // A program named in the process environment (`CC=clang kiln build`) lies over
+                // the variant's env too, below `-D` alone.
+                let mut over = overrides.clone();
+                for (name, _) in &def.programs {
+                    if let Ok(v) = std::env::var(name)
+                        && !over.defines.iter().any(|(d, _)| d == name)
+                    {
+                        over.defines.insert(0, (name.clone(), v));
                     }
                 }
-                expand(&raw, &mut env)?;
-                env
+                self.env(m, variant_def, &over, &out, Some(&results))?
             }
         };
 
@@ -422,15 +381,140 @@ impl Builder<'_> {
         Ok(c)
     }
 
+    /// The project-level values: the `[env]` values, the variant's over them, `-D` (one string
+    /// each, as given) in place of those it names; then every `${NAME}` inside a value expanded,
+    /// recursively (inside the variant's value of NAME, `${NAME}` is the value below it).
+    fn env(
+        &self,
+        m: &Manifest,
+        variant: Option<&VariantDef>,
+        overrides: &Overrides,
+        out: &str,
+        results: Option<&Results>,
+    ) -> Result<Env, Error> {
+        let mut raw = values::Raw::new();
+        let layer = |raw: &mut values::Raw,
+                     table: &BTreeMap<Spanned<String>, Spanned<Strings>>,
+                     over: bool|
+         -> Result<(), Error> {
+            for (k, v) in table {
+                self.env_name(k)?;
+                let what = format!("in env value `{}`", k.get_ref());
+                let items = self.templates(Some(v), &what)?;
+                let layers = raw.entry(k.get_ref().clone()).or_default();
+                layers.push(values::Layer { items, over });
+            }
+            Ok(())
+        };
+        layer(&mut raw, &m.env, false)?;
+        // The install directories' defaults, where `[env]` gives none.
+        for (name, default) in INSTALL_DIRS {
+            if !raw.contains_key(name) {
+                let value = Template::parse(default).expect("a valid default");
+                let text = default.to_string();
+                let items = vec![Located { value, text, span: 0..0 }];
+                raw.insert(name.to_string(), vec![values::Layer { items, over: false }]);
+            }
+        }
+        // `[configure]`'s results, as they are, over `[env]` and below the variant's env.
+        for (k, v) in results.into_iter().flatten() {
+            let items = v
+                .iter()
+                .map(|item| {
+                    let text = item.replace("${", "$${");
+                    let value = Template::parse(&text).expect("an escaped literal");
+                    Located { value, text, span: 0..0 }
+                })
+                .collect();
+            raw.entry(k.clone())
+                .or_default()
+                .push(values::Layer { items, over: true });
+        }
+        if let Some(table) = variant.and_then(|v| v.env.as_ref()) {
+            layer(&mut raw, table, true)?;
+        }
+        let mut env = Env::default();
+        for (k, v) in &overrides.defines {
+            if !is_name(k) || RESERVED.contains(&k.as_str()) {
+                return Err(Error::Usage(format!(
+                    "-D {k}={v}: `{k}` is not a name an env value can have"
+                )));
+            }
+            raw.remove(k);
+            env.set(k.clone(), vec![v.clone()]);
+        }
+        values::expand_all(&raw, &mut env, out).map_err(|e| match e {
+            values::ExpandError::Template { name, item, error } => {
+                let what = format!("in env value `{name}`");
+                template_diagnostic(self.sources, &item.text, &item.span, &error, &what)
+            }
+            values::ExpandError::Cycle { cycle, item } => self
+                .err(
+                    item.span.clone(),
+                    format!("env values refer to each other in a cycle: {}", cycle.join(" -> ")),
+                )
+                .note("a value may use another's `${NAME}`, but not, through others, its own"),
+        })?;
+        Ok(env)
+    }
+
+    /// The variant `--variant` names, with its name as written: an error listing the known ones
+    /// when the build file has no such variant.
+    fn variant<'m>(
+        &self,
+        m: &'m Manifest,
+        overrides: &Overrides,
+    ) -> Result<Option<(&'m Spanned<String>, &'m VariantDef)>, Error> {
+        for k in m.variant.keys() {
+            let n = k.get_ref();
+            let ok = !n.is_empty()
+                && !n.starts_with('.')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            if !ok {
+                return Err(self
+                    .err(k.span(), format!("invalid variant name `{n}`"))
+                    .note("expected letters, digits, `_`, `-` and `.`, not starting with `.`: it names a directory")
+                    .into());
+            }
+        }
+        let Some(name) = &overrides.variant else {
+            return Ok(None);
+        };
+        if let Some((k, v)) = m.variant.iter().find(|(k, _)| k.get_ref() == name) {
+            return Ok(Some((k, v.get_ref())));
+        }
+        let known: Vec<String> = m.variant.keys().map(|k| format!("`{}`", k.get_ref())).collect();
+        Err(Error::Usage(if known.is_empty() {
+            format!(
+                "--variant {name}: {} declares no variants (add a [variant.{name}] table)",
+                self.sources.top().name
+            )
+        } else {
+            format!(
+                "--variant {name}: no such variant; {} declares {}",
+                self.sources.top().name,
+                known.join(", ")
+            )
+        }))
+    }
+
     /// The build directory as a kiln path: `--out`, else `out` of `[project]`, else "build". It may
-    /// not be the project root or hold it.
+    /// not be the project root or hold it. A variant's: `--out`, else the variant's `out`, else
+    /// `<out>/<variant name>`.
     fn build_dir(
         &self,
         project_def: Option<&ProjectDef>,
+        variant: Option<(&Spanned<String>, &VariantDef)>,
         root: &Path,
         overrides: &Overrides,
     ) -> Result<String, Error> {
-        let out = match (&overrides.out, project_def.and_then(|p| p.out.as_ref())) {
+        let variant_out = variant.and_then(|(_, v)| v.out.as_ref());
+        let written = match (variant, variant_out) {
+            (_, Some(out)) => Some(out),
+            (None, None) => project_def.and_then(|p| p.out.as_ref()),
+            (Some(_), None) => None,
+        };
+        let out = match (&overrides.out, written) {
             (Some(abs), _) => {
                 let abs = PathBuf::from(paths::normalize(&abs.to_string_lossy()));
                 paths::relative(root, &canonical_prefix(&abs))
@@ -449,12 +533,18 @@ impl Builder<'_> {
                     paths::normalize(text)
                 }
             }
-            (None, None) => "build".to_string(),
+            (None, None) => match variant {
+                Some((name, _)) => {
+                    let project_out = self.build_dir(project_def, None, root, overrides)?;
+                    paths::join(&project_out, name.get_ref())
+                }
+                None => "build".to_string(),
+            },
         };
         // Resolved through symlinks and `..`, the build directory may not be the project or hold it.
         let out_canonical = canonical_prefix(&absolute(root, &out));
         if out == "." || root.starts_with(&out_canonical) {
-            let span = project_def.and_then(|p| p.out.as_ref()).map(|o| o.span());
+            let span = written.map(|o| o.span());
             let msg = format!(
                 "the build directory `{out}` would contain the project: kiln writes and cleans there"
             );

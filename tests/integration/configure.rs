@@ -342,3 +342,56 @@ fn configure_in_a_part_or_a_bad_check_is_a_located_error() {
         "  = its results are env values every part sees\n",
     ));
 }
+
+#[test]
+fn a_variant_configures_on_its_own_with_its_values() {
+    // The variant's CFLAGS reach its checks; its results and config.h are its own.
+    let s = project();
+    s.write(
+        "build.toml",
+        format!(
+            "{BUILD}\n[variant.two]\nenv = {{ CFLAGS = [\"${{CFLAGS}}\", \"-UWRAPPED\", \"-DWRAPPED=2\"] }}\n\
+             [variant.other]\nenv = {{ CC = \"cc\" }}\n"
+        ),
+    );
+    let path = path_with(&s, None);
+    let run = build(&s, &["build", "--variant", "two"], &path, &[]).ok();
+    assert!(
+        run.stderr.contains("configure: HAVE_WRAP2: yes\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        s.read("build/two/config.h")
+            .contains("#define HAVE_WRAP2 1\n")
+    );
+    let run = build(&s, &["build"], &path, &[]).ok();
+    assert!(
+        run.stderr.contains("configure: HAVE_WRAP2: no\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        build(&s, &["build", "--variant", "two"], &path, &[])
+            .ok()
+            .ran()
+            .is_empty()
+    );
+    // A variant's CC is over what configure found; the process environment's CC is over both.
+    let run = build(&s, &["build", "--variant", "other", "-v"], &path, &[]).ok();
+    assert!(run.stderr.contains("\ncc -O1"), "{}", run.stderr);
+    write_exe(&s, "other/cc2", &wrapper(2));
+    let cc2 = s.path("other/cc2").to_string_lossy().into_owned();
+    let run = build(
+        &s,
+        &["build", "--variant", "other", "-v"],
+        &path,
+        &[("CC", Some(&cc2))],
+    )
+    .ok();
+    assert!(
+        run.stderr.contains(&format!("\n{cc2} -O1")),
+        "{}",
+        run.stderr
+    );
+}

@@ -22,3 +22,4 @@ mod signatures;
 mod states;
 mod subdirs;
 mod support;
+mod variants;

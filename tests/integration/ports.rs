@@ -1,5 +1,6 @@
-//! Three real projects ported to kiln: examples/lua (Lua 5.4), examples/zlib and examples/luajit
-//! (LuaJIT 2.1), built from Debian's source packages by the real kiln binary on a temporary copy.
+//! Four real projects ported to kiln: examples/lua (Lua 5.4), examples/zlib, examples/luajit
+//! (LuaJIT 2.1) and examples/zstd (Zstandard 1.5, with two variants), built from Debian's source
+//! packages by the real kiln binary on a temporary copy.
 //!
 //! The sources are not in the repository: `scripts/fetch-examples` fetches them (once, into a
 //! cache) and copies them to `examples/*/upstream`. This module runs it once per test process and
@@ -63,7 +64,13 @@ fn copy_port(name: &str) -> Space {
     for entry in walkdir::WalkDir::new(&src) {
         let entry = entry.unwrap();
         let rel = entry.path().strip_prefix(&src).unwrap();
-        if rel.starts_with("build") || !entry.file_type().is_file() {
+        // build/, and a variant's build-*/ beside it.
+        let top = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy());
+        let is_build_dir = top.is_some_and(|t| t == "build" || t.starts_with("build-"));
+        if is_build_dir || !entry.file_type().is_file() {
             continue;
         }
         let to = s.path(rel.to_str().unwrap());
@@ -605,4 +612,100 @@ fn luajit_header_edit_recompiles_exactly_its_includers() {
         args: &["default"],
     };
     header_edit_rebuilds_exactly_its_includers("luajit", "upstream/src/lj_prng.h", &setup);
+}
+
+/// Compresses `data` with the zstd at `program` and decompresses it again, checking both and that
+/// `zstd -t` accepts the frame.
+fn zstd_round_trip(s: &Space, program: &str, data: &[u8]) {
+    let packed = run_with(s, program, &["-q", "-T2", "-c"], &[], data);
+    assert!(packed.status.success(), "{program}: {packed:?}");
+    assert!(
+        packed.stdout.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+        "a zstd frame"
+    );
+    assert!(packed.stdout.len() < data.len() / 2, "it compresses");
+    let tested = run_with(s, program, &["-q", "-t"], &[], &packed.stdout);
+    assert!(tested.status.success(), "{program} -t: {tested:?}");
+    let unpacked = run_with(s, program, &["-d", "-q", "-c"], &[], &packed.stdout);
+    assert!(unpacked.status.success(), "{program} -d: {unpacked:?}");
+    assert!(
+        unpacked.stdout == data,
+        "{program}: the data came back changed"
+    );
+}
+
+/// Whether the ELF file at `path` carries DWARF debug information.
+fn has_debug_info(s: &Space, path: &str) -> bool {
+    let out = Command::new("readelf")
+        .args(["-S", "-W"])
+        .arg(s.path(path))
+        .output()
+        .expect("readelf runs");
+    String::from_utf8_lossy(&out.stdout).contains(".debug_info")
+}
+
+#[test]
+fn zstd_builds_and_round_trips_data_and_its_variants_build() {
+    let s = copy_port("zstd");
+    build(&s);
+    // libzstd.a: the library with the legacy decoders and the x86_64 assembly.
+    let ar = Command::new("ar")
+        .arg("t")
+        .arg(s.path("build/libzstd.a"))
+        .output()
+        .expect("ar runs");
+    let members = String::from_utf8(ar.stdout).unwrap();
+    for member in [
+        "zstd_compress.o",
+        "zstd_v05.o",
+        "zstd_v07.o",
+        "huf_decompress_amd64.o",
+        "zdict.o",
+    ] {
+        assert!(
+            members.lines().any(|l| l == member),
+            "libzstd.a lacks {member}:\n{members}"
+        );
+    }
+    // Text that compresses, a few megabytes of it, so that -T2 has work for two threads.
+    let mut data = Vec::new();
+    let mut x: u32 = 1;
+    while data.len() < 3 << 20 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        data.extend_from_slice(format!("line {} of {}\n", x >> 16, x % 97).as_bytes());
+    }
+    zstd_round_trip(&s, "build/zstd", &data);
+    let version = stdout_of(&s, "build/zstd", &["-vV"], &[]);
+    assert!(version.contains("v1.5.4"), "{version}");
+    assert!(
+        version.contains("supports: zstd, zstd legacy v0.5+"),
+        "{version}"
+    );
+    // Multithreaded, as upstream's default CLI: -T# is in its help only then.
+    let help = stdout_of(&s, "build/zstd", &["-H"], &[]);
+    assert!(help.contains("-T#"), "{help}");
+    assert!(!has_debug_info(&s, "build/zstd"));
+
+    // The variants: each builds only the tool, in its own build directory.
+    s.kiln(&["build", "--variant", "debug", "zstd"]).ok();
+    zstd_round_trip(&s, "build/debug/zstd", &data[..1 << 20]);
+    assert!(has_debug_info(&s, "build/debug/zstd"), "-g");
+
+    s.kiln(&["build", "--variant", "nolegacy", "zstd"]).ok();
+    zstd_round_trip(&s, "build-nolegacy/zstd", &data[..1 << 20]);
+    let version = stdout_of(&s, "build-nolegacy/zstd", &["-vV"], &[]);
+    assert!(
+        version.contains("supports: zstd\n"),
+        "no legacy formats: {version}"
+    );
+    assert!(s.exists("build-nolegacy/cli/upstream/lib/common"));
+    assert!(
+        !s.exists("build-nolegacy/cli/upstream/lib/legacy"),
+        "nolegacy compiles no lib/legacy source"
+    );
+
+    // Building the variants changed nothing of the default build.
+    assert_null_build(&s);
+    let run = s.kiln(&["build", "--variant", "nolegacy", "zstd"]).ok();
+    assert!(run.ran().is_empty(), "ran {:?}", run.ran());
 }
