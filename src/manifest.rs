@@ -305,7 +305,8 @@ macro_rules! unshifted {
 }
 unshifted!(String, bool, PostMode, Order, Jobs);
 
-/// Structs shift field by field; the literal names every field, so none is forgotten.
+/// Structs shift field by field, and encode so for the parsed-file cache ([`crate::parsed`]); the
+/// literal names every field, so none is forgotten.
 macro_rules! shift_fields {
     ($t:ident { $($f:ident),* $(,)? }) => {
         impl Shift for $t {
@@ -313,6 +314,7 @@ macro_rules! shift_fields {
                 $t { $($f: self.$f.shift(by)),* }
             }
         }
+        crate::codec::encode_struct!($t { $($f),* } skip {});
     };
 }
 shift_fields!(Manifest { project, env, group, rule, gens, configure, install, variant });

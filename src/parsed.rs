@@ -7,15 +7,10 @@
 //! encoded manifest) followed by a crc32 of the body. A file that is missing, damaged or from
 //! another version is an empty cache.
 
-use crate::codec::{
-    Encode, Reader, checked_body, encode_struct, put_crc, put_str, put_u64, replace_file,
-};
+use crate::codec::{Encode, Reader, checked_body, put_crc, put_str, put_u64, replace_file};
 use crate::error::{Diagnostic, SourceText};
 use crate::filestate::Hash;
-use crate::manifest::{
-    CheckDef, ConfigureDef, GenDef, GroupDef, InstallDef, Jobs, Manifest, ProjectDef, RuleDef,
-    Strings, VariantDef,
-};
+use crate::manifest::{Jobs, Manifest, Strings};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -121,22 +116,8 @@ fn read_entries(bytes: &[u8]) -> Option<HashMap<Hash, Vec<u8>>> {
     r.at_end().then_some(known)
 }
 
-// The manifest's types, spans and all, field by field.
-encode_struct!(Manifest { project, env, group, rule, gens, configure, install, variant });
-encode_struct!(ConfigureDef { programs, packages, header, check });
-encode_struct!(CheckDef { define, compile, link, libs, optional });
-encode_struct!(ProjectDef { name, out, post, subdirs });
-encode_struct!(GroupDef { name, order, jobs });
-encode_struct!(RuleDef {
-    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs, scan
-});
-encode_struct!(GenDef {
-    name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,
-    ext_rules, objdir, install
-});
-encode_struct!(InstallDef { source, dest, mode });
-encode_struct!(VariantDef { out, env });
-
+// The manifest's structs encode through `shift_fields!` in `manifest.rs`, which lists their
+// fields once for both; the types they are made of encode here.
 impl Encode for Jobs {
     fn put(&self, buf: &mut Vec<u8>) {
         self.0.put(buf);

@@ -138,6 +138,16 @@ fn build_toml_example_builds_with_every_key() {
         s.read("build/sources.txt"),
         "lib/greet.c\nlib/shout.c\nsrc/main.c\n"
     );
+    // [configure] wrote its header; the variant builds on its own; install copies what it says.
+    assert!(
+        s.read("build/config.h")
+            .contains("#define HAVE_STDINT_H 1\n")
+    );
+    s.kiln(&["build", "--variant", "debug"]).ok();
+    assert!(s.exists("build-debug/hello"));
+    s.kiln(&["install", "--destdir", "stage"]).ok();
+    assert!(s.exists("stage/usr/local/bin/hello"));
+    assert!(s.exists("stage/usr/local/include/hello/greet.h"));
     // `default = false`: built only when named.
     assert!(!s.exists("build/args.txt"));
     let run = s.kiln(&["build", "run-with-args"]).ok();
