@@ -109,14 +109,8 @@ pub fn install(
             records.len() - 1
         }
     };
-    let old = std::mem::take(&mut records[at].entries);
-    let mut entries = written;
-    for e in old {
-        if !entries.iter().any(|n| n.path == e.path) {
-            entries.push(e);
-        }
-    }
-    records[at].entries = entries;
+    // The contract: uninstall removes what the last install (into this DESTDIR) wrote.
+    records[at].entries = written;
     write(&manifest, &records)?;
     result?;
     progress.done(&format!(

@@ -222,6 +222,23 @@ fn uninstall_removes_exactly_what_install_wrote() {
 }
 
 #[test]
+fn uninstall_removes_what_the_last_install_wrote() {
+    // Two installs into one staging tree with different prefixes: uninstall removes the second's.
+    let s = project();
+    s.kiln(&["install", "--destdir", "stage", "--prefix", "/a"])
+        .ok();
+    s.kiln(&["install", "--destdir", "stage", "--prefix", "/b"])
+        .ok();
+    s.kiln(&["uninstall", "--destdir", "stage"]).ok();
+    assert!(!s.exists("stage/b/bin/hello"));
+    assert!(!s.exists("stage/b"));
+    assert!(
+        s.exists("stage/a/bin/hello"),
+        "the earlier install is not the last one"
+    );
+}
+
+#[test]
 fn uninstall_leaves_a_file_that_changed_since_it_was_installed() {
     let s = project();
     s.kiln(&["install", "--destdir", "stage"]).ok();
