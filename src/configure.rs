@@ -15,10 +15,12 @@
 //! its content; each `.pc` file's path and hash; `PKG_CONFIG_PATH`; the results as name and
 //! values) and a crc32 of the body.
 
-use crate::codec::{Reader, checked_body, put_crc, put_str, put_strings, put_u64, replace_file};
+use crate::codec::{
+    Reader, checked_body, put_crc, put_opt_stat, put_str, put_strings, put_u64, replace_file,
+};
 use crate::env::Env;
 use crate::error::{Diagnostic, Error};
-use crate::filestate::Hash;
+use crate::filestate::{self, Hash, Stat};
 use crate::template::Lookup;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -139,6 +141,8 @@ struct Found {
     /// Where the first candidate was found on PATH (none when the value came from elsewhere).
     path: Option<PathBuf>,
     hash: Hash,
+    /// Its stat when it was hashed: a program whose stat is the same is not hashed again.
+    stat: Option<Stat>,
 }
 
 /// What the cache file holds.
@@ -152,7 +156,7 @@ struct Cached {
 }
 
 const MAGIC: &[u8; 8] = b"KILNCONF";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const FILE: &str = "configure";
 
 /// The results for `def` given the env values below them (`[env]` with `-D`): from the cache
@@ -242,9 +246,17 @@ pub fn still_holds(state_dir: &Path) -> Option<Hash> {
             return None;
         }
         if p.path.is_some() {
-            let (path, hash) = search(&p.candidates)?;
-            if Some(&path) != p.path.as_ref() || hash != p.hash {
+            let path = locate(&p.candidates)?;
+            if Some(&path) != p.path.as_ref() {
                 return None;
+            }
+            // The same stat (size, times, inode) as when hashed: the same content.
+            let stat = filestate::stat(&path);
+            if stat.is_none() || stat != p.stat {
+                let (_, hash) = search(&p.candidates)?;
+                if hash != p.hash {
+                    return None;
+                }
             }
         }
     }
@@ -295,12 +307,14 @@ fn find_programs(
             }
         };
         let _ = env;
+        let stat = path.as_deref().and_then(filestate::stat);
         found.push(Found {
             name: name.clone(),
             from_env,
             candidates: candidates.clone(),
             path,
             hash,
+            stat,
         });
     }
     Ok(found)
@@ -327,9 +341,8 @@ fn with_programs(env: &Env, programs: &[Found], defines: &[(String, String)]) ->
     e
 }
 
-/// The first of `candidates` found: an absolute or relative path as it is, a name on PATH; with
-/// the hash of its content.
-fn search(candidates: &[String]) -> Option<(PathBuf, Hash)> {
+/// The first of `candidates` found: an absolute or relative path as it is, a name on PATH.
+fn locate(candidates: &[String]) -> Option<PathBuf> {
     let path_var = std::env::var_os("PATH").unwrap_or_default();
     for c in candidates {
         let word = c.split_whitespace().next().unwrap_or("");
@@ -340,14 +353,18 @@ fn search(candidates: &[String]) -> Option<(PathBuf, Hash)> {
                 .map(|d| d.join(word))
                 .collect()
         };
-        for p in hits {
-            if is_executable(&p) {
-                let content = std::fs::read(&p).ok()?;
-                return Some((p, *blake3::hash(&content).as_bytes()));
-            }
+        if let Some(p) = hits.into_iter().find(|p| is_executable(p)) {
+            return Some(p);
         }
     }
     None
+}
+
+/// [`locate`], with the hash of the program's content.
+fn search(candidates: &[String]) -> Option<(PathBuf, Hash)> {
+    let p = locate(candidates)?;
+    let content = std::fs::read(&p).ok()?;
+    Some((p, *blake3::hash(&content).as_bytes()))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -543,6 +560,7 @@ fn write(path: &Path, c: &Cached) -> std::io::Result<()> {
         );
         buf.push(u8::from(p.path.is_some()));
         buf.extend_from_slice(&p.hash);
+        put_opt_stat(&mut buf, &p.stat);
     }
     put_u64(&mut buf, c.pc_files.len() as u64);
     for (p, h) in &c.pc_files {
@@ -577,12 +595,14 @@ fn read(path: &Path) -> Option<Cached> {
         let path = r.str()?;
         let path = (r.u8()? == 1).then(|| PathBuf::from(path));
         let hash: Hash = r.take(32)?.try_into().ok()?;
+        let stat = r.opt_stat()?;
         programs.push(Found {
             name,
             from_env,
             candidates,
             path,
             hash,
+            stat,
         });
     }
     let mut pc_files = Vec::new();
