@@ -140,6 +140,12 @@ enum Command {
     },
     /// List generators and their outputs
     List,
+    /// Print the task graph (or the part the targets need) in Graphviz DOT on stdout
+    Graph {
+        /// Generator names or output paths; none for the whole graph
+        #[arg(value_name = "TARGET")]
+        targets: Vec<String>,
+    },
     /// Say why targets (generator names or output paths) are or are not up to date, building nothing
     Explain {
         /// Generator names or output paths
@@ -188,6 +194,7 @@ enum Action {
         dry_run: bool,
     },
     List,
+    Graph(Vec<String>),
     Configure,
     /// Build with these options, then install under `destdir`.
     Install {
@@ -243,6 +250,10 @@ impl Args {
             Some(Command::List) => {
                 only(top, &[DRY_RUN], "list")?;
                 return Ok((Action::List, false));
+            }
+            Some(Command::Graph { targets }) => {
+                only(top, &[], "graph")?;
+                return Ok((Action::Graph(targets.clone()), false));
             }
             Some(Command::Configure) => {
                 only(top, &[], "configure")?;
@@ -381,6 +392,7 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
     let wait = !args.no_wait;
     match action {
         Action::List => list(&ws),
+        Action::Graph(targets) => graph(&ws, &targets),
         Action::Configure => {
             let started = std::time::Instant::now();
             let project = ws.configure(&mut |line| progress.message(&line))?;
@@ -425,6 +437,17 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
 /// The default `-j`: the number of CPUs.
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `kiln graph`: the task graph in DOT, on stdout.
+fn graph(ws: &Workspace, targets: &[String]) -> Result<i32, Error> {
+    let project = ws.load()?;
+    let expansion = Expansion::expand_all(&project)?;
+    let text = crate::dot::render(&project, &expansion, targets)?;
+    // A closed stdout (`| head -1`) is not an error worth a message.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    crate::drop_in_background((project, expansion));
+    Ok(0)
 }
 
 /// `kiln list`: one line per generator, its name then its outputs, on stdout.

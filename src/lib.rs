@@ -70,6 +70,7 @@ internal_modules!(
     configure,
     constraints,
     depfile,
+    dot,
     driver,
     env,
     error,

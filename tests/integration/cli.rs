@@ -741,3 +741,48 @@ fn a_build_marks_the_directory_it_makes_and_globs_skip_marked_directories() {
     assert!(!s.exists("build") && !s.exists("debug"));
     assert_eq!(s.read("a.txt"), "changed\n");
 }
+
+#[test]
+fn graph_prints_dot_that_graphviz_accepts() {
+    let s = Space::new();
+    s.write("a.c", "a").write("b.c", "b").write(
+        "build.toml",
+        "[rule.cc]\nrun = \"cp ${SRC} ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
+         [[gen]]\nname = \"tool\"\nrun = \"echo t > ${TGT}\"\ntarget = \"tool\"\n\
+         [[gen]]\nname = \"app\"\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"a.c\", \"b.c\"]\n\
+         order_only = [\"tool\"]\ntarget = \"app\"\n",
+    );
+    let all = s.kiln(&["graph"]).ok().stdout;
+    for line in [
+        "digraph kiln {\n",
+        "[shape=box, label=\"cc (build/a.o)\"];\n",
+        "[shape=box, label=\"app (build/app)\"];\n",
+        "[shape=ellipse, label=\"build/tool\"];\n",
+        "[style=dashed];\n",
+    ] {
+        assert!(all.contains(line), "{line:?} in\n{all}");
+    }
+    // Graphviz reads it.
+    let mut dot = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("graphviz's dot (scripts/test-setup installs it)");
+    use std::io::Write;
+    dot.stdin.take().unwrap().write_all(all.as_bytes()).unwrap();
+    let svg = dot.wait_with_output().unwrap();
+    assert!(svg.status.success());
+    assert!(String::from_utf8_lossy(&svg.stdout).contains("<svg"));
+    // The part one output needs; nothing was built.
+    let part = s.kiln(&["graph", "build/a.o"]).ok().stdout;
+    assert!(part.contains("label=\"cc (build/a.o)\""));
+    assert!(
+        !part.contains("build/b.o") && !part.contains("app (build/app)"),
+        "{part}"
+    );
+    assert!(!s.exists("build/app"));
+    s.kiln(&["graph", "nope"]).status(2).stderr_is(
+        "error: `nope` is neither a generator nor an output of this build (`kiln list` shows both)\n",
+    );
+}
