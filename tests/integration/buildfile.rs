@@ -404,42 +404,20 @@ fn unknown_group_and_use_suggest() {
 
 #[test]
 fn bad_build_files_stop_clean_and_list_too() {
-    bad_edit(
-        "[[gen]]\nsorce = 1\n",
-        &["clean"],
-        concat!(
-            "build.toml:2:1: error: unknown key `sorce`\n",
-            "  |\n",
-            "2 | sorce = 1\n",
-            "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
-            "  = did you mean `source`?\n",
-        ),
-    );
-    bad_edit(
-        "[[gen]]\nsorce = 1\n",
-        &["distclean"],
-        concat!(
-            "build.toml:2:1: error: unknown key `sorce`\n",
-            "  |\n",
-            "2 | sorce = 1\n",
-            "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
-            "  = did you mean `source`?\n",
-        ),
-    );
-    bad_edit(
-        "[[gen]]\nsorce = 1\n",
-        &["list"],
-        concat!(
-            "build.toml:2:1: error: unknown key `sorce`\n",
-            "  |\n",
-            "2 | sorce = 1\n",
-            "  | ^^^^^\n",
-            "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
-            "  = did you mean `source`?\n",
-        ),
-    );
+    for command in ["clean", "distclean", "list"] {
+        bad_edit(
+            "[[gen]]\nsorce = 1\n",
+            &[command],
+            concat!(
+                "build.toml:2:1: error: unknown key `sorce`\n",
+                "  |\n",
+                "2 | sorce = 1\n",
+                "  | ^^^^^\n",
+                "  = expected one of `name`, `group`, `rule`, `run`, `source`, `exclude`, `target`, `use`, `deps`, `env`, `map`, `default`, `order_only`, `ext_rules`, `objdir`, `install`\n",
+                "  = did you mean `source`?\n",
+            ),
+        );
+    }
 }
 
 #[test]
