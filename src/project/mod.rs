@@ -1,9 +1,11 @@
 //! The project as the build file defines it, validated: the build directory, env values (with `-D`
 //! applied), groups, rules (named and inline) with parsed templates, and generators with their
 //! references resolved. Everything that can be checked without looking at the file system is
-//! checked when the project is made (`validate.rs`, with `rules.rs` and `gens.rs`), each error
+//! checked when the project is made (`validate.rs`, with `parts.rs`, `rules.rs`, `gens.rs` and
+//! `configure.rs`), each error
 //! located in the build file; this module holds what the rest of kiln sees of it.
 
+mod configure;
 mod gens;
 mod installs;
 mod parts;
