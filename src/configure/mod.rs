@@ -147,7 +147,7 @@ struct Found {
 /// The results for `def` given the env values below them (`[env]` with `-D`): from the cache
 /// when everything they depend on is as it was, else computed now (and `config.h` written).
 fn results(def: &Configure, env: &Env, place: &Place, cx: &mut Context) -> Result<Results, Error> {
-    let programs = find_programs(def, env, cx.defines)?;
+    let programs = find_programs(def, cx.defines)?;
     let check_env = with_programs(env, &programs, cx.defines);
     let pkg_config_path = std::env::var("PKG_CONFIG_PATH").unwrap_or_default();
     let state_dir = place.state_dir();
@@ -219,11 +219,7 @@ fn results(def: &Configure, env: &Env, place: &Place, cx: &mut Context) -> Resul
 
 /// Each program: the process environment's value (unless `-D` sets it), else the first
 /// candidate found on PATH.
-fn find_programs(
-    def: &Configure,
-    env: &Env,
-    defines: &[(String, String)],
-) -> Result<Vec<Found>, Error> {
+fn find_programs(def: &Configure, defines: &[(String, String)]) -> Result<Vec<Found>, Error> {
     let mut found = Vec::new();
     for (name, candidates) in &def.programs {
         let defined = defines.iter().any(|(d, _)| d == name);
@@ -250,7 +246,6 @@ fn find_programs(
                 }
             }
         };
-        let _ = env;
         let stat = path.as_deref().and_then(filestate::stat);
         found.push(Found {
             name: name.clone(),
