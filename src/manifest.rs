@@ -132,6 +132,8 @@ pub struct RuleDef {
     pub update_outputs: Option<bool>,
     /// `"c"`: the C/C++ include scanner finds the headers its inputs include before it runs.
     pub scan: Option<Spanned<String>>,
+    /// Whether `kiln compdb` lists its tasks (default: when `ext_in` holds a C/C++ extension).
+    pub compdb: Option<bool>,
 }
 
 /// `[[gen]]`: a task generator.
@@ -323,7 +325,7 @@ shift_fields!(CheckDef { define, compile, link, libs, optional });
 shift_fields!(ProjectDef { name, out, post, subdirs });
 shift_fields!(GroupDef { name, order, jobs });
 shift_fields!(RuleDef {
-    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs, scan
+    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs, scan, compdb
 });
 shift_fields!(GenDef {
     name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,

@@ -164,6 +164,7 @@ impl Builder<'_> {
                     always: false,
                     update_outputs: false,
                     scan: false,
+                    compdb: false,
                     signature_names,
                     span: run.span(),
                 });

@@ -108,6 +108,9 @@ pub struct Rule {
     pub update_outputs: bool,
     /// `scan = "c"`: the headers its inputs include are found before it runs.
     pub scan: bool,
+    /// Its tasks are in `kiln compdb` (`compdb`, by default when `ext_in` holds a C/C++ source
+    /// extension).
+    pub compdb: bool,
     /// The env names the signature covers: those the commands and depfile use, and `vars`.
     pub signature_names: Vec<String>,
     pub span: Range<usize>,

@@ -252,6 +252,9 @@ impl Builder<'_> {
             }
         };
         let signature_names = signature_names(&commands, depfile.as_ref(), &vars);
+        let compdb = d
+            .compdb
+            .unwrap_or_else(|| ext_in.iter().any(|e| crate::compdb::is_c_source(e)));
         Ok(Rule {
             name,
             commands,
@@ -263,6 +266,7 @@ impl Builder<'_> {
             always: d.always.unwrap_or(false),
             update_outputs: d.update_outputs.unwrap_or(false),
             scan,
+            compdb,
             signature_names,
             span: def.span(),
         })

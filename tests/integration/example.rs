@@ -4,7 +4,7 @@
 use crate::support::{Space, set};
 use std::process::Command;
 
-fn copy_example() -> Space {
+pub(crate) fn copy_example() -> Space {
     let s = Space::new();
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hello-c");
     for entry in walkdir::WalkDir::new(src) {

@@ -22,4 +22,5 @@ mod signatures;
 mod states;
 mod subdirs;
 mod support;
+mod toolchain;
 mod variants;

@@ -57,7 +57,7 @@ fn example_dir(name: &str) -> PathBuf {
 }
 
 /// A temporary copy of examples/NAME: its build.toml and its upstream/ sources, not its build/.
-fn copy_port(name: &str) -> Space {
+pub(crate) fn copy_port(name: &str) -> Space {
     fetched();
     let s = Space::new();
     let src = example_dir(name);
@@ -85,7 +85,7 @@ fn copy_port(name: &str) -> Space {
 }
 
 /// Builds with kiln at its default -j, checking success.
-fn build(s: &Space) -> Run {
+pub(crate) fn build(s: &Space) -> Run {
     s.kiln(&["build"]).ok()
 }
 

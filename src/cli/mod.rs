@@ -3,12 +3,13 @@
 
 use crate::driver::{self, BuildOptions};
 use crate::error::Error;
-use crate::generator::Expansion;
 use crate::load::{Location, Workspace};
 use crate::progress;
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
+
+mod queries;
 
 /// The help heading of the options every subcommand takes.
 const GLOBAL: &str = "Global options";
@@ -140,6 +141,8 @@ enum Command {
     },
     /// List generators and their outputs
     List,
+    /// Print compile_commands.json (clangd's compilation database) for the C/C++ compiles on stdout
+    Compdb,
     /// Print the task graph (or the part the targets need) in Graphviz DOT on stdout
     Graph {
         /// Generator names or output paths; none for the whole graph
@@ -194,6 +197,7 @@ enum Action {
         dry_run: bool,
     },
     List,
+    Compdb,
     Graph(Vec<String>),
     Configure,
     /// Build with these options, then install under `destdir`.
@@ -250,6 +254,10 @@ impl Args {
             Some(Command::List) => {
                 only(top, &[DRY_RUN], "list")?;
                 return Ok((Action::List, false));
+            }
+            Some(Command::Compdb) => {
+                only(top, &[], "compdb")?;
+                return Ok((Action::Compdb, false));
             }
             Some(Command::Graph { targets }) => {
                 only(top, &[], "graph")?;
@@ -391,8 +399,9 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
         || crate::interrupt::listen().map_err(|e| Error::io("cannot listen for signals", e));
     let wait = !args.no_wait;
     match action {
-        Action::List => list(&ws),
-        Action::Graph(targets) => graph(&ws, &targets),
+        Action::List => queries::list(&ws),
+        Action::Graph(targets) => queries::graph(&ws, &targets),
+        Action::Compdb => queries::compdb(&ws, progress.as_mut()),
         Action::Configure => {
             let started = std::time::Instant::now();
             let project = ws.configure(&mut |line| progress.message(&line))?;
@@ -437,36 +446,6 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
 /// The default `-j`: the number of CPUs.
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// `kiln graph`: the task graph in DOT, on stdout.
-fn graph(ws: &Workspace, targets: &[String]) -> Result<i32, Error> {
-    let project = ws.load()?;
-    let expansion = Expansion::expand_all(&project)?;
-    let text = crate::dot::render(&project, &expansion, targets)?;
-    // A closed stdout (`| head -1`) is not an error worth a message.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    crate::drop_in_background((project, expansion));
-    Ok(0)
-}
-
-/// `kiln list`: one line per generator, its name then its outputs, on stdout.
-fn list(ws: &Workspace) -> Result<i32, Error> {
-    let project = ws.load()?;
-    let expansion = Expansion::expand_all(&project)?;
-    let mut text = String::new();
-    for (g, gn) in project.gens.iter().enumerate() {
-        text.push_str(&gn.name);
-        for &f in &expansion.gen_outputs[g] {
-            text.push(' ');
-            text.push_str(expansion.graph.path(f));
-        }
-        text.push('\n');
-    }
-    // A closed stdout (`| head -1`) is not an error worth a message.
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    crate::drop_in_background((project, expansion));
-    Ok(0)
 }
 
 #[cfg(test)]
