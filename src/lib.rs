@@ -85,6 +85,7 @@ internal_modules!(
     index,
     install,
     interrupt,
+    jobserver,
     lock,
     manifest,
     outdir,

@@ -129,6 +129,22 @@ impl Scheduler {
         false
     }
 
+    /// How many tasks are running.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Whether a task would start but for the limit.
+    pub fn held_back(&self) -> bool {
+        !self.stopped && self.running >= self.cap && !self.ready.is_empty()
+    }
+
+    /// Changes how many tasks may run at once (job slots come and go with a jobserver); tasks
+    /// running beyond a lowered limit finish as usual.
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap.max(1);
+    }
+
     /// Starts nothing more (an interrupt); running tasks may still finish.
     pub fn stop(&mut self) {
         self.stopped = true;

@@ -234,11 +234,10 @@ impl Args {
             }
             Some(Command::Install(i)) => {
                 let top = only(top, &[JOBS, KEEP_GOING], "install")?;
+                let (jobs, slots) = slots(i.jobs.or(top.jobs));
                 let opts = BuildOptions {
-                    jobs: i
-                        .jobs
-                        .or(top.jobs)
-                        .map_or_else(default_jobs, |j| j as usize),
+                    jobs,
+                    slots,
                     keep_going: i.keep_going || top.keep_going,
                     no_wait: self.no_wait,
                     ..BuildOptions::default()
@@ -269,8 +268,10 @@ impl Args {
             }
         };
         let stats = args.debug.iter().any(|d| d == "stats");
+        let (jobs, slots) = slots(args.jobs);
         let opts = BuildOptions {
-            jobs: args.jobs.map_or_else(default_jobs, |j| j as usize),
+            jobs,
+            slots,
             keep_going: args.keep_going,
             dry_run: args.dry_run || explaining,
             verbose: args.verbose,
@@ -440,6 +441,24 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
         Action::Uninstall { destdir } => {
             crate::install::uninstall(&ws.load()?, destdir.as_deref(), progress.as_mut())
         }
+    }
+}
+
+/// `-j` and where the job slots come from: without `-j`, from the jobserver MAKEFLAGS offers (at
+/// most make's `-jN`), as a recursive make takes them; else from kiln's own.
+fn slots(jobs: Option<u32>) -> (usize, driver::Slots) {
+    if let Some(j) = jobs {
+        return (j as usize, driver::Slots::Own);
+    }
+    let offer = std::env::var("MAKEFLAGS")
+        .ok()
+        .and_then(|flags| crate::jobserver::offered(&flags));
+    match offer {
+        Some((offer, jobs)) => (
+            jobs.unwrap_or_else(default_jobs),
+            driver::Slots::Make(offer),
+        ),
+        None => (default_jobs(), driver::Slots::Own),
     }
 }
 

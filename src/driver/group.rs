@@ -243,6 +243,14 @@ impl Build<'_> {
         let mut sched = Scheduler::new(nodes, cap, self.opts.keep_going);
         let mut running: HashMap<usize, NodeId> = HashMap::new();
         loop {
+            // With a jobserver, the first running task takes the free slot and each further one
+            // a slot held from the jobserver; more are taken as long as tasks are held back.
+            if let Some(js) = self.jobserver.as_mut() {
+                sched.set_cap(cap.min(1 + js.held()));
+                while sched.held_back() && 1 + js.held() < cap && js.try_acquire() {
+                    sched.set_cap(cap.min(1 + js.held()));
+                }
+            }
             while self.interrupted.is_none() {
                 // A signal that arrived while tasks were being decided starts nothing new.
                 if let Ok(sig) = signals.try_recv() {
@@ -307,6 +315,15 @@ impl Build<'_> {
             if sched.is_done() {
                 break;
             }
+            // Slots no running task needs go back; held-back tasks wait for one to be free.
+            if let Some(js) = self.jobserver.as_mut() {
+                js.release_to(sched.running().saturating_sub(1));
+                if sched.held_back() && 1 + js.held() < cap && self.interrupted.is_none() {
+                    js.want();
+                }
+            }
+            let never = crossbeam_channel::never();
+            let slot = self.jobserver.as_ref().map_or(&never, |js| js.readable());
             // Commands still running a while after an interrupt (a background process ignoring
             // SIGINT, as non-interactive shells make them) are killed.
             let deadline = self
@@ -316,7 +333,8 @@ impl Build<'_> {
             let Some(r) = runner.as_deref_mut() else {
                 break;
             };
-            match r.wait(signals, deadline) {
+            match r.wait(signals, slot, deadline) {
+                Wake::Slot => {}
                 Wake::Finished(finished) => {
                     let node = running
                         .remove(&finished.id)
@@ -335,6 +353,9 @@ impl Build<'_> {
             if self.progress.broken() && self.interrupted.is_none() {
                 self.interrupt(interrupt::SIGPIPE, runner.as_deref_mut(), &mut sched);
             }
+        }
+        if let Some(js) = self.jobserver.as_mut() {
+            js.release_to(0);
         }
         for t in sched.not_run().collect::<Vec<_>>() {
             self.state[t.index()] = TaskState::NotRun;

@@ -55,6 +55,8 @@ mod tests;
 pub use crate::state::TaskState;
 use fast::{Look, Seeded, Seen, look};
 use scan::{FileState, Prediction};
+pub use crate::jobserver::Offer;
+use crate::jobserver::Jobserver;
 
 /// How to build: what `kiln build`'s options say. The default builds everything at `-j` the
 /// number of CPUs, stopping at the first failure.
@@ -78,6 +80,18 @@ pub struct BuildOptions {
     pub explain_targets: bool,
     /// How long a task's commands may run before they are killed and the task fails.
     pub timeout: Option<std::time::Duration>,
+    /// Where the job slots come from.
+    pub slots: Slots,
+}
+
+/// Where a build's job slots come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Slots {
+    /// A jobserver of kiln's own with `-j` slots, which the commands kiln runs share.
+    #[default]
+    Own,
+    /// make's jobserver, which MAKEFLAGS offers (under `make -jN`, without `-j`).
+    Make(Offer),
 }
 
 impl Default for BuildOptions {
@@ -92,6 +106,7 @@ impl Default for BuildOptions {
             explain: false,
             explain_targets: false,
             timeout: None,
+            slots: Slots::Own,
         }
     }
 }
@@ -324,6 +339,15 @@ fn build_loaded(
         ),
         _ => None,
     };
+    b.jobserver = (!opts.dry_run)
+        .then(|| jobserver(opts, b.progress))
+        .flatten();
+    let command_env = b
+        .jobserver
+        .as_ref()
+        .and_then(|j| j.makeflags())
+        .map(|flags| vec![("MAKEFLAGS".to_string(), flags.to_string())])
+        .unwrap_or_default();
     let mut runner = (!opts.dry_run).then(|| {
         Runner::new(
             opts.jobs,
@@ -334,6 +358,7 @@ fn build_loaded(
                 memory_limit: 4 << 20,
                 logs: b.state_dir.join("logs"),
                 timeout: opts.timeout,
+                env: command_env,
             },
         )
     });
@@ -362,6 +387,32 @@ fn build_loaded(
     drop(lock);
     crate::drop_in_background((owned_project, expansion, store, files, implicit, rec));
     result
+}
+
+/// The jobserver of a build: make's when the options say so and it can be used (else, as make
+/// does, one slot), or kiln's own; none when not even a pipe can be made.
+fn jobserver(opts: &BuildOptions, progress: &mut dyn Progress) -> Option<Jobserver> {
+    let makeflags = std::env::var("MAKEFLAGS").ok();
+    let jobs = match &opts.slots {
+        Slots::Own => opts.jobs,
+        Slots::Make(offer) => match Jobserver::join(offer) {
+            Ok(j) => return Some(j),
+            Err(why) => {
+                progress.message(&format!("warning: {why}; running one task at a time"));
+                1
+            }
+        },
+    };
+    match Jobserver::serve(jobs, makeflags.as_deref()) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            progress.message(&format!(
+                "warning: cannot make a jobserver for the commands ({e}); a make inside a task \
+                 will not share -j"
+            ));
+            None
+        }
+    }
 }
 
 struct Build<'a> {
@@ -408,6 +459,9 @@ struct Build<'a> {
     not_run: usize,
     interrupted: Option<i32>,
     interrupted_at: Option<Instant>,
+    /// Where tasks beyond the first take their slots (make's jobserver, or kiln's own, which the
+    /// commands share); none in dry runs.
+    jobserver: Option<Jobserver>,
     out_canon: PathBuf,
     state_dir: PathBuf,
     signal_count: usize,
@@ -478,6 +532,7 @@ impl<'a> Build<'a> {
             not_run: 0,
             interrupted: None,
             interrupted_at: None,
+            jobserver: None,
             out_canon,
             state_dir,
             signal_count: 0,

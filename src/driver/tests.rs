@@ -216,7 +216,12 @@ impl Commands for FakeRunner {
         self.highest = self.highest.max(self.running.len());
     }
 
-    fn wait(&mut self, _signals: &Receiver<i32>, _deadline: Option<Instant>) -> Wake {
+    fn wait(
+        &mut self,
+        _signals: &Receiver<i32>,
+        _slot: &Receiver<()>,
+        _deadline: Option<Instant>,
+    ) -> Wake {
         if let Some((after, sig)) = self.signal_after
             && self.started.len() >= after
         {

@@ -81,6 +81,7 @@ pub(super) fn run_command(
             // The program sees its name as written, as under the shell.
             cmd.arg0(d.argv[0]);
             cmd.args(&d.argv[1..])
+                .envs(config.env.iter().map(|(k, v)| (k, v)))
                 .current_dir(&config.cwd)
                 .stdin(Stdio::null())
                 .stderr(writer.try_clone().ok()?)
@@ -123,6 +124,7 @@ pub(super) fn run_command(
                 cmd.arg("-c").arg(command);
             }
             cmd.current_dir(&config.cwd)
+                .envs(config.env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(writer.try_clone()?)
                 .stderr(writer)

@@ -113,6 +113,8 @@ pub struct Config {
     pub logs: PathBuf,
     /// How long one job's commands may run before they are killed (`--timeout`).
     pub timeout: Option<Duration>,
+    /// Environment values set for every command, over kiln's own.
+    pub env: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -130,8 +132,14 @@ struct Shared {
 pub trait Commands {
     /// Starts `job` at once: the caller hands out no more jobs than may run.
     fn start(&mut self, job: Job);
-    /// Waits for a finished job, a signal on `signals`, or `deadline`.
-    fn wait(&mut self, signals: &Receiver<i32>, deadline: Option<Instant>) -> Wake;
+    /// Waits for a job to finish, a signal, a message on `slot` (a job slot may be free), or
+    /// `deadline`.
+    fn wait(
+        &mut self,
+        signals: &Receiver<i32>,
+        slot: &Receiver<()>,
+        deadline: Option<Instant>,
+    ) -> Wake;
     /// Sends `signal` to every running job; jobs given after this do not start.
     fn signal(&mut self, signal: rustix::process::Signal);
 }
@@ -141,6 +149,8 @@ pub trait Commands {
 pub enum Wake {
     Finished(Box<Finished>),
     Signal(i32),
+    /// A job slot may be free.
+    Slot,
     Deadline,
     /// Nothing more will finish (the runner is gone).
     Closed,
@@ -151,7 +161,12 @@ impl Commands for Runner {
         Runner::start(self, job);
     }
 
-    fn wait(&mut self, signals: &Receiver<i32>, deadline: Option<Instant>) -> Wake {
+    fn wait(
+        &mut self,
+        signals: &Receiver<i32>,
+        slot: &Receiver<()>,
+        deadline: Option<Instant>,
+    ) -> Wake {
         let timeout = deadline.map_or(crossbeam_channel::never(), crossbeam_channel::at);
         crossbeam_channel::select! {
             recv(self.results) -> finished => match finished {
@@ -162,6 +177,7 @@ impl Commands for Runner {
                 Ok(sig) => Wake::Signal(sig),
                 Err(_) => Wake::Closed,
             },
+            recv(slot) -> _ => Wake::Slot,
             recv(timeout) -> _ => Wake::Deadline,
         }
     }

@@ -15,6 +15,7 @@ fn runner(dir: &Path, limit: usize) -> Runner {
             memory_limit: limit,
             logs: dir.join("logs"),
             timeout: None,
+            env: Vec::new(),
         },
     )
 }
@@ -168,6 +169,7 @@ fn timeout_runner(dir: &Path, limit: Duration) -> Runner {
             memory_limit: 1 << 20,
             logs: dir.join("logs"),
             timeout: Some(limit),
+            env: Vec::new(),
         },
     )
 }

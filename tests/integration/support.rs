@@ -74,6 +74,8 @@ impl Space {
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
             .env_remove("DESTDIR")
+            // A make running the tests does not lend its jobserver to them.
+            .env_remove("MAKEFLAGS")
             .stdin(Stdio::null());
         for (k, v) in env {
             match v {
@@ -231,7 +233,23 @@ pub fn spawn_kiln(s: &Space, args: &[&str]) -> std::process::Child {
     Command::new(KILN)
         .args(args)
         .current_dir(s.root())
+        .env_remove("MAKEFLAGS")
         .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln starts")
+}
+
+/// Starts kiln in the background in the project root with environment values set, its stdout
+/// and stderr piped.
+pub fn spawn_kiln_with(s: &Space, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    Command::new(KILN)
+        .args(args)
+        .current_dir(s.root())
+        .env_remove("MAKEFLAGS")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("kiln starts")

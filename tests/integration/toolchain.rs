@@ -176,3 +176,190 @@ source = ["c.cc"]
     // compdb is a query: build options do not apply.
     s.kiln(&["compdb", "-j2"]).status(2);
 }
+
+/// The highest number of jobs running at once, from a log of `start NAME` / `end NAME` lines,
+/// counting only the names `keep` accepts.
+fn overlap(log: &[String], keep: impl Fn(&str) -> bool) -> usize {
+    let lines: Vec<String> = log
+        .iter()
+        .filter(|l| l.split_once(' ').is_some_and(|(_, name)| keep(name)))
+        .cloned()
+        .collect();
+    crate::support::max_overlap(&lines)
+}
+
+/// A project whose tasks each log `start NAME` and `end NAME` to `log` around a sleep: one per
+/// `NAME.txt`.
+fn slow_project(s: &Space, dir: &str, names: &[&str], log: &Path) {
+    s.write(
+        &format!("{dir}/build.toml"),
+        format!(
+            "[rule.slow]\nrun = \"echo start ${{SRC}} >> {log}; sleep 0.3; echo end ${{SRC}} >> {log}; touch ${{TGT}}\"\n\
+             ext_in = [\".txt\"]\next_out = [\".out\"]\n\
+             [[gen]]\nname = \"slow\"\nrule = \"slow\"\nsource = [\"*.txt\"]\n",
+            log = log.display()
+        ),
+    );
+    for n in names {
+        s.write(&format!("{dir}/{n}.txt"), n);
+    }
+}
+
+#[test]
+fn two_kilns_under_make_j2_share_its_two_slots() {
+    let s = Space::new();
+    let log = s.path("log");
+    slow_project(&s, "one", &["a1", "a2", "a3", "a4"], &log);
+    slow_project(&s, "two", &["b1", "b2", "b3", "b4"], &log);
+    // `+` marks the lines as running a make: make 4.3 passes its jobserver only to those.
+    s.write(
+        "Makefile",
+        format!(
+            ".PHONY: all one two\nall: one two\none:\n\t+{kiln} -C one build\ntwo:\n\t+{kiln} -C two build\n",
+            kiln = crate::support::KILN
+        ),
+    );
+    let out = Command::new("make")
+        .args(["-j2", "-s"])
+        .current_dir(s.root())
+        .output()
+        .expect("make (scripts/test-setup installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let lines = s.lines("log");
+    assert_eq!(lines.len(), 16);
+    // Each kiln alone would run 2 (its -j is make's); together they never pass make's 2.
+    assert_eq!(overlap(&lines, |_| true), 2, "{lines:?}");
+
+    // A line make does not know to run a make gets no jobserver: kiln says so, as make would,
+    // and runs one task at a time.
+    s.write(
+        "Makefile",
+        format!("all:\n\t{} -C one build\n", crate::support::KILN),
+    );
+    std::fs::remove_file(&log).unwrap();
+    std::fs::remove_dir_all(s.path("one/build")).unwrap();
+    let out = Command::new("make")
+        .args(["-j2", "-s"])
+        .current_dir(s.root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("mark the line with `+`, or use $(MAKE)); running one task at a time"),
+        "{stderr}"
+    );
+    assert_eq!(overlap(&s.lines("log"), |_| true), 1);
+}
+
+#[test]
+fn a_make_inside_a_task_shares_kilns_j() {
+    let s = Space::new();
+    let log = s.path("log");
+    // Four make jobs, and no -j: only a jobserver in MAKEFLAGS lets make run two at once.
+    s.write(
+        "sub/Makefile",
+        format!(
+            "all: m1 m2 m3 m4\nm1 m2 m3 m4:\n\t@echo start $@ >> {log}; sleep 0.3; echo end $@ >> {log}\n",
+            log = log.display()
+        ),
+    );
+    s.write(
+        "build.toml",
+        "[[gen]]\nname = \"sub\"\nrun = \"make -s -C sub\"\n",
+    );
+    s.kiln(&["build", "-j2"]).ok();
+    let lines = s.lines("log");
+    assert_eq!(lines.len(), 8);
+    assert_eq!(overlap(&lines, |_| true), 2, "{lines:?}");
+
+    // With kiln's other tasks beside it: never more than 2 jobs at once in all.
+    std::fs::remove_file(&log).unwrap();
+    s.kiln(&["distclean"]).ok();
+    slow_project(&s, ".", &["k1", "k2", "k3"], &log);
+    s.write(
+        "build.toml",
+        format!(
+            "{}[[gen]]\nname = \"sub\"\nrun = \"make -s -C sub\"\n",
+            s.read("build.toml")
+        ),
+    );
+    s.kiln(&["build", "-j2"]).ok();
+    let lines = s.lines("log");
+    assert_eq!(lines.len(), 14);
+    assert_eq!(overlap(&lines, |_| true), 2, "{lines:?}");
+}
+
+/// A fifo holding `tokens` slots, as make 4.4 makes its jobserver, and the test's own end of it.
+fn fifo_jobserver(s: &Space, tokens: usize) -> (std::path::PathBuf, std::fs::File) {
+    use std::io::Write;
+    let path = s.path("jobserver.fifo");
+    let made = Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success());
+    // Opened for reading and writing, as make 4.4 opens it: never blocks, never at its end.
+    let mut end = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    end.write_all(&vec![b'+'; tokens]).unwrap();
+    (path, end)
+}
+
+/// How many bytes the fifo holds now.
+fn fifo_len(end: &std::fs::File) -> usize {
+    use std::io::{Read, Write};
+    // Read in non-blocking mode until empty, then put the bytes back.
+    let mut reader = end.try_clone().unwrap();
+    let flags = rustix::fs::fcntl_getfl(&reader).unwrap();
+    rustix::fs::fcntl_setfl(&reader, flags | rustix::fs::OFlags::NONBLOCK).unwrap();
+    let mut taken = Vec::new();
+    let mut buf = [0u8; 64];
+    while let Ok(k @ 1..) = reader.read(&mut buf) {
+        taken.extend_from_slice(&buf[..k]);
+    }
+    rustix::fs::fcntl_setfl(&reader, flags).unwrap();
+    reader.write_all(&taken).unwrap();
+    taken.len()
+}
+
+#[test]
+fn kiln_takes_its_slots_from_a_make_4_4_fifo_jobserver() {
+    let s = Space::new();
+    let log = s.path("log");
+    slow_project(&s, ".", &["a1", "a2", "a3", "a4", "a5", "a6"], &log);
+    let (path, end) = fifo_jobserver(&s, 1);
+    let flags = format!(" -j2 --jobserver-auth=fifo:{}", path.display());
+    let run = s.kiln_with(".", &["build"], &[("MAKEFLAGS", Some(&flags))]);
+    run.ok();
+    let lines = s.lines("log");
+    assert_eq!(overlap(&lines, |_| true), 2, "{lines:?}");
+    // Every slot taken was given back.
+    assert_eq!(fifo_len(&end), 1);
+
+    // With the fifo's one slot held by another client (the test), kiln runs one task at a
+    // time until it is given back, then two.
+    std::fs::remove_file(&log).unwrap();
+    std::fs::remove_dir_all(s.path("build")).unwrap();
+    {
+        use std::io::Read;
+        let mut byte = [0u8; 1];
+        (&end).read_exact(&mut byte).unwrap();
+    }
+    assert_eq!(fifo_len(&end), 0, "the test holds the slot now");
+    let child = crate::support::spawn_kiln_with(&s, &["build"], &[("MAKEFLAGS", &flags)]);
+    crate::support::wait_for(&s, "build/a2.out");
+    assert_eq!(overlap(&s.lines("log"), |_| true), 1);
+    {
+        use std::io::Write;
+        (&end).write_all(b"+").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines = s.lines("log");
+    assert_eq!(lines.len(), 12);
+    assert_eq!(overlap(&lines, |_| true), 2, "{lines:?}");
+    assert_eq!(fifo_len(&end), 1);
+}
