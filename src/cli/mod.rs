@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 
+mod completions;
 mod queries;
 
 /// The help heading of the options every subcommand takes.
@@ -149,6 +150,13 @@ enum Command {
         #[arg(value_name = "TARGET")]
         targets: Vec<String>,
     },
+    /// Print a completion script for SHELL on stdout (e.g. `source <(kiln completions bash)`)
+    Completions {
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
+    /// Print kiln's man page (roff) on stdout (e.g. `kiln man | man -l -`)
+    Man,
     /// Say why targets (generator names or output paths) are or are not up to date, building nothing
     Explain {
         /// Generator names or output paths
@@ -198,6 +206,8 @@ enum Action {
     },
     List,
     Compdb,
+    /// A completion script or the man page: printed, no project needed.
+    Print(Vec<u8>),
     Graph(Vec<String>),
     Configure,
     /// Build with these options, then install under `destdir`.
@@ -253,6 +263,14 @@ impl Args {
             Some(Command::List) => {
                 only(top, &[DRY_RUN], "list")?;
                 return Ok((Action::List, false));
+            }
+            Some(Command::Completions { shell }) => {
+                only(top, &[], "completions")?;
+                return Ok((Action::Print(completions::script(*shell)), false));
+            }
+            Some(Command::Man) => {
+                only(top, &[], "man")?;
+                return Ok((Action::Print(completions::man()), false));
             }
             Some(Command::Compdb) => {
                 only(top, &[], "compdb")?;
@@ -376,6 +394,11 @@ pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
 }
 
 fn run(args: &Args, action: Action) -> Result<i32, Error> {
+    if let Action::Print(text) = action {
+        // A closed stdout (`| head -1`) is not an error worth a message.
+        let _ = std::io::stdout().lock().write_all(&text);
+        return Ok(0);
+    }
     let mut location = Location {
         dir: args.dir.clone(),
         file: args.file.clone(),
@@ -403,6 +426,7 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
         Action::List => queries::list(&ws),
         Action::Graph(targets) => queries::graph(&ws, &targets),
         Action::Compdb => queries::compdb(&ws, progress.as_mut()),
+        Action::Print(_) => unreachable!("printed before the project is looked for"),
         Action::Configure => {
             let started = std::time::Instant::now();
             let project = ws.configure(&mut |line| progress.message(&line))?;

@@ -363,3 +363,85 @@ fn kiln_takes_its_slots_from_a_make_4_4_fifo_jobserver() {
     assert_eq!(overlap(&lines, |_| true), 2, "{lines:?}");
     assert_eq!(fifo_len(&end), 1);
 }
+
+/// What bash's completion offers for the words typed so far (the last one being completed), with
+/// `kiln completions bash` sourced, run in `dir`.
+fn bash_completes(dir: &Path, words: &[&str]) -> Vec<String> {
+    let kiln = crate::support::KILN;
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let script = format!(
+        "source <('{kiln}' completions bash) || exit 3\n\
+         complete -p kiln | grep -q _kiln_targets || exit 4\n\
+         COMP_WORDS=('{kiln}' {words})\n\
+         COMP_CWORD={cword}\n\
+         COMP_LINE=\"${{COMP_WORDS[*]}}\"\n\
+         _kiln_targets '{kiln}' '{cur}' '{prev}'\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        words = quoted.join(" "),
+        cword = words.len(),
+        cur = words.last().unwrap(),
+        prev = if words.len() >= 2 {
+            words[words.len() - 2]
+        } else {
+            kiln
+        },
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir)
+        .env_remove("MAKEFLAGS")
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_bash_completion_completes_subcommands_and_generator_names() {
+    let s = crate::example::copy_example();
+    assert_eq!(
+        bash_completes(s.root(), &["comp"]),
+        ["compdb", "completions"]
+    );
+    assert_eq!(bash_completes(s.root(), &["build", "he"]), ["hello"]);
+    assert_eq!(bash_completes(s.root(), &["graph", "ut"]), ["util"]);
+    assert_eq!(
+        bash_completes(s.root(), &["build", "--targets", "ver"]),
+        ["version-header"]
+    );
+    // From elsewhere, the project `-C` names.
+    let elsewhere = Space::new();
+    let dir = s.root().to_str().unwrap();
+    assert_eq!(
+        bash_completes(elsewhere.root(), &["-C", dir, "build", "u"]),
+        ["util"]
+    );
+    // Options are still options, and `clean` takes no targets.
+    assert!(bash_completes(s.root(), &["build", "--keep"]).contains(&"--keep-going".to_string()));
+    assert!(!bash_completes(s.root(), &["clean", ""]).contains(&"hello".to_string()));
+    // The other shells' scripts and the man page are there.
+    for shell in ["zsh", "fish"] {
+        let script = s.kiln(&["completions", shell]).ok().stdout;
+        assert!(
+            script.contains("compdb") && script.contains("kiln list"),
+            "{script}"
+        );
+    }
+    s.kiln(&["completions", "tcsh"]).status(2);
+    // Neither needs a project.
+    let page = elsewhere.kiln(&["man"]).ok().stdout;
+    assert!(
+        page.contains(".TH kiln") && page.contains(".SH SUBCOMMANDS"),
+        "{page}"
+    );
+    elsewhere.kiln(&["completions", "bash"]).ok();
+}
