@@ -48,7 +48,7 @@ pub use api::{Generator, Project};
 pub use driver::BuildOptions;
 pub use error::Error;
 pub use load::Location;
-pub use progress::{Lines, Progress, TaskLine};
+pub use progress::{Lines, Progress, Started, TaskLine};
 
 /// Declares modules public with the feature `internals` and crate-private without it.
 macro_rules! internal_modules {

@@ -110,14 +110,29 @@ impl<'a> TaskLine<'a> {
     }
 }
 
+/// A task that starts, as [`Progress::started`] is told of it.
+pub struct Started<'a> {
+    /// The task's handle: [`Progress::finished`] names it again.
+    pub task: usize,
+    /// The `n`th task to run of `total` expected.
+    pub n: usize,
+    pub total: usize,
+    pub line: &'a TaskLine<'a>,
+    /// Its commands, to print (-v).
+    pub commands: Option<&'a [String]>,
+    /// How long it took when it last ran, if it has.
+    pub expected: Option<std::time::Duration>,
+}
+
 /// Where a build reports what it does.
 pub trait Progress {
     /// A warning or a note, on a line of its own.
     fn message(&mut self, text: &str);
-    /// A task starts: the `n`th to run of `total` expected; with `commands`, print them (-v).
-    fn started(&mut self, n: usize, total: usize, line: &TaskLine, commands: Option<&[String]>);
-    /// A task ended; `output` is everything it printed.
-    fn finished(&mut self, output: &[u8]);
+    /// A task starts.
+    fn started(&mut self, task: &Started);
+    /// A task ended (`None`: one that never started, which early cutoff spared); `output` is
+    /// everything it printed.
+    fn finished(&mut self, task: Option<usize>, output: &[u8]);
     /// The number of tasks expected to run changed.
     fn set_total(&mut self, total: usize);
     /// The build ended; `summary` is the last line.
@@ -223,15 +238,19 @@ impl Progress for Lines {
         self.out.line(text);
     }
 
-    fn started(&mut self, n: usize, total: usize, line: &TaskLine, commands: Option<&[String]>) {
-        self.out
-            .line(&format!("[{n}/{total}] {}", line.render(self.colors)));
-        for c in commands.unwrap_or_default() {
+    fn started(&mut self, s: &Started) {
+        self.out.line(&format!(
+            "[{}/{}] {}",
+            s.n,
+            s.total,
+            s.line.render(self.colors)
+        ));
+        for c in s.commands.unwrap_or_default() {
             self.out.line(c);
         }
     }
 
-    fn finished(&mut self, output: &[u8]) {
+    fn finished(&mut self, _task: Option<usize>, output: &[u8]) {
         self.out.output(output);
     }
 
@@ -282,15 +301,15 @@ impl Progress for Bar {
         self.above(|o| o.line(text));
     }
 
-    fn started(&mut self, _n: usize, total: usize, line: &TaskLine, commands: Option<&[String]>) {
-        self.bar.set_length(total as u64);
-        self.bar.set_message(line.render(self.colors));
-        if let Some(commands) = commands {
+    fn started(&mut self, s: &Started) {
+        self.bar.set_length(s.total as u64);
+        self.bar.set_message(s.line.render(self.colors));
+        if let Some(commands) = s.commands {
             self.above(|o| commands.iter().for_each(|c| o.line(c)));
         }
     }
 
-    fn finished(&mut self, output: &[u8]) {
+    fn finished(&mut self, _task: Option<usize>, output: &[u8]) {
         self.bar.inc(1);
         if !output.is_empty() {
             self.above(|o| o.output(output));

@@ -278,7 +278,7 @@ impl Build<'_> {
                             // Counted as expected to run, spared by early cutoff: it counts as
                             // done (n jumps forward; N does not shrink).
                             self.spared += 1;
-                            self.progress.finished(&[]);
+                            self.progress.finished(None, &[]);
                         }
                         self.state[t.index()] = TaskState::Skipped;
                         sched.finish(node, TaskState::Skipped);
@@ -287,7 +287,7 @@ impl Build<'_> {
                         self.announce(t);
                         self.ran[t.index()] = true;
                         self.state[t.index()] = TaskState::Success;
-                        self.progress.finished(&[]);
+                        self.progress.finished(Some(t.index()), &[]);
                         sched.finish(node, TaskState::Success);
                     }
                     Decision::Run(_) => match self.prepare(t) {
@@ -421,7 +421,17 @@ impl Build<'_> {
             .opts
             .verbose
             .then_some(self.expansion.graph.task(t).commands.as_slice());
-        self.progress.started(n, self.expected, &line, commands);
+        let expected = self
+            .record(t)
+            .map(|r| std::time::Duration::from_millis(r.duration_ms));
+        self.progress.started(&crate::progress::Started {
+            task: t.index(),
+            n,
+            total: self.expected,
+            line: &line,
+            commands,
+            expected,
+        });
     }
 
     /// Makes the parent directories of a task's outputs and builds its job.

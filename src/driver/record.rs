@@ -25,7 +25,7 @@ impl Build<'_> {
         let interrupted = self.interrupted.is_some() && f.exit != Exit::Success;
         if interrupted {
             self.discard_interrupted(t, &f);
-            self.progress.finished(&f.output.text);
+            self.progress.finished(Some(t.index()), &f.output.text);
             return;
         }
         match &f.exit {
@@ -89,7 +89,7 @@ impl Build<'_> {
                 .map(|&f| self.expansion.graph.path(f).to_string())
                 .collect(),
         };
-        self.progress.finished(&f.output_text());
+        self.progress.finished(Some(t.index()), &f.output_text());
 
         // Outputs as the worker found them.
         let mut records = Vec::new();
@@ -403,7 +403,7 @@ impl Build<'_> {
             }
         }
         self.progress.message(text.trim_end());
-        self.progress.finished(output);
+        self.progress.finished(Some(t.index()), output);
         self.state[t.index()] = failure.state;
         self.failed.push((t, failure.why));
         self.poison(t);

@@ -248,10 +248,11 @@ impl Progress for Lines {
     fn message(&mut self, text: &str) {
         self.0.push(text.to_string());
     }
-    fn started(&mut self, n: usize, total: usize, line: &TaskLine, _: Option<&[String]>) {
-        self.0.push(format!("[{n}/{total}] {}", line.render(false)));
+    fn started(&mut self, s: &crate::progress::Started) {
+        self.0
+            .push(format!("[{}/{}] {}", s.n, s.total, s.line.render(false)));
     }
-    fn finished(&mut self, _output: &[u8]) {}
+    fn finished(&mut self, _task: Option<usize>, _output: &[u8]) {}
     fn set_total(&mut self, _total: usize) {}
     fn done(&mut self, summary: &str) {
         self.0.push(summary.to_string());
