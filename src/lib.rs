@@ -103,6 +103,7 @@ internal_modules!(
     store,
     task,
     template,
+    trace,
     load,
 );
 

@@ -26,11 +26,29 @@ pub struct Scheduler {
     cap: usize,
     keep_going: bool,
     stopped: bool,
+    /// What the trace is told, when one is kept: drained by [`Scheduler::take_notes`].
+    notes: Option<Vec<Note>>,
+}
+
+/// A decision for the scheduler trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// Everything it follows has finished.
+    Ready(TaskId),
+    /// It waits for `by` (a dependency found late), or will not run because `by` failed or did
+    /// not run.
+    Blocked { task: TaskId, by: TaskId },
 }
 
 impl Scheduler {
-    /// A scheduler over `nodes`, starting at most `cap` tasks at once.
+    /// A scheduler over `nodes`, starting at most `cap` tasks at once, keeping no notes.
+    #[cfg(test)]
     pub fn new(nodes: Vec<PlanNode>, cap: usize, keep_going: bool) -> Scheduler {
+        Scheduler::noting(nodes, cap, keep_going, false)
+    }
+
+    /// A scheduler that also keeps [`Note`]s of its decisions when `notes`.
+    pub fn noting(nodes: Vec<PlanNode>, cap: usize, keep_going: bool, notes: bool) -> Scheduler {
         let mut pending = vec![0u32; nodes.len()];
         for n in &nodes {
             for &(s, _) in &n.succs {
@@ -46,11 +64,13 @@ impl Scheduler {
             cap: cap.max(1),
             keep_going,
             stopped: false,
+            notes: notes.then(Vec::new),
         };
         let blocked: Vec<NodeId> = (0..s.nodes.len()).filter(|&i| s.nodes[i].blocked).collect();
         for n in blocked {
             s.settle(n, TaskState::NotRun);
         }
+        // A task blocked from the start is not noted here: the caller knows why.
         for n in 0..s.nodes.len() {
             if s.state[n] == TaskState::Waiting && s.pending[n] == 0 {
                 s.make_ready(n);
@@ -101,6 +121,11 @@ impl Scheduler {
             return false;
         }
         for p in waits {
+            if let (Some(notes), Some(task), Some(by)) =
+                (self.notes.as_mut(), self.nodes[node].task, self.nodes[p].task)
+            {
+                notes.push(Note::Blocked { task, by });
+            }
             if !self.nodes[p].succs.contains(&(node, Edge::Hard)) {
                 self.nodes[p].succs.push((node, Edge::Hard));
                 self.pending[node] += 1;
@@ -145,6 +170,11 @@ impl Scheduler {
         self.cap = cap.max(1);
     }
 
+    /// The notes taken since the last call, in order.
+    pub fn take_notes(&mut self) -> Vec<Note> {
+        self.notes.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// Starts nothing more (an interrupt); running tasks may still finish.
     pub fn stop(&mut self) {
         self.stopped = true;
@@ -173,7 +203,10 @@ impl Scheduler {
     }
 
     fn make_ready(&mut self, n: NodeId) {
-        if self.nodes[n].task.is_some() {
+        if let Some(task) = self.nodes[n].task {
+            if let Some(notes) = self.notes.as_mut() {
+                notes.push(Note::Ready(task));
+            }
             self.state[n] = TaskState::Ready;
             self.ready
                 .push((self.nodes[n].priority, Reverse(self.nodes[n].order), n));
@@ -184,21 +217,28 @@ impl Scheduler {
     }
 
     /// Records a final state for `first` and releases or blocks its successors, iteratively.
+    /// A node blocked by a failure carries the task that failed (or did not run) first.
     fn settle(&mut self, first: NodeId, first_state: TaskState) {
-        let mut work = vec![(first, first_state)];
-        while let Some((n, state)) = work.pop() {
+        let mut work = vec![(first, first_state, None)];
+        while let Some((n, state, cause)) = work.pop() {
             if self.state[n].is_final() {
                 continue;
             }
             self.state[n] = state;
             let ok = state.is_ok();
+            let cause = cause.or(self.nodes[n].task);
             for i in 0..self.nodes[n].succs.len() {
                 let (s, edge) = self.nodes[n].succs[i];
                 if self.state[s].is_final() || self.state[s] == TaskState::Running {
                     continue;
                 }
                 if !ok && edge == Edge::Hard {
-                    work.push((s, TaskState::NotRun));
+                    if let (Some(notes), Some(task), Some(by)) =
+                        (self.notes.as_mut(), self.nodes[s].task, cause)
+                    {
+                        notes.push(Note::Blocked { task, by });
+                    }
+                    work.push((s, TaskState::NotRun, cause));
                     continue;
                 }
                 self.pending[s] -= 1;
@@ -206,7 +246,7 @@ impl Scheduler {
                     if self.nodes[s].task.is_some() {
                         self.make_ready(s);
                     } else {
-                        work.push((s, TaskState::Success));
+                        work.push((s, TaskState::Success, None));
                     }
                 }
             }

@@ -13,6 +13,8 @@ struct Timings {
     phases: Vec<(&'static str, Duration, u64)>,
     /// Things counted, such as build files parsed.
     counts: Vec<(&'static str, u64)>,
+    /// Each mark's interval, in order (for traces).
+    spans: Vec<(&'static str, Instant, Instant)>,
 }
 
 static TIMINGS: Mutex<Timings> = Mutex::new(Timings {
@@ -21,6 +23,7 @@ static TIMINGS: Mutex<Timings> = Mutex::new(Timings {
     last: None,
     phases: Vec::new(),
     counts: Vec::new(),
+    spans: Vec::new(),
 });
 
 /// Starts the clock (the first mark does too); with `memory`, marks also note the resident memory.
@@ -32,6 +35,7 @@ pub fn start(memory: bool) {
     t.last = Some(now);
     t.phases.clear();
     t.counts.clear();
+    t.spans.clear();
 }
 
 /// Adds `n` to the count `name`.
@@ -50,6 +54,7 @@ pub fn mark(name: &'static str) {
     let since = t.last.unwrap_or(now);
     t.start.get_or_insert(now);
     t.last = Some(now);
+    t.spans.push((name, since, now));
     let rss = if t.memory { resident_kib() } else { 0 };
     match t.phases.iter_mut().find(|(n, _, _)| *n == name) {
         Some((_, d, r)) => {
@@ -58,6 +63,12 @@ pub fn mark(name: &'static str) {
         }
         None => t.phases.push((name, now - since, rss)),
     }
+}
+
+/// When the clock started, and every mark's interval so far, in order.
+pub fn spans() -> (Option<Instant>, Vec<(&'static str, Instant, Instant)>) {
+    let t = TIMINGS.lock().unwrap_or_else(|e| e.into_inner());
+    (t.start, t.spans.clone())
 }
 
 /// The resident memory now, in KiB (from /proc/self/statm; 0 where there is none).

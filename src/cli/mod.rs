@@ -81,6 +81,12 @@ struct BuildArgs {
     /// Debugging modes: `-d explain` is --explain; `-d stats` prints how long each phase took
     #[arg(short = 'd', value_name = "MODE", value_parser = ["explain", "stats"])]
     debug: Vec<String>,
+    /// Write one line per scheduler decision to FILE, with its time (as SCons' Taskmaster trace)
+    #[arg(long = "scheduler-trace", value_name = "FILE")]
+    scheduler_trace: Option<PathBuf>,
+    /// Write a Chrome trace (Perfetto, chrome://tracing) of the tasks and phases to FILE
+    #[arg(long = "trace", value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 impl BuildArgs {
@@ -95,6 +101,8 @@ impl BuildArgs {
         self.explain |= later.explain;
         self.timeout = later.timeout.or(self.timeout);
         self.debug.extend(later.debug);
+        self.scheduler_trace = later.scheduler_trace.or(self.scheduler_trace);
+        self.trace = later.trace.or(self.trace);
         self
     }
 
@@ -109,6 +117,8 @@ impl BuildArgs {
             (self.explain, "--explain"),
             (self.timeout.is_some(), "--timeout"),
             (!self.debug.is_empty(), "-d"),
+            (self.scheduler_trace.is_some(), "--scheduler-trace"),
+            (self.trace.is_some(), "--trace"),
         ]
         .into_iter()
         .filter_map(|(given, name)| given.then_some(name))
@@ -303,6 +313,9 @@ impl Args {
             explain: args.explain || explaining || args.debug.iter().any(|d| d == "explain"),
             explain_targets: explaining,
             timeout: args.timeout,
+            scheduler_trace: args.scheduler_trace,
+            trace: args.trace,
+            timings: false,
         };
         Ok((Action::Build(opts), stats))
     }

@@ -17,8 +17,9 @@ use crate::paths;
 use crate::ids::GroupId;
 use crate::paths::absolute;
 use crate::runner::{Commands, Job, Wake};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Note, Scheduler};
 use crate::stats;
+use crate::trace;
 use crate::store::Record;
 use crate::ids::TaskId;
 use crossbeam_channel::Receiver;
@@ -149,6 +150,7 @@ impl Build<'_> {
                 .partition(|t| self.prediction[t.index()] == Prediction::Decided(Decision::Skip));
             for t in skipped {
                 self.explain(t, &Decision::Skip);
+                self.note(t, trace::Decision::Skipped { cutoff: false });
                 self.state[t.index()] = TaskState::Skipped;
             }
             // The headers of what may run, found before anything runs, order it.
@@ -219,14 +221,19 @@ impl Build<'_> {
         let Some(mut nodes) = self.plans[g].take() else {
             return;
         };
+        let mut blocked_at_start = Vec::new();
         for node in &mut nodes {
             if let Some(t) = node.task {
                 let task = self.expansion.graph.task(t);
-                node.blocked = task
+                let poisoned = task
                     .follows()
                     .chain(self.implicit[t.index()].iter().copied())
                     .chain(self.scanned_files(t).iter().copied())
-                    .any(|f| self.poisoned.contains(&f));
+                    .find(|f| self.poisoned.contains(f));
+                node.blocked = poisoned.is_some();
+                if let Some(by) = poisoned.and_then(|f| self.expansion.graph.producer(f)) {
+                    blocked_at_start.push((t, by));
+                }
             }
         }
         let cap = self.project.groups[g]
@@ -240,7 +247,16 @@ impl Build<'_> {
             .enumerate()
             .filter_map(|(i, n)| Some((n.task?, i)))
             .collect();
-        let mut sched = Scheduler::new(nodes, cap, self.opts.keep_going);
+        let mut sched = Scheduler::noting(
+            nodes,
+            cap,
+            self.opts.keep_going,
+            self.recorder.is_some(),
+        );
+        for (t, by) in blocked_at_start {
+            self.note(t, trace::Decision::BlockedBy(by));
+        }
+        self.take_notes(&mut sched);
         let mut running: HashMap<usize, NodeId> = HashMap::new();
         loop {
             // With a jobserver, the first running task takes the free slot and each further one
@@ -268,6 +284,7 @@ impl Build<'_> {
                     .filter_map(|p| node_of.get(&p).copied())
                     .collect();
                 if !waits.is_empty() && sched.wait_for(node, &waits) {
+                    self.take_notes(&mut sched);
                     continue;
                 }
                 let decision = self.decide_now(t);
@@ -280,18 +297,25 @@ impl Build<'_> {
                             self.spared += 1;
                             self.progress.finished(None, &[]);
                         }
+                        let cutoff =
+                            self.prediction[t.index()] != Prediction::Decided(Decision::Skip);
+                        self.note(t, trace::Decision::Skipped { cutoff });
                         self.state[t.index()] = TaskState::Skipped;
                         sched.finish(node, TaskState::Skipped);
+                        self.take_notes(&mut sched);
                     }
                     Decision::Run(_) if self.opts.dry_run => {
+                        self.note(t, trace::Decision::WouldRun);
                         self.announce(t);
                         self.ran[t.index()] = true;
                         self.state[t.index()] = TaskState::Success;
                         self.progress.finished(Some(t.index()), &[]);
                         sched.finish(node, TaskState::Success);
+                        self.take_notes(&mut sched);
                     }
                     Decision::Run(_) => match self.prepare(t) {
                         Ok(job) => {
+                            self.note(t, trace::Decision::Started);
                             self.announce(t);
                             running.insert(t.index(), node);
                             runner
@@ -304,7 +328,9 @@ impl Build<'_> {
                             let failure =
                                 Failure::new(TaskState::Exception, "could not run").detail(message);
                             self.fail(t, failure, &[]);
+                            self.note(t, trace::Decision::Finished(TaskState::Exception));
                             sched.finish(node, TaskState::Exception);
+                            self.take_notes(&mut sched);
                         }
                     },
                 }
@@ -340,8 +366,26 @@ impl Build<'_> {
                         .remove(&finished.id)
                         .expect("a finished job was started");
                     let t = finished.id;
+                    if let Some(rec) = self.recorder.as_mut()
+                        && finished.exit != crate::runner::Exit::NotStarted
+                    {
+                        rec.ran(trace::Span {
+                            task: TaskId(t as u32),
+                            lane: finished.worker,
+                            start: finished.start,
+                            end: finished.start + finished.duration,
+                            ok: finished.exit == crate::runner::Exit::Success,
+                        });
+                    }
                     self.finished(*finished);
-                    sched.finish(node, self.state[t]);
+                    let state = self.state[t];
+                    if state == TaskState::NotRun {
+                        self.note(TaskId(t as u32), trace::Decision::NotRun);
+                    } else {
+                        self.note(TaskId(t as u32), trace::Decision::Finished(state));
+                    }
+                    sched.finish(node, state);
+                    self.take_notes(&mut sched);
                 }
                 Wake::Signal(sig) => self.interrupt(sig, runner.as_deref_mut(), &mut sched),
                 Wake::Deadline => {
@@ -358,6 +402,7 @@ impl Build<'_> {
             js.release_to(0);
         }
         for t in sched.not_run().collect::<Vec<_>>() {
+            self.note(t, trace::Decision::NotRun);
             self.state[t.index()] = TaskState::NotRun;
             self.poison(t);
             if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
@@ -369,8 +414,26 @@ impl Build<'_> {
     /// Counts the expected tasks of a group the build never reached.
     pub(super) fn count_unreached(&mut self, g: GroupId) {
         for t in self.group_tasks(g) {
+            self.note(t, trace::Decision::NotRun);
             if self.prediction[t.index()] != Prediction::Decided(Decision::Skip) {
                 self.not_run += 1;
+            }
+        }
+    }
+
+    /// Notes a scheduler decision for the traces, when they are kept.
+    pub(super) fn note(&mut self, t: TaskId, decision: trace::Decision) {
+        if let Some(rec) = self.recorder.as_mut() {
+            rec.decide(t, decision);
+        }
+    }
+
+    /// Moves the scheduler's own notes (ready, blocked by) to the traces.
+    fn take_notes(&mut self, sched: &mut Scheduler) {
+        for note in sched.take_notes() {
+            match note {
+                Note::Ready(t) => self.note(t, trace::Decision::Ready),
+                Note::Blocked { task, by } => self.note(task, trace::Decision::BlockedBy(by)),
             }
         }
     }

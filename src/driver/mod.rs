@@ -31,6 +31,7 @@ use crate::project::Project;
 use crate::runner::{self, Commands, Runner};
 use crate::snapshot::{FileMark, RecordOffsets};
 use crate::stats;
+use crate::trace;
 use crate::store::Store;
 use crate::ids::{FileId, TaskId};
 use crate::load::{Loaded, Workspace};
@@ -82,6 +83,19 @@ pub struct BuildOptions {
     pub timeout: Option<std::time::Duration>,
     /// Where the job slots come from.
     pub slots: Slots,
+    /// Write the scheduler's decisions here, one line each (`--scheduler-trace`).
+    pub scheduler_trace: Option<PathBuf>,
+    /// Write a Chrome trace of the build here (`--trace`).
+    pub trace: Option<PathBuf>,
+    /// Write `<out>/kiln-timings.html` (`--timings`).
+    pub timings: bool,
+}
+
+impl BuildOptions {
+    /// Whether what the build does is recorded for a trace or the timings page.
+    pub fn traced(&self) -> bool {
+        self.scheduler_trace.is_some() || self.trace.is_some() || self.timings
+    }
 }
 
 /// Where a build's job slots come from.
@@ -107,6 +121,9 @@ impl Default for BuildOptions {
             explain_targets: false,
             timeout: None,
             slots: Slots::Own,
+            scheduler_trace: None,
+            trace: None,
+            timings: false,
         }
     }
 }
@@ -132,7 +149,8 @@ pub fn build(
                 Ok(l) => Some(l),
                 Err(code) => return Ok(code),
             };
-            if opts.targets.is_empty() {
+            // A traced build goes the whole way, so that the trace shows every decision.
+            if opts.targets.is_empty() && !opts.traced() {
                 match look(c, &file.state_dir) {
                     Look::UpToDate => {
                         for w in &c.warnings {
@@ -376,6 +394,8 @@ fn build_loaded(
         b.progress
             .message(&format!("warning: cannot record kiln's state: {e}"));
     }
+    stats::mark("save");
+    b.write_traces();
     let Build {
         expansion,
         store,
@@ -462,6 +482,8 @@ struct Build<'a> {
     /// Where tasks beyond the first take their slots (make's jobserver, or kiln's own, which the
     /// commands share); none in dry runs.
     jobserver: Option<Jobserver>,
+    /// What the build did and when, for `--scheduler-trace`, `--trace` and `--timings`.
+    recorder: Option<trace::Recorder>,
     out_canon: PathBuf,
     state_dir: PathBuf,
     signal_count: usize,
@@ -533,6 +555,7 @@ impl<'a> Build<'a> {
             interrupted: None,
             interrupted_at: None,
             jobserver: None,
+            recorder: opts.traced().then(trace::Recorder::new),
             out_canon,
             state_dir,
             signal_count: 0,

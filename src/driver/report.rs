@@ -7,6 +7,8 @@ use crate::interrupt;
 use crate::progress::TaskLine;
 use crate::project::Project;
 use crate::ids::TaskId;
+use crate::trace;
+use std::path::PathBuf;
 use std::time::Instant;
 
 impl Build<'_> {
@@ -147,5 +149,35 @@ pub(super) fn signal_name(sig: i32) -> String {
     {
         Some(name) => name.to_string(),
         None => format!("signal {sig}"),
+    }
+}
+
+impl Build<'_> {
+    /// Writes the traces the options ask for from what the build recorded; a file that cannot be
+    /// written is a warning, not a failed build.
+    pub(super) fn write_traces(&mut self) {
+        let Some(rec) = self.recorder.take() else {
+            return;
+        };
+        let graph = &self.expansion.graph;
+        let project = self.project;
+        let mut files: Vec<(PathBuf, String)> = Vec::new();
+        if let Some(path) = &self.opts.scheduler_trace {
+            files.push((path.clone(), trace::scheduler::render(&rec, graph)));
+        }
+        if let Some(path) = &self.opts.trace {
+            let info = |t: TaskId| trace::chrome::TaskInfo {
+                label: task_line(project, graph, t, false).render(false),
+                rule: project.rules[graph.task(t).rule].name.clone(),
+                commands: graph.task(t).commands.clone(),
+            };
+            files.push((path.clone(), trace::chrome::render(&rec, &info, self.opts.jobs)));
+        }
+        for (path, text) in files {
+            if let Err(e) = std::fs::write(&path, text) {
+                self.progress
+                    .message(&format!("warning: cannot write {}: {e}", path.display()));
+            }
+        }
     }
 }

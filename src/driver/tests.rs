@@ -10,7 +10,7 @@ use super::{Build, BuildOptions, Place};
 use crate::filestate::{Clock, DirRefused, Disk, Hash, Stat};
 use crate::generator::Expansion;
 use crate::manifest::PostMode;
-use crate::progress::{Progress, TaskLine};
+use crate::progress::Progress;
 use crate::project::{Overrides, Project};
 use crate::runner::{Commands, Exit, Finished, Job, Output, Wake};
 use crate::signature;
@@ -186,6 +186,8 @@ impl FakeRunner {
             exit,
             output: Output::default(),
             duration: Duration::from_millis(r.ends),
+            start: Instant::now(),
+            worker: 0,
             started_at: 0,
             ended_at: self.disk.tick.load(Ordering::SeqCst) * 1000,
             outputs,

@@ -91,6 +91,10 @@ pub struct Finished {
     pub exit: Exit,
     pub output: Output,
     pub duration: Duration,
+    /// When the job started (its commands ran from here for `duration`), and which worker
+    /// thread ran it (0-based; one job at a time each).
+    pub start: Instant,
+    pub worker: usize,
     /// The file system's time before the first command started and after the last ended.
     pub started_at: i64,
     pub ended_at: i64,
@@ -209,13 +213,13 @@ impl Runner {
             stopping: AtomicI32::new(0),
         });
         let workers = (0..jobs)
-            .map(|_| {
+            .map(|worker| {
                 let (rx, tx, shared) = (job_rx.clone(), done_tx.clone(), shared.clone());
                 std::thread::spawn(move || {
                     // Scratch space for reading output and hashing outputs, kept across jobs.
                     let mut buf = Vec::new();
                     for job in rx {
-                        let finished = run_job(&shared, job, &mut buf);
+                        let finished = run_job(&shared, job, worker, &mut buf);
                         if tx.send(finished).is_err() {
                             break;
                         }
@@ -275,12 +279,14 @@ impl Shared {
 }
 
 /// The result of a job that never started.
-fn not_started(id: usize) -> Finished {
+fn not_started(id: usize, worker: usize) -> Finished {
     Finished {
         id,
         exit: Exit::NotStarted,
         output: Output::default(),
         duration: Duration::ZERO,
+        start: Instant::now(),
+        worker,
         started_at: 0,
         ended_at: 0,
         outputs: Vec::new(),
@@ -289,7 +295,7 @@ fn not_started(id: usize) -> Finished {
     }
 }
 
-fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
+fn run_job(shared: &Shared, job: Job, worker: usize, buf: &mut Vec<u8>) -> Finished {
     let config = &shared.config;
     let clock = || config.clock.as_ref().map_or(0, |c| c.now());
     // Only implicit dependencies need the start time (a file first seen after the run).
@@ -299,7 +305,7 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
         0
     };
     if shared.stopping.load(Ordering::SeqCst) != 0 {
-        return not_started(job.id);
+        return not_started(job.id, worker);
     }
     let start = Instant::now();
     let deadline = config.timeout.map(|t| start + t);
@@ -371,6 +377,8 @@ fn run_job(shared: &Shared, job: Job, buf: &mut Vec<u8>) -> Finished {
         exit,
         output: output.finish(),
         duration,
+        start,
+        worker,
         started_at,
         ended_at,
         outputs,

@@ -23,4 +23,5 @@ mod states;
 mod subdirs;
 mod support;
 mod toolchain;
+mod traces;
 mod variants;
