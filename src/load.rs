@@ -120,21 +120,20 @@ impl Workspace {
     /// Parses the build file with `[configure]`'s results, running its checks first when their
     /// cache is missing or stale (as a build does); each line it prints goes to `say`.
     pub fn load_configured(&self, say: &mut dyn FnMut(String)) -> Result<Project, Error> {
-        let defines = self.overrides.defines.clone();
-        self.load_with(&mut configure::Mode::Run(configure::Context {
-            defines: &defines,
-            force: false,
-            say,
-        }))
+        self.run_configure(false, say)
     }
 
     /// `kiln configure`: parses the build file and runs `[configure]` now, whatever its cache
     /// says; each line it prints goes to `say`.
     pub fn configure(&self, say: &mut dyn FnMut(String)) -> Result<Project, Error> {
+        self.run_configure(true, say)
+    }
+
+    fn run_configure(&self, force: bool, say: &mut dyn FnMut(String)) -> Result<Project, Error> {
         let defines = self.overrides.defines.clone();
         self.load_with(&mut configure::Mode::Run(configure::Context {
             defines: &defines,
-            force: true,
+            force,
             say,
         }))
     }
