@@ -418,7 +418,9 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
         location.defines.push(("PREFIX".to_string(), abs));
     }
     let ws = Workspace::locate(&location)?;
-    let mut progress = progress::for_stderr();
+    // A dry run prints its lines even on a terminal: they are what it is asked for.
+    let live = !matches!(&action, Action::Build(opts) if opts.dry_run);
+    let mut progress = progress::for_stderr(progress::ColorChoice::Auto, live);
     let listen =
         || crate::interrupt::listen().map_err(|e| Error::io("cannot listen for signals", e));
     let wait = !args.no_wait;
