@@ -483,8 +483,12 @@ fn an_interrupt_mid_group_starts_nothing_more_and_records_what_finished() {
         lines.contains(&"interrupted by SIGINT: stopping the running commands".to_string()),
         "{lines:?}"
     );
-    // Both were cut short: neither is trusted, nothing else ran.
+    // Both were cut short: neither is trusted, nothing else ran. Each of the six counts once.
     assert_eq!(w.store().tasks().count(), 0);
+    assert_eq!(
+        lines.last().unwrap(),
+        "'build' interrupted by SIGINT: 6 not run"
+    );
 }
 
 #[test]
