@@ -22,5 +22,6 @@ mod signatures;
 mod states;
 mod subdirs;
 mod support;
+mod terminal;
 mod toolchain;
 mod variants;
