@@ -43,10 +43,31 @@ pub struct Args {
     /// Fail at once (exit 2) instead of waiting when another kiln works in the build directory
     #[arg(long = "no-wait", global = true, help_heading = GLOBAL)]
     no_wait: bool,
+    /// Colour what kiln prints: auto follows the terminal, NO_COLOR and CLICOLOR_FORCE
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto, global = true, help_heading = GLOBAL)]
+    color: Color,
     /// `kiln` alone builds: it takes the options of `kiln build` (also when they come before
     /// `build`).
     #[command(flatten)]
     build: BuildArgs,
+}
+
+/// `--color`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<Color> for progress::ColorChoice {
+    fn from(c: Color) -> Self {
+        match c {
+            Color::Auto => progress::ColorChoice::Auto,
+            Color::Always => progress::ColorChoice::Always,
+            Color::Never => progress::ColorChoice::Never,
+        }
+    }
 }
 
 const DRY_RUN: &str = "-n/--dry-run";
@@ -431,7 +452,9 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
         location.defines.push(("PREFIX".to_string(), abs));
     }
     let ws = Workspace::locate(&location)?;
-    let mut progress = progress::for_stderr();
+    // A dry run prints its lines even on a terminal: they are what it is asked for.
+    let live = !matches!(&action, Action::Build(opts) if opts.dry_run);
+    let mut progress = progress::for_stderr(args.color.into(), live);
     let listen =
         || crate::interrupt::listen().map_err(|e| Error::io("cannot listen for signals", e));
     let wait = !args.no_wait;

@@ -484,8 +484,10 @@ impl Build<'_> {
             .opts
             .verbose
             .then_some(self.expansion.graph.task(t).commands.as_slice());
+        // A failed run's record keeps no duration.
         let expected = self
             .record(t)
+            .filter(|r| r.signature != crate::signature::FAILED)
             .map(|r| std::time::Duration::from_millis(r.duration_ms));
         self.progress.started(&crate::progress::Started {
             task: t.index(),

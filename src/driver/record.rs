@@ -370,8 +370,8 @@ impl Build<'_> {
                 }
             }
         }
+        // Counted as not run with the scheduler's other tasks that did not run, once.
         self.state[t.index()] = TaskState::NotRun;
-        self.not_run += 1;
         self.poison(t);
         self.append(vec![(Slot::Forget(t), Record::Forget(key))]);
     }

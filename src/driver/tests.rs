@@ -242,9 +242,9 @@ impl Commands for FakeRunner {
     }
 }
 
-/// What the build printed, line by line.
+/// What the build printed, line by line, and each started task's expected duration.
 #[derive(Default)]
-struct Lines(Vec<String>);
+struct Lines(Vec<String>, Vec<Option<Duration>>);
 
 impl Progress for Lines {
     fn message(&mut self, text: &str) {
@@ -253,6 +253,7 @@ impl Progress for Lines {
     fn started(&mut self, s: &crate::progress::Started) {
         self.0
             .push(format!("[{}/{}] {}", s.n, s.total, s.line.render(false)));
+        self.1.push(s.expected);
     }
     fn finished(&mut self, _task: Option<usize>, _output: &[u8]) {}
     fn set_total(&mut self, _total: usize) {}
@@ -303,6 +304,12 @@ impl World {
 
     /// Runs one build with `runner`; the exit status and what was printed.
     fn build(&self, opts: &BuildOptions, runner: &mut FakeRunner) -> (i32, Vec<String>) {
+        let (code, lines) = self.build_lines(opts, runner);
+        (code, lines.0)
+    }
+
+    /// Runs one build; the exit status and what its progress heard.
+    fn build_lines(&self, opts: &BuildOptions, runner: &mut FakeRunner) -> (i32, Lines) {
         let root = self.root();
         let path = root.join("build.toml");
         let bytes = std::fs::read(&path).unwrap();
@@ -334,7 +341,7 @@ impl World {
             .expect("a parsed graph is never stale");
         b.store.flush_details().unwrap();
         drop(b);
-        (code, lines.0)
+        (code, lines)
     }
 
     /// The store as the last build left it.
@@ -478,8 +485,12 @@ fn an_interrupt_mid_group_starts_nothing_more_and_records_what_finished() {
         lines.contains(&"interrupted by SIGINT: stopping the running commands".to_string()),
         "{lines:?}"
     );
-    // Both were cut short: neither is trusted, nothing else ran.
+    // Both were cut short: neither is trusted, nothing else ran. Each of the six counts once.
     assert_eq!(w.store().tasks().count(), 0);
+    assert_eq!(
+        lines.last().unwrap(),
+        "'build' interrupted by SIGINT: 6 not run"
+    );
 }
 
 #[test]
@@ -567,4 +578,37 @@ fn the_longest_remaining_path_starts_first_then_declared_order() {
     );
     assert_eq!(r.highest, 1);
     assert_eq!(w.store().tasks().count(), 5);
+}
+
+#[test]
+fn a_started_task_is_expected_to_take_as_long_as_its_last_successful_run() {
+    let w = World::new(
+        &[
+            generator("slow", "sleep 3; cat ${SRC} > ${TGT}", &["in"], None),
+            generator("bad", "cat ${SRC} > ${TGT}; exit 1", &["in"], None),
+        ]
+        .concat(),
+    );
+    w.source("in", "1");
+    let opts = w.options(1, true);
+    let (code, first) = w.build_lines(&opts, &mut w.runner());
+    assert_eq!(code, 1);
+    assert_eq!(first.1, [None, None], "{:?}", first.0);
+    w.source("in", "2");
+    let (code, second) = w.build_lines(&opts, &mut w.runner());
+    assert_eq!(code, 1);
+    // The fake runner's clock starts at 0 and `slow` ran first: it ended at tick 3. A failed run
+    // records no duration.
+    let by_line: HashMap<&str, Option<Duration>> = second
+        .0
+        .iter()
+        .filter(|l| l.starts_with('['))
+        .map(String::as_str)
+        .zip(second.1.iter().copied())
+        .collect();
+    assert_eq!(
+        by_line["[1/2] slow: in -> build/slow"],
+        Some(Duration::from_millis(3))
+    );
+    assert_eq!(by_line["[2/2] bad: in -> build/bad"], None);
 }

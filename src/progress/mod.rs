@@ -1,11 +1,14 @@
 //! What a build prints, all on stderr (stdout is for queries): a `[n/N] rule: inputs -> outputs`
-//! line per task that runs, or a live progress bar when stderr is a terminal; each task's output
-//! whole, never interleaved; warnings; the summary line. A rule's name is shown in the [`Color`]
-//! its build file gives it, when colours are wanted. Writing never panics: a closed stream (a pipe
-//! into `head -1`) is noticed and reported through [`Progress::broken`], and the build stops as it
-//! would on SIGPIPE.
+//! line per task that runs ([`Lines`]), or, when stderr is a terminal, a live display of the
+//! running tasks ([`Live`], in `live.rs`); each task's output whole, never interleaved; warnings;
+//! the summary line. A rule's name is shown in the [`Color`] its build file gives it, when colours
+//! are wanted ([`ColorChoice`]). Writing never panics: a closed stream (a pipe into `head -1`) is
+//! noticed and reported through [`Progress::broken`], and the build stops as it would on SIGPIPE.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+mod frame;
+mod live;
+
+pub use live::Live;
 use std::io::{IsTerminal, Write};
 
 /// Terminal colours a rule may name.
@@ -187,6 +190,27 @@ impl Stderr {
     }
 }
 
+/// When to colour what kiln prints (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    /// As the terminal, NO_COLOR and CLICOLOR_FORCE say: [`colors_wanted`].
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour what goes to stderr.
+    pub fn colors(self) -> bool {
+        match self {
+            ColorChoice::Auto => colors_wanted(),
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+        }
+    }
+}
+
 /// Whether to colour what goes to stderr (NO_COLOR, CLICOLOR_FORCE and TERM=dumb respected).
 pub fn colors_wanted() -> bool {
     if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
@@ -198,16 +222,17 @@ pub fn colors_wanted() -> bool {
     std::env::var_os("TERM").is_none_or(|t| t != "dumb") && std::io::stderr().is_terminal()
 }
 
-/// The progress for this process: a bar on a terminal, lines otherwise.
-pub fn for_stderr() -> Box<dyn Progress> {
+/// The progress for this process: the live display when stderr is a terminal (not a dumb one)
+/// and `live` allows it, lines otherwise.
+pub fn for_stderr(color: ColorChoice, live: bool) -> Box<dyn Progress> {
     let terminal =
         std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
-    if terminal {
-        Box::new(Bar::new(colors_wanted()))
+    if terminal && live {
+        Box::new(Live::new(color.colors()))
     } else {
         Box::new(Lines {
             out: Stderr::default(),
-            colors: colors_wanted(),
+            colors: color.colors(),
         })
     }
 }
@@ -266,70 +291,5 @@ impl Progress for Lines {
 
     fn report(&mut self, text: &str) {
         stdout_line(text);
-    }
-}
-
-/// A live bar for terminals, with messages and task output printed above it.
-pub struct Bar {
-    bar: ProgressBar,
-    out: Stderr,
-    colors: bool,
-}
-
-impl Bar {
-    fn new(colors: bool) -> Bar {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("[{pos}/{len}] {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Bar {
-            bar,
-            out: Stderr::default(),
-            colors,
-        }
-    }
-
-    fn above(&mut self, f: impl FnOnce(&mut Stderr)) {
-        let out = &mut self.out;
-        self.bar.suspend(|| f(out));
-    }
-}
-
-impl Progress for Bar {
-    fn message(&mut self, text: &str) {
-        self.above(|o| o.line(text));
-    }
-
-    fn started(&mut self, s: &Started) {
-        self.bar.set_length(s.total as u64);
-        self.bar.set_message(s.line.render(self.colors));
-        if let Some(commands) = s.commands {
-            self.above(|o| commands.iter().for_each(|c| o.line(c)));
-        }
-    }
-
-    fn finished(&mut self, _task: Option<usize>, output: &[u8]) {
-        self.bar.inc(1);
-        if !output.is_empty() {
-            self.above(|o| o.output(output));
-        }
-    }
-
-    fn set_total(&mut self, total: usize) {
-        self.bar.set_length(total as u64);
-    }
-
-    fn done(&mut self, summary: &str) {
-        self.bar.finish_and_clear();
-        self.out.line(summary);
-    }
-
-    fn broken(&self) -> bool {
-        self.out.broken
-    }
-
-    fn report(&mut self, text: &str) {
-        self.bar.suspend(|| stdout_line(text));
     }
 }
