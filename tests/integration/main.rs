@@ -22,6 +22,7 @@ mod signatures;
 mod states;
 mod subdirs;
 mod support;
+mod timings;
 mod toolchain;
 mod traces;
 mod variants;
