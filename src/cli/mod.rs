@@ -108,6 +108,9 @@ struct BuildArgs {
     /// Write a Chrome trace (Perfetto, chrome://tracing) of the tasks and phases to FILE
     #[arg(long = "trace", value_name = "FILE")]
     trace: Option<PathBuf>,
+    /// Write <out>/kiln-timings.html: each task on its worker, coloured by rule, the critical path
+    #[arg(long = "timings")]
+    timings: bool,
 }
 
 impl BuildArgs {
@@ -124,6 +127,7 @@ impl BuildArgs {
         self.debug.extend(later.debug);
         self.scheduler_trace = later.scheduler_trace.or(self.scheduler_trace);
         self.trace = later.trace.or(self.trace);
+        self.timings |= later.timings;
         self
     }
 
@@ -140,6 +144,7 @@ impl BuildArgs {
             (!self.debug.is_empty(), "-d"),
             (self.scheduler_trace.is_some(), "--scheduler-trace"),
             (self.trace.is_some(), "--trace"),
+            (self.timings, "--timings"),
         ]
         .into_iter()
         .filter_map(|(given, name)| given.then_some(name))
@@ -336,7 +341,7 @@ impl Args {
             timeout: args.timeout,
             scheduler_trace: args.scheduler_trace,
             trace: args.trace,
-            timings: false,
+            timings: args.timings,
         };
         Ok((Action::Build(opts), stats))
     }

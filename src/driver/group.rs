@@ -71,6 +71,7 @@ impl Build<'_> {
             self.run_group(g, runner.as_deref_mut(), signals);
         }
         stats::mark("run");
+        self.write_timings();
         let code = self.summary(started);
         self.save_cache();
         Ok(Some(code))

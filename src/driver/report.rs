@@ -154,7 +154,8 @@ pub(super) fn signal_name(sig: i32) -> String {
 
 impl Build<'_> {
     /// Writes the traces the options ask for from what the build recorded; a file that cannot be
-    /// written is a warning, not a failed build.
+    /// written is a warning, not a failed build. (The timings page is written earlier, by
+    /// [`Build::write_timings`], so that its path comes before the summary.)
     pub(super) fn write_traces(&mut self) {
         let Some(rec) = self.recorder.take() else {
             return;
@@ -166,11 +167,7 @@ impl Build<'_> {
             files.push((path.clone(), trace::scheduler::render(&rec, graph)));
         }
         if let Some(path) = &self.opts.trace {
-            let info = |t: TaskId| trace::chrome::TaskInfo {
-                label: task_line(project, graph, t, false).render(false),
-                rule: project.rules[graph.task(t).rule].name.clone(),
-                commands: graph.task(t).commands.clone(),
-            };
+            let info = |t: TaskId| task_info(project, graph, t);
             files.push((path.clone(), trace::chrome::render(&rec, &info, self.opts.jobs)));
         }
         for (path, text) in files {
@@ -179,5 +176,53 @@ impl Build<'_> {
                     .message(&format!("warning: cannot write {}: {e}", path.display()));
             }
         }
+    }
+
+    /// With `--timings`, writes `<out>/kiln-timings.html` from what the build recorded so far (every
+    /// task has ended) and says where; not in a dry run, which changes nothing. A page that cannot
+    /// be written is a warning.
+    pub(super) fn write_timings(&mut self) {
+        let Some(rec) = self.recorder.as_ref().filter(|_| self.opts.timings && !self.opts.dry_run)
+        else {
+            return;
+        };
+        let graph = &self.expansion.graph;
+        let project = self.project;
+        let name = project.name.clone().unwrap_or_else(|| {
+            let dir = project.root.file_name().map(|n| n.to_string_lossy());
+            dir.map_or_else(|| "project".to_string(), |n| n.into_owned())
+        });
+        let about = trace::timings::About {
+            project: &name,
+            jobs: self.opts.jobs,
+            end: Instant::now(),
+        };
+        let page = trace::timings::render(
+            rec,
+            &|t| task_info(project, graph, t),
+            &|t| graph.producers_of(t),
+            &about,
+        );
+        let path = self.out_canon.join(trace::timings::FILE);
+        match std::fs::write(&path, page) {
+            Ok(()) => {
+                let shown = crate::paths::join(&project.out, trace::timings::FILE);
+                self.progress.message(&format!("timings: {shown}"));
+            }
+            Err(e) => self
+                .progress
+                .message(&format!("warning: cannot write {}: {e}", path.display())),
+        }
+    }
+}
+
+/// What the traces and the timings page show of a task.
+fn task_info(project: &Project, graph: &crate::graph::Graph, t: TaskId) -> trace::TaskInfo {
+    let rule = &project.rules[graph.task(t).rule];
+    trace::TaskInfo {
+        label: task_line(project, graph, t, false).render(false),
+        rule: rule.name.clone(),
+        color: rule.color,
+        commands: graph.task(t).commands.clone(),
     }
 }

@@ -6,17 +6,10 @@
 //! holds that start on the wall clock (`origin_unix_us`), so that a command's own timestamps can
 //! be placed on the trace.
 
-use super::{Recorder, phase_of};
+use super::{Recorder, TaskInfo, phase_of};
 use crate::compdb::json;
 use crate::ids::TaskId;
 use std::fmt::Write;
-
-/// What a trace shows of a task.
-pub struct TaskInfo {
-    pub label: String,
-    pub rule: String,
-    pub commands: Vec<String>,
-}
 
 /// The trace's JSON. `info` describes a task; `jobs` is the build's `-j`.
 pub fn render(rec: &Recorder, info: &dyn Fn(TaskId) -> TaskInfo, jobs: usize) -> String {

@@ -4,11 +4,23 @@
 //! them as the build goes, stamped with the time; the writers turn it into files at the end.
 
 use crate::ids::TaskId;
+use crate::progress::Color;
 use crate::state::TaskState;
 use std::time::{Duration, Instant, SystemTime};
 
 pub mod chrome;
 pub mod scheduler;
+pub mod timings;
+
+/// What a trace or the timings page shows of a task.
+pub struct TaskInfo {
+    /// Its progress line, `rule: inputs -> outputs`.
+    pub label: String,
+    pub rule: String,
+    /// Its rule's `color`, if the build file gives one.
+    pub color: Option<Color>,
+    pub commands: Vec<String>,
+}
 
 /// A scheduler decision about a task.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,6 +23,7 @@ mod states;
 mod subdirs;
 mod support;
 mod terminal;
+mod timings;
 mod toolchain;
 mod traces;
 mod variants;
