@@ -66,6 +66,7 @@ macro_rules! internal_modules {
 internal_modules!(
     graph_cache,
     clean,
+    cache,
     codec,
     compdb,
     configure,
