@@ -11,6 +11,9 @@
 
 use std::path::Path;
 
+pub mod key;
+pub mod local;
+
 /// A cache key: what the task's signature covers but its implicit dependencies, with paths as
 /// the project names them and the build directory and project root left out (see `key.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

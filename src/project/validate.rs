@@ -164,7 +164,7 @@ impl Builder<'_> {
             None => None,
         };
         let env = match &configure_def {
-            None => self.env(m, variant_def, overrides, &out, None)?,
+            None => self.env(m, variant_def, overrides, (&root, &out), None)?,
             Some(def) => {
                 let unset: Results = def
                     .names()
@@ -172,7 +172,7 @@ impl Builder<'_> {
                     .filter(|n| !m.env.keys().any(|k| k.get_ref() == n))
                     .map(|n| (n, Vec::new()))
                     .collect();
-                let first = self.env(m, variant_def, overrides, &out, Some(&unset))?;
+                let first = self.env(m, variant_def, overrides, (&root, &out), Some(&unset))?;
                 let results = configure.results(def, &first, &root, &out)?;
                 // A program named in the process environment (`CC=clang kiln build`) lies over
                 // the variant's env too, below `-D` alone.
@@ -184,7 +184,7 @@ impl Builder<'_> {
                         over.defines.insert(0, (name.clone(), v));
                     }
                 }
-                self.env(m, variant_def, &over, &out, Some(&results))?
+                self.env(m, variant_def, &over, (&root, &out), Some(&results))?
             }
         };
 
@@ -295,7 +295,7 @@ impl Builder<'_> {
         m: &Manifest,
         variant: Option<&VariantDef>,
         overrides: &Overrides,
-        out: &str,
+        (root, out): (&Path, &str),
         results: Option<&Results>,
     ) -> Result<Env, Error> {
         let mut raw = values::Raw::new();
@@ -321,6 +321,14 @@ impl Builder<'_> {
                 let items = vec![Located { value, text, span: 0..0 }];
                 raw.insert(name.to_string(), vec![values::Layer { items, over: false }]);
             }
+        }
+        // `${ROOT}`: the project's absolute path (left out of cache keys, for
+        // `-fdebug-prefix-map=${ROOT}=.`), unless `[env]` says otherwise.
+        if !raw.contains_key("ROOT") {
+            let text = root.to_string_lossy().replace("${", "$${");
+            let value = Template::parse(&text).expect("an escaped literal");
+            let items = vec![Located { value, text, span: 0..0 }];
+            raw.insert("ROOT".to_string(), vec![values::Layer { items, over: false }]);
         }
         // `[configure]`'s results, as they are, over `[env]` and below the variant's env.
         for (k, v) in results.into_iter().flatten() {
