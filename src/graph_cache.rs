@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 11;
+const FORMAT: u32 = 12;
 /// Magic, format, head crc, head length.
 const PREFIX: usize = 24;
 
@@ -100,7 +100,7 @@ encode_struct!(Project {
 encode_struct!(Part { dir, parent, rules } skip { env });
 encode_struct!(Group { name, order, jobs });
 encode_struct!(Rule {
-    name, ext_in, ext_out, before, color, always, update_outputs, scan, compdb, span
+    name, ext_in, ext_out, before, color, always, update_outputs, scan, compdb, nocache, span
 } skip { commands, depfile, signature_names });
 encode_struct!(Gen {
     name, span, group, rule, uses, map, default, part

@@ -134,6 +134,8 @@ pub struct RuleDef {
     pub scan: Option<Spanned<String>>,
     /// Whether `kiln compdb` lists its tasks (default: when `ext_in` holds a C/C++ extension).
     pub compdb: Option<bool>,
+    /// Never stored in or restored from an output cache (waf's `nocache`).
+    pub nocache: Option<bool>,
 }
 
 /// `[[gen]]`: a task generator.
@@ -325,7 +327,7 @@ shift_fields!(CheckDef { define, compile, link, libs, optional });
 shift_fields!(ProjectDef { name, out, post, subdirs });
 shift_fields!(GroupDef { name, order, jobs });
 shift_fields!(RuleDef {
-    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs, scan, compdb
+    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs, scan, compdb, nocache
 });
 shift_fields!(GenDef {
     name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,

@@ -63,10 +63,6 @@ impl LocalCache {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn entry_path(&self, key: &Key) -> PathBuf {
         let h = key.hex();
         self.dir.join("entries").join(&h[..2]).join(h)
@@ -243,7 +239,8 @@ impl LocalCache {
         Ok(())
     }
 
-    /// Every entry whose checksum or blobs do not verify (for tests and `cache stats`).
+    /// Every entry whose checksum or blobs do not verify (for tests).
+    #[cfg(any(test, feature = "internals"))]
     pub fn damaged(&self) -> Vec<PathBuf> {
         let mut bad = Vec::new();
         for e in walkdir::WalkDir::new(self.dir.join("entries"))

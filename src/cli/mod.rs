@@ -40,6 +40,9 @@ pub struct Args {
     /// Set an [env] value to one string for this build (repeatable)
     #[arg(short = 'D', value_name = "NAME=VALUE", value_parser = parse_define, global = true, help_heading = GLOBAL)]
     define: Vec<(String, String)>,
+    /// Share outputs through the local output cache in DIR
+    #[arg(long, value_name = "DIR", env = "KILN_CACHE", global = true, help_heading = GLOBAL)]
+    cache: Option<PathBuf>,
     /// Fail at once (exit 2) instead of waiting when another kiln works in the build directory
     #[arg(long = "no-wait", global = true, help_heading = GLOBAL)]
     no_wait: bool,
@@ -105,6 +108,9 @@ struct BuildArgs {
     /// Write one line per scheduler decision to FILE, with its time (as SCons' Taskmaster trace)
     #[arg(long = "scheduler-trace", value_name = "FILE")]
     scheduler_trace: Option<PathBuf>,
+    /// Read the output caches, store nothing in them
+    #[arg(long = "cache-readonly")]
+    cache_readonly: bool,
     /// Write a Chrome trace (Perfetto, chrome://tracing) of the tasks and phases to FILE
     #[arg(long = "trace", value_name = "FILE")]
     trace: Option<PathBuf>,
@@ -127,6 +133,7 @@ impl BuildArgs {
         self.debug.extend(later.debug);
         self.scheduler_trace = later.scheduler_trace.or(self.scheduler_trace);
         self.trace = later.trace.or(self.trace);
+        self.cache_readonly |= later.cache_readonly;
         self.timings |= later.timings;
         self
     }
@@ -144,6 +151,7 @@ impl BuildArgs {
             (!self.debug.is_empty(), "-d"),
             (self.scheduler_trace.is_some(), "--scheduler-trace"),
             (self.trace.is_some(), "--trace"),
+            (self.cache_readonly, "--cache-readonly"),
             (self.timings, "--timings"),
         ]
         .into_iter()
@@ -193,6 +201,11 @@ enum Command {
     },
     /// Print kiln's man page (roff) on stdout (e.g. `kiln man | man -l -`)
     Man,
+    /// The local output cache (--cache DIR, or KILN_CACHE): stats, gc, clear
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Say why targets (generator names or output paths) are or are not up to date, building nothing
     Explain {
         /// Generator names or output paths
@@ -202,6 +215,24 @@ enum Command {
         #[arg(short = 'v', long = "verbose")]
         verbose: bool,
     },
+}
+
+/// What `kiln cache` does.
+#[derive(Debug, Clone, Subcommand)]
+enum CacheAction {
+    /// Print its entries, size, and the hits, misses and stores builds recorded
+    Stats,
+    /// Evict least recently used entries down to SIZE (e.g. 5G) [default: $KILN_CACHE_MAX, else 10G]
+    Gc {
+        #[arg(long = "max-size", value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+    },
+    /// Empty it
+    Clear,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::driver::parse_size(s).ok_or_else(|| format!("expected a size such as 500M or 5G, found `{s}`"))
 }
 
 /// The options of `clean` and `distclean`.
@@ -304,6 +335,15 @@ impl Args {
                 only(top, &[], "completions")?;
                 return Ok((Action::Print(completions::script(*shell)), false));
             }
+            Some(Command::Cache { action }) => {
+                only(top, &[], "cache")?;
+                let dir = self.cache.clone().ok_or_else(|| {
+                    Error::Usage(
+                        "`kiln cache` needs a cache: give --cache DIR or set KILN_CACHE".into(),
+                    )
+                })?;
+                return Ok((Action::Print(cache_command(&dir, action)?), false));
+            }
             Some(Command::Man) => {
                 only(top, &[], "man")?;
                 return Ok((Action::Print(completions::man()), false));
@@ -339,6 +379,8 @@ impl Args {
             explain: args.explain || explaining || args.debug.iter().any(|d| d == "explain"),
             explain_targets: explaining,
             timeout: args.timeout,
+            cache: self.cache.clone(),
+            cache_readonly: args.cache_readonly,
             scheduler_trace: args.scheduler_trace,
             trace: args.trace,
             timings: args.timings,
@@ -507,6 +549,46 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
             crate::install::uninstall(&ws.load()?, destdir.as_deref(), progress.as_mut())
         }
     }
+}
+
+/// `kiln cache ...`: what it prints.
+fn cache_command(dir: &std::path::Path, action: &CacheAction) -> Result<Vec<u8>, Error> {
+    let cache = crate::cache::local::LocalCache::open(dir).map_err(Error::Usage)?;
+    let text = match action {
+        CacheAction::Stats => {
+            let s = cache.stats();
+            let lookups = s.hits + s.misses;
+            let rate = if lookups == 0 { 0.0 } else { 100.0 * s.hits as f64 / lookups as f64 };
+            format!(
+                "cache {}
+entries: {}
+blobs: {}
+size: {} bytes
+hits: {}
+misses: {}
+hit rate: {rate:.1}%
+stores: {}
+",
+                dir.display(),
+                s.entries,
+                s.blobs,
+                s.bytes,
+                s.hits,
+                s.misses,
+                s.stores
+            )
+        }
+        CacheAction::Gc { max_size } => {
+            let max = max_size.unwrap_or_else(crate::driver::max_size);
+            let (evicted, size) = cache.gc(max);
+            format!("cache {}: {evicted} entries evicted; {size} bytes left\n", dir.display())
+        }
+        CacheAction::Clear => {
+            cache.clear().map_err(Error::Usage)?;
+            format!("cache {}: emptied\n", dir.display())
+        }
+    };
+    Ok(text.into_bytes())
 }
 
 /// `-j` and where the job slots come from: without `-j`, from the jobserver MAKEFLAGS offers (at

@@ -318,6 +318,14 @@ impl Build<'_> {
                         Ok(job) => {
                             self.note(t, trace::Decision::Started);
                             self.announce(t);
+                            if let Some(restored) = self.restore(t) {
+                                self.finished(restored);
+                                let state = self.state[t.index()];
+                                self.note(t, trace::Decision::Finished(state));
+                                sched.finish(node, state);
+                                self.take_notes(&mut sched);
+                                continue;
+                            }
                             running.insert(t.index(), node);
                             runner
                                 .as_deref_mut()

@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod append;
+mod cached;
 mod fast;
 mod group;
 mod includes;
@@ -57,6 +58,7 @@ pub use crate::state::TaskState;
 use fast::{Look, Seeded, Seen, look};
 use scan::{FileState, Prediction};
 pub use crate::jobserver::Offer;
+pub use cached::{max_size, parse_size};
 use crate::jobserver::Jobserver;
 
 /// How to build: what `kiln build`'s options say. The default builds everything at `-j` the
@@ -89,6 +91,10 @@ pub struct BuildOptions {
     pub trace: Option<PathBuf>,
     /// Write `<out>/kiln-timings.html` (`--timings`).
     pub timings: bool,
+    /// The local output cache (`--cache DIR`, `KILN_CACHE`).
+    pub cache: Option<PathBuf>,
+    /// Read the caches, store nothing (`--cache-readonly`).
+    pub cache_readonly: bool,
 }
 
 impl BuildOptions {
@@ -124,6 +130,8 @@ impl Default for BuildOptions {
             scheduler_trace: None,
             trace: None,
             timings: false,
+            cache: None,
+            cache_readonly: false,
         }
     }
 }
@@ -360,6 +368,7 @@ fn build_loaded(
     b.jobserver = (!opts.dry_run)
         .then(|| jobserver(opts, b.progress))
         .flatten();
+    b.caches = (!opts.dry_run).then(|| cached::open(opts, project, b.progress)).flatten();
     let command_env = b
         .jobserver
         .as_ref()
@@ -395,6 +404,7 @@ fn build_loaded(
             .message(&format!("warning: cannot record kiln's state: {e}"));
     }
     stats::mark("save");
+    b.log_cache();
     b.write_traces();
     let Build {
         expansion,
@@ -484,6 +494,8 @@ struct Build<'a> {
     jobserver: Option<Jobserver>,
     /// What the build did and when, for `--scheduler-trace`, `--trace` and `--timings`.
     recorder: Option<trace::Recorder>,
+    /// The output caches, when the options name one (never in dry runs).
+    caches: Option<cached::Caches>,
     out_canon: PathBuf,
     state_dir: PathBuf,
     signal_count: usize,
@@ -556,6 +568,7 @@ impl<'a> Build<'a> {
             interrupted_at: None,
             jobserver: None,
             recorder: opts.traced().then(trace::Recorder::new),
+            caches: None,
             out_canon,
             state_dir,
             signal_count: 0,

@@ -248,6 +248,9 @@ impl Build<'_> {
         self.append(records);
         self.state[t.index()] = TaskState::Success;
         self.ran[t.index()] = true;
+        if signature != MISSING {
+            self.store(t);
+        }
     }
 
     /// Warns of each implicit dependency of `t` that another task produces with nothing

@@ -84,8 +84,17 @@ impl Build<'_> {
             ));
             return 0;
         }
+        let cached = match &self.caches {
+            Some(c) => format!(
+                ": {} {}, {} from the cache",
+                self.started_count,
+                plural(self.started_count),
+                c.hits
+            ),
+            None => String::new(),
+        };
         self.progress
-            .done(&format!("'build' finished successfully ({secs:.3}s)"));
+            .done(&format!("'build' finished successfully ({secs:.3}s){cached}"));
         0
     }
 }

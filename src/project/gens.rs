@@ -165,6 +165,7 @@ impl Builder<'_> {
                     update_outputs: false,
                     scan: false,
                     compdb: false,
+                    nocache: false,
                     signature_names,
                     span: run.span(),
                 });

@@ -111,6 +111,8 @@ pub struct Rule {
     /// Its tasks are in `kiln compdb` (`compdb`, by default when `ext_in` holds a C/C++ source
     /// extension).
     pub compdb: bool,
+    /// `nocache`: its tasks are never stored in or restored from an output cache.
+    pub nocache: bool,
     /// The env names the signature covers: those the commands and depfile use, and `vars`.
     pub signature_names: Vec<String>,
     pub span: Range<usize>,

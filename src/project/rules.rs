@@ -267,6 +267,7 @@ impl Builder<'_> {
             update_outputs: d.update_outputs.unwrap_or(false),
             scan,
             compdb,
+            nocache: d.nocache.unwrap_or(false),
             signature_names,
             span: def.span(),
         })
