@@ -64,7 +64,8 @@ impl Keyer {
                 put(program.as_bytes());
                 match self.program(&program) {
                     Some((path, hash)) => {
-                        put(path.to_string_lossy().as_bytes());
+                        // A tool of the project's own is named from the root.
+                        put(self.text(&path.to_string_lossy()).as_bytes());
                         put(&hash);
                     }
                     None => put(b"-"),

@@ -232,7 +232,8 @@ enum CacheAction {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    crate::driver::parse_size(s).ok_or_else(|| format!("expected a size such as 500M or 5G, found `{s}`"))
+    crate::driver::parse_size(s)
+        .ok_or_else(|| format!("expected a size such as 500M or 5G, found `{s}`"))
 }
 
 /// The options of `clean` and `distclean`.
@@ -558,7 +559,11 @@ fn cache_command(dir: &std::path::Path, action: &CacheAction) -> Result<Vec<u8>,
         CacheAction::Stats => {
             let s = cache.stats();
             let lookups = s.hits + s.misses;
-            let rate = if lookups == 0 { 0.0 } else { 100.0 * s.hits as f64 / lookups as f64 };
+            let rate = if lookups == 0 {
+                0.0
+            } else {
+                100.0 * s.hits as f64 / lookups as f64
+            };
             format!(
                 "cache {}
 entries: {}
@@ -581,7 +586,10 @@ stores: {}
         CacheAction::Gc { max_size } => {
             let max = max_size.unwrap_or_else(crate::driver::max_size);
             let (evicted, size) = cache.gc(max);
-            format!("cache {}: {evicted} entries evicted; {size} bytes left\n", dir.display())
+            format!(
+                "cache {}: {evicted} entries evicted; {size} bytes left\n",
+                dir.display()
+            )
         }
         CacheAction::Clear => {
             cache.clear().map_err(Error::Usage)?;

@@ -307,7 +307,7 @@ impl Build<'_> {
                     }
                     Decision::Run(_) if self.opts.dry_run => {
                         self.note(t, trace::Decision::WouldRun);
-                        self.announce(t);
+                        self.announce(t, false);
                         self.ran[t.index()] = true;
                         self.state[t.index()] = TaskState::Success;
                         self.progress.finished(Some(t.index()), &[]);
@@ -317,8 +317,8 @@ impl Build<'_> {
                     Decision::Run(_) => match self.prepare(t) {
                         Ok(job) => {
                             self.note(t, trace::Decision::Started);
-                            self.announce(t);
                             if let Some(restored) = self.restore(t) {
+                                self.announce(t, true);
                                 self.finished(restored);
                                 let state = self.state[t.index()];
                                 self.note(t, trace::Decision::Finished(state));
@@ -326,6 +326,7 @@ impl Build<'_> {
                                 self.take_notes(&mut sched);
                                 continue;
                             }
+                            self.announce(t, false);
                             running.insert(t.index(), node);
                             runner
                                 .as_deref_mut()
@@ -333,7 +334,7 @@ impl Build<'_> {
                                 .start(job);
                         }
                         Err(message) => {
-                            self.announce(t);
+                            self.announce(t, false);
                             let failure =
                                 Failure::new(TaskState::Exception, "could not run").detail(message);
                             self.fail(t, failure, &[]);
@@ -482,7 +483,7 @@ impl Build<'_> {
     }
 
     /// Prints the `[n/N]` line of a task that starts.
-    pub(super) fn announce(&mut self, t: TaskId) {
+    pub(super) fn announce(&mut self, t: TaskId, cached: bool) {
         self.started_count += 1;
         let n = self.started_count + self.spared;
         if n > self.expected {
@@ -505,6 +506,7 @@ impl Build<'_> {
             line: &line,
             commands,
             expected,
+            cached,
         });
     }
 

@@ -125,6 +125,8 @@ pub struct Started<'a> {
     pub commands: Option<&'a [String]>,
     /// How long it took when it last ran, if it has.
     pub expected: Option<std::time::Duration>,
+    /// Its outputs came from an output cache: it does not run.
+    pub cached: bool,
 }
 
 /// Where a build reports what it does.
@@ -265,10 +267,11 @@ impl Progress for Lines {
 
     fn started(&mut self, s: &Started) {
         self.out.line(&format!(
-            "[{}/{}] {}",
+            "[{}/{}] {}{}",
             s.n,
             s.total,
-            s.line.render(self.colors)
+            s.line.render(self.colors),
+            if s.cached { " (from the cache)" } else { "" }
         ));
         for c in s.commands.unwrap_or_default() {
             self.out.line(c);

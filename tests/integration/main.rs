@@ -2,6 +2,7 @@
 //! real C compiler. One module per part of the contract.
 
 mod buildfile;
+mod cache;
 mod cli;
 mod configure;
 mod constraints;
