@@ -3,6 +3,7 @@
 
 mod buildfile;
 mod cache;
+mod cache_damage;
 mod cli;
 mod configure;
 mod constraints;
