@@ -11,6 +11,8 @@
 
 use std::path::Path;
 
+pub mod reapi;
+
 /// A cache key: what the task's signature covers but its implicit dependencies, with paths as
 /// the project names them and the build directory and project root left out (see `key.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
