@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+pub mod http;
 pub mod reapi;
 
 /// A cache key: what the task's signature covers but its implicit dependencies, with paths as
