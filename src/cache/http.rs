@@ -13,8 +13,9 @@
 //! that no reader sees an entry before its blobs.
 //!
 //! The implicit dependencies travel as one more output file of the `ActionResult`, at the
-//! reserved path [`IMPLICIT_PATH`] (left out when there are none), whose blob is a text
-//! listing: UTF-8, one line per dependency, in the entry's order, each line exactly the 64
+//! reserved path [`IMPLICIT_PATH`], always there (with the empty blob when there are none, so
+//! that no entry is empty: bazel-remote takes an empty `ActionResult` for a missing one), whose
+//! blob is a text listing: UTF-8, one line per dependency, in the entry's order, each line exactly the 64
 //! lower-case hex digits of the content's BLAKE3 hash, one space, the path, and `\n`
 //! (`8f4e...1c src/config.h\n`). A path is never empty and never holds a `\n` (`put` refuses
 //! such an entry); it may hold spaces, as the hash has a fixed width.
@@ -118,7 +119,8 @@ impl HttpCache {
         }
     }
 
-    /// Whether the server says it holds `digest`'s blob (a `HEAD` answered 200 with its size).
+    /// Whether the server says it holds `digest`'s blob: a `HEAD` answered 200, with the blob's
+    /// size if with any.
     /// A failure to ask is an error: what follows would fail the same way.
     fn has(&self, digest: &Digest) -> Result<bool, String> {
         let path = format!("/cas/{}", digest.hex());
@@ -127,11 +129,12 @@ impl HttpCache {
             .with_headers(request)
             .call()
             .map_err(|e| format!("HEAD {path}: {}", self.reason(e)))?;
+        // nginx says the size; bazel-remote, which checks every blob it is sent, says nothing.
         let length = response
             .headers()
             .get(ureq::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        Ok(response.status().as_u16() == 200 && length == Some(digest.size))
+            .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+        Ok(response.status().as_u16() == 200 && length.is_none_or(|n| n == Some(digest.size)))
     }
 
     fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<(), String> {
@@ -247,17 +250,15 @@ impl Backend for HttpCache {
             return Err(format!("an output at the reserved path {IMPLICIT_PATH}"));
         }
         let mut uploaded = BTreeSet::new();
-        if !entry.implicit.is_empty() {
-            let listing = encode_implicit(&entry.implicit)?;
-            let digest = Digest::of(&listing);
-            self.upload(&digest, &listing)?;
-            uploaded.insert(digest);
-            files.push(OutputFile {
-                path: IMPLICIT_PATH.to_string(),
-                digest,
-                executable: false,
-            });
-        }
+        let listing = encode_implicit(&entry.implicit)?;
+        let digest = Digest::of(&listing);
+        self.upload(&digest, &listing)?;
+        uploaded.insert(digest);
+        files.push(OutputFile {
+            path: IMPLICIT_PATH.to_string(),
+            digest,
+            executable: false,
+        });
         for output in &entry.outputs {
             if !uploaded.insert(output.digest) {
                 continue;

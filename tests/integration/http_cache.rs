@@ -1,12 +1,14 @@
 //! The HTTP cache backend against real servers: Debian's nginx with its WebDAV module, as a team
-//! would run one (scripts/test-setup installs it), and small loopback servers of the test's own
-//! that are down, slow, failing or lying. Each nginx runs in the foreground with its own
-//! configuration, logs and temporary paths in a temporary directory, and is killed when its
-//! guard is dropped, so that none outlives its test and the tests run in parallel.
+//! would run one (scripts/test-setup installs it), over HTTP and HTTPS; and (`misbehaving.rs`)
+//! small loopback servers of the test's own that are down, slow, failing or lying. Each nginx
+//! runs in the foreground with its own configuration, logs and temporary paths in a temporary
+//! directory, and is killed when its guard is dropped, so that none outlives its test and the
+//! tests run in parallel.
+
+mod misbehaving;
 
 use kiln::cache::http::HttpCache;
 use kiln::cache::{Backend, Digest, Entry, Fetched, Key, OutputFile};
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -243,7 +245,23 @@ fn nginx_webdav_keeps_entries_and_blobs() {
         cache.get_blob(&Digest::of(&program)),
         Fetched::Hit(program.clone())
     );
-    assert!(nginx.file(&format!("ac/{}", key(1).hex())).is_file());
+    // On the server: an ActionResult naming the outputs and the implicit listing, and blobs.
+    let stored = std::fs::read(nginx.file(&format!("ac/{}", key(1).hex()))).expect("the entry");
+    let stored = kiln::cache::reapi::ActionResult::decode(&stored).expect("an ActionResult");
+    let paths: Vec<&str> = stored
+        .output_files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(paths, ["${OUT}/src/a.o", "${OUT}/hi", ".kiln/implicit"]);
+    let listing =
+        std::fs::read(nginx.file(&format!("cas/{}", stored.output_files[2].digest.hex())));
+    let header = format!("{} src/a.h\n", blake3::hash(b"header").to_hex());
+    assert!(
+        String::from_utf8(listing.unwrap())
+            .unwrap()
+            .starts_with(&header)
+    );
     assert_eq!(
         std::fs::read(nginx.file(&format!("cas/{}", Digest::of(&object).hex()))).unwrap(),
         object
@@ -406,174 +424,4 @@ fn https_with_the_test_authority_among_the_roots() {
         cache.get_blob(&Digest::of(b"over tls")),
         Fetched::Hit(b"over tls".to_vec())
     );
-}
-
-/// The timeout the misbehaving servers are tested with, and how late past it an answer may be.
-const TIMEOUT: Duration = Duration::from_secs(1);
-const MARGIN: Duration = Duration::from_secs(3);
-
-/// A loopback server that answers each connection with `answer` (after reading the request)
-/// for twenty seconds, then stops by itself.
-fn misbehaving(answer: impl Fn(&mut TcpStream) + Send + Sync + 'static) -> String {
-    let answer = std::sync::Arc::new(answer);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            match listener.accept() {
-                Ok((mut stream, _)) => {
-                    let answer = answer.clone();
-                    std::thread::spawn(move || {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                        read_request(&mut stream);
-                        answer(&mut stream);
-                    });
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    format!("http://127.0.0.1:{port}")
-}
-
-/// Reads a request's head and its body (by Content-Length).
-fn read_request(stream: &mut TcpStream) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    let _ = std::io::copy(&mut Read::take(&mut *stream, length), &mut std::io::sink());
-}
-
-/// Runs `f`, checks it took less than the timeout and the margin, and returns what it gave.
-fn bounded<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let started = Instant::now();
-    let got = f();
-    let took = started.elapsed();
-    assert!(took < TIMEOUT + MARGIN, "took {took:?}");
-    (got, took)
-}
-
-/// Each way of failing: `get_entry`, `get_blob` and `put` are trouble, within the bound.
-fn all_in_trouble(url: &str, reason: &str) -> Duration {
-    let cache = HttpCache::new(url, vec![], TIMEOUT).expect("a cache");
-    let files = tempfile::tempdir().expect("a temporary directory");
-    let file = files.path().join("out");
-    std::fs::write(&file, b"output").expect("write");
-    let entry = Entry {
-        outputs: vec![output("${OUT}/out", b"output", false)],
-        implicit: vec![],
-    };
-    let mut slowest = Duration::ZERO;
-    let (got, took) = bounded(|| cache.get_entry(&key(1)));
-    slowest = slowest.max(took);
-    let why = trouble(got);
-    assert!(why.contains(reason), "{why}");
-    let (got, took) = bounded(|| cache.get_blob(&Digest::of(b"output")));
-    slowest = slowest.max(took);
-    let why = trouble(got);
-    assert!(why.contains(reason), "{why}");
-    let (got, took) = bounded(|| cache.put(&key(1), &entry, &[(Digest::of(b"output"), &file)]));
-    slowest = slowest.max(took);
-    assert!(got.is_err());
-    slowest
-}
-
-#[test]
-fn a_server_that_is_down_is_trouble() {
-    let url = format!("http://127.0.0.1:{}", free_port());
-    all_in_trouble(&url, "connection refused");
-}
-
-#[test]
-fn a_server_that_never_answers_is_trouble_after_the_timeout() {
-    let url = misbehaving(|_| std::thread::sleep(Duration::from_secs(6)));
-    let slowest = all_in_trouble(&url, "no answer within 1s");
-    assert!(slowest >= TIMEOUT, "{slowest:?}");
-}
-
-#[test]
-fn a_response_that_trickles_is_trouble_after_the_timeout() {
-    // Each byte comes in time for a per-read timeout; the whole response never does.
-    let url = misbehaving(|s| {
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
-        for _ in 0..40 {
-            std::thread::sleep(Duration::from_millis(100));
-            if s.write_all(b"x").is_err() {
-                return;
-            }
-        }
-    });
-    let cache = HttpCache::new(&url, vec![], TIMEOUT).expect("a cache");
-    let (got, took) = bounded(|| cache.get_blob(&Digest::of(&[b'x'; 100])));
-    assert!(took >= TIMEOUT, "{took:?}");
-    assert_eq!(
-        got,
-        Fetched::Trouble(
-            "GET /cas/".to_string() + &Digest::of(&[b'x'; 100]).hex() + ": no answer within 1s"
-        )
-    );
-}
-
-#[test]
-fn a_server_error_is_trouble() {
-    let url = misbehaving(|s| {
-        let _ = s.write_all(
-            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops!",
-        );
-    });
-    all_in_trouble(&url, "answered 500 Internal Server Error");
-    let url = misbehaving(|s| {
-        let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
-    });
-    all_in_trouble(&url, "answered 403 Forbidden");
-}
-
-#[test]
-fn a_server_that_hangs_up_is_trouble() {
-    let url = misbehaving(|_| {});
-    all_in_trouble(&url, "the server closed the connection");
-}
-
-#[test]
-fn bytes_that_do_not_match_their_digest_are_trouble() {
-    // Six bytes, as "output" has, but not those.
-    let url = misbehaving(|s| {
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nOUTPUT");
-    });
-    let cache = HttpCache::new(&url, vec![], TIMEOUT).expect("a cache");
-    let (got, _) = bounded(|| cache.get_blob(&Digest::of(b"output")));
-    let why = trouble(got);
-    assert!(why.ends_with("does not match its digest"), "{why}");
-    // "OUTPUT" is no ActionResult either.
-    let (got, _) = bounded(|| cache.get_entry(&key(1)));
-    let why = trouble(got);
-    assert!(why.contains("not an ActionResult"), "{why}");
-    // Longer or shorter than the digest says, announced or not.
-    for response in [
-        &b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\noutput!"[..],
-        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\noutput and more",
-        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nout",
-    ] {
-        let url = misbehaving(move |s| {
-            let _ = s.write_all(response);
-        });
-        let cache = HttpCache::new(&url, vec![], TIMEOUT).expect("a cache");
-        let (got, _) = bounded(|| cache.get_blob(&Digest::of(b"output")));
-        let why = trouble(got);
-        assert!(why.ends_with("does not match its digest"), "{why}");
-    }
 }
