@@ -335,30 +335,30 @@ pub fn decode_implicit(bytes: &[u8]) -> Result<Vec<(String, [u8; 32])>, String> 
 }
 
 /// Splits `scheme://[userinfo@]host[:port][/prefix]` into the base URL (no trailing slash, no
-/// credentials) and the credentials.
+/// credentials) and the credentials. Errors name the URL without its credentials.
 fn split_url(url: &str) -> Result<(String, Option<String>), String> {
-    let lower = url.to_ascii_lowercase();
-    let scheme_len = if lower.starts_with("http://") {
-        7
-    } else if lower.starts_with("https://") {
-        8
-    } else {
-        return Err(format!("{url}: an HTTP cache URL starts with http:// or https://"));
-    };
-    if url.contains(['?', '#']) {
-        return Err(format!("{url}: an HTTP cache URL has no query or fragment"));
-    }
-    let (scheme, rest) = url.split_at(scheme_len);
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let (userinfo, host) = match authority.rsplit_once('@') {
         Some((userinfo, host)) => (Some(userinfo.to_string()), host),
         None => (None, authority),
     };
-    if host.is_empty() {
-        return Err(format!("{url}: no host"));
+    let shown = match scheme {
+        "" => format!("{host}{prefix}"),
+        _ => format!("{scheme}://{host}{prefix}"),
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("{shown}: an HTTP cache URL starts with http:// or https://"));
     }
-    let base = format!("{}{host}{}", scheme.to_ascii_lowercase(), prefix.trim_end_matches('/'));
-    ureq::http::Uri::try_from(base.as_str()).map_err(|e| format!("{url}: {e}"))?;
+    if url.contains(['?', '#']) {
+        return Err(format!("{shown}: an HTTP cache URL has no query or fragment"));
+    }
+    if host.is_empty() {
+        return Err(format!("{shown}: no host"));
+    }
+    let base = format!("{scheme}://{host}{}", prefix.trim_end_matches('/'));
+    ureq::http::Uri::try_from(base.as_str()).map_err(|e| format!("{shown}: {e}"))?;
     Ok((base, userinfo))
 }
 
@@ -457,6 +457,8 @@ mod tests {
         for bad in ["grpc://cache:9092", "cache:8080", "http://", "http://c/?a=b", "http://c/#x"] {
             assert!(HttpCache::new(bad, vec![], t).is_err(), "{bad} accepted");
         }
+        let err = HttpCache::new("grpc://me:secret@cache:9092", vec![], t).err().unwrap();
+        assert!(!err.contains("secret"), "{err}");
         let header = vec![("Bad Name".to_string(), "x".to_string())];
         assert!(HttpCache::new("http://c", header, t).is_err());
     }
