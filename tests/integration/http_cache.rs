@@ -119,8 +119,8 @@ impl Drop for Nginx {
     }
 }
 
-/// A certificate authority of the test's own (`ca.pem`), and the server's certificate for
-/// 127.0.0.1 (`cert.pem`, `key.pem`) that it signed.
+/// A certificate authority of the test's own (`ca.pem`), the server's certificate for 127.0.0.1
+/// (`cert.pem`, `key.pem`) that it signed, and a password file where `ci` has `secret`.
 fn make_certificates(d: &Path) {
     let script = "set -e
         ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
@@ -128,7 +128,8 @@ fn make_certificates(d: &Path) {
         openssl req $ec -subj /CN=127.0.0.1 -keyout key.pem -out server.csr
         printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \\
-            -extfile server.ext -out cert.pem";
+            -extfile server.ext -out cert.pem
+        printf 'ci:%s\\n' \"$(openssl passwd -apr1 secret)\" > htpasswd";
     let made = Command::new("sh")
         .args(["-c", script])
         .current_dir(d)
@@ -163,6 +164,9 @@ fn config(d: &Path, port: u16, tls_port: u16) -> String {
              dav_methods PUT;\n\
              create_full_put_path on;\n\
              dav_access user:rw group:r all:r;\n\
+             location /team/ {{\n\
+               limit_except GET HEAD {{ auth_basic team; auth_basic_user_file {d}/htpasswd; }}\n\
+             }}\n\
            }}\n\
          }}\n"
     )
@@ -357,6 +361,32 @@ fn nginx_keeps_an_entry_without_implicit_dependencies_or_outputs() {
     };
     assert!(cache.put(&key(5), &other, &blobs).is_err());
     assert_eq!(cache.get_entry(&key(5)), Fetched::Miss);
+}
+
+#[test]
+fn nginx_lets_anyone_read_and_only_who_has_the_password_write() {
+    // As docs/cache.md sets a team cache up: limit_except GET HEAD asks for a password.
+    let nginx = Nginx::start();
+    let t = Duration::from_secs(10);
+    let anyone = HttpCache::new(&format!("{}/team", nginx.url()), vec![], t).expect("a cache");
+    let url = format!("http://ci:secret@127.0.0.1:{}/team/", nginx.port);
+    let ci = HttpCache::new(&url, vec![], t).expect("a cache");
+    assert_eq!(ci.name(), format!("{}/team", nginx.url()));
+    let files = tempfile::tempdir().expect("a temporary directory");
+    let file = files.path().join("out");
+    std::fs::write(&file, b"built by ci").expect("write");
+    let entry = Entry {
+        outputs: vec![output("${OUT}/out", b"built by ci", true)],
+        implicit: vec![],
+    };
+    let blobs = [(Digest::of(b"built by ci"), file.as_path())];
+    let refused = anyone.put(&key(1), &entry, &blobs).unwrap_err();
+    assert!(refused.ends_with("answered 401 Unauthorized"), "{refused}");
+    assert_eq!(anyone.get_entry(&key(1)), Fetched::Miss);
+    ci.put(&key(1), &entry, &blobs)
+        .expect("put with the password");
+    assert_eq!(anyone.get_entry(&key(1)), Fetched::Hit(entry));
+    assert!(nginx.file("team/ac").is_dir());
 }
 
 #[test]
