@@ -106,8 +106,11 @@ impl HttpCache {
             .map_err(|e| format!("GET {path}: {}", self.reason(e)))?;
         match response.status().as_u16() {
             200 => {}
-            404 => return Ok(Got::NotFound),
-            _ => return Err(format!("GET {path}: {}", status(&response))),
+            404 => {
+                drain(&mut response);
+                return Ok(Got::NotFound);
+            }
+            _ => return Err(format!("GET {path}: {}", status(&mut response))),
         }
         if response.body().content_length().is_some_and(|n| n > limit) {
             return Ok(Got::TooLarge);
@@ -139,14 +142,15 @@ impl HttpCache {
 
     fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<(), String> {
         let request = self.agent.put(format!("{}{path}", self.base));
-        let response = self
+        let mut response = self
             .with_headers(request)
             .send(bytes)
             .map_err(|e| format!("PUT {path}: {}", self.reason(e)))?;
         if response.status().is_success() {
+            drain(&mut response);
             Ok(())
         } else {
-            Err(format!("PUT {path}: {}", status(&response)))
+            Err(format!("PUT {path}: {}", status(&mut response)))
         }
     }
 
@@ -362,8 +366,14 @@ fn split_url(url: &str) -> Result<(String, Option<String>), String> {
     Ok((base, userinfo))
 }
 
-/// `200 OK`, `500 Internal Server Error`, as the server said it.
-fn status(response: &ureq::http::Response<ureq::Body>) -> String {
+/// Reads what is left of a short answer, so that its connection serves the next request.
+fn drain(response: &mut ureq::http::Response<ureq::Body>) {
+    let _ = response.body_mut().with_config().limit(64 << 10).read_to_vec();
+}
+
+/// `answered 500 Internal Server Error`, the answer read to its end.
+fn status(response: &mut ureq::http::Response<ureq::Body>) -> String {
+    drain(response);
     let s = response.status();
     format!("answered {} {}", s.as_u16(), s.canonical_reason().unwrap_or(""))
         .trim_end()

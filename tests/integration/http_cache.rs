@@ -105,7 +105,7 @@ impl Nginx {
         self.dir.path().join("root").join(rel)
     }
 
-    /// One line per request: `METHOD URI STATUS auth="..." team="..."`.
+    /// One line per request: `METHOD URI STATUS CONNECTION auth="..." team="..."`.
     fn requests(&self) -> Vec<String> {
         let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
         log.lines().map(str::to_string).collect()
@@ -150,7 +150,7 @@ fn config(d: &Path, port: u16, tls_port: u16) -> String {
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
          error_log {d}/error.log info;\nevents {{ worker_connections 64; }}\n\
          http {{\n\
-           log_format kiln '$request_method $uri $status auth=\"$http_authorization\" team=\"$http_x_kiln_team\"';\n\
+           log_format kiln '$request_method $uri $status $connection auth=\"$http_authorization\" team=\"$http_x_kiln_team\"';\n\
            access_log {d}/access.log kiln;\n\
            client_body_temp_path {d}/tmp/body;\n proxy_temp_path {d}/tmp/proxy;\n\
            fastcgi_temp_path {d}/tmp/fastcgi;\n uwsgi_temp_path {d}/tmp/uwsgi;\n\
@@ -284,9 +284,14 @@ fn nginx_webdav_keeps_entries_and_blobs() {
         "{again:#?}"
     );
 
-    // Every request carried the headers.
+    // Every request carried the headers, and connections served several requests.
     let requests = nginx.requests();
     assert!(requests.len() > 10, "{requests:#?}");
+    let connections: std::collections::BTreeSet<&str> = requests
+        .iter()
+        .filter_map(|r| r.split(' ').nth(3))
+        .collect();
+    assert!(connections.len() * 2 <= requests.len(), "{requests:#?}");
     for r in &requests {
         assert!(
             r.ends_with("auth=\"Bearer team-secret\" team=\"compilers\""),
