@@ -11,8 +11,10 @@
 
 use std::path::Path;
 
+pub mod http;
 pub mod key;
 pub mod local;
+pub mod reapi;
 
 /// A cache key: what the task's signature covers but its implicit dependencies, with paths as
 /// the project names them and the build directory and project root left out (see `key.rs`).

@@ -12,6 +12,7 @@ mod docs;
 mod example;
 mod fuzzed;
 mod generators;
+mod http_cache;
 mod install;
 mod outputs;
 mod ports;
