@@ -43,6 +43,15 @@ pub struct Args {
     /// Share outputs through the local output cache in DIR
     #[arg(long, value_name = "DIR", env = "KILN_CACHE", global = true, help_heading = GLOBAL)]
     cache: Option<PathBuf>,
+    /// Share outputs through a remote cache: http:// or https:// (the Bazel HTTP cache protocol)
+    #[arg(long = "remote-cache", value_name = "URL", env = "KILN_REMOTE_CACHE", global = true, help_heading = GLOBAL)]
+    remote_cache: Option<String>,
+    /// Send this header to remote caches (repeatable), e.g. 'Authorization: Bearer TOKEN'
+    #[arg(long = "remote-header", value_name = "NAME: VALUE", value_parser = crate::cache::http::parse_header, global = true, help_heading = GLOBAL)]
+    remote_header: Vec<(String, String)>,
+    /// Bound each remote request to SECS seconds [default: 10]; past it, a miss
+    #[arg(long = "remote-timeout", value_name = "SECS", value_parser = parse_timeout, global = true, help_heading = GLOBAL)]
+    remote_timeout: Option<std::time::Duration>,
     /// Fail at once (exit 2) instead of waiting when another kiln works in the build directory
     #[arg(long = "no-wait", global = true, help_heading = GLOBAL)]
     no_wait: bool,
@@ -381,6 +390,11 @@ impl Args {
             explain_targets: explaining,
             timeout: args.timeout,
             cache: self.cache.clone(),
+            remote_cache: self.remote_cache.clone(),
+            remote_headers: self.remote_header.clone(),
+            remote_timeout: self
+                .remote_timeout
+                .unwrap_or(std::time::Duration::from_secs(10)),
             cache_readonly: args.cache_readonly,
             scheduler_trace: args.scheduler_trace,
             trace: args.trace,

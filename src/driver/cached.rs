@@ -23,14 +23,19 @@ pub struct Caches {
     pub keyer: Keyer,
     /// The local cache's directory, for its log and trimming.
     pub local: Option<PathBuf>,
+    /// The index of the first remote backend (those after the local cache): each warns once
+    /// per build.
+    pub first_remote: usize,
     /// The key of each task looked up and missed, for storing after its run.
     pub keys: HashMap<TaskId, Key>,
     pub hits: u64,
     pub misses: u64,
     pub stores: u64,
     pub stored_bytes: u64,
-    /// Backends already warned about (one warning each per build for a remote).
+    /// Backends already warned about storing.
     warned: HashSet<String>,
+    /// Remotes that failed in this build: not asked again.
+    disabled: HashSet<usize>,
     /// Content hashes of implicit dependencies outside the graph, taken once per build.
     hashed: HashMap<String, Option<[u8; 32]>>,
 }
@@ -42,12 +47,14 @@ impl Caches {
             readonly,
             keyer,
             local: None,
+            first_remote: 0,
             keys: HashMap::new(),
             hits: 0,
             misses: 0,
             stores: 0,
             stored_bytes: 0,
             warned: HashSet::new(),
+            disabled: HashSet::new(),
             hashed: HashMap::new(),
         }
     }
@@ -66,6 +73,20 @@ pub(super) fn open(
             Err(e) => progress.message(&format!("warning: {e}; building without it")),
         }
     }
+    let first_remote = backends.len();
+    if let Some(url) = &opts.remote_cache {
+        let backend = if url.starts_with("grpc://") || url.starts_with("grpcs://") {
+            Err(format!(
+                "{url}: remote caches over the Remote Execution API come with --remote; use http:// or https:// for now"
+            ))
+        } else {
+            crate::cache::http::HttpCache::new(url, opts.remote_headers.clone(), opts.remote_timeout)
+        };
+        match backend {
+            Ok(c) => backends.push(Box::new(c)),
+            Err(e) => progress.message(&format!("warning: remote cache {e}; building without it")),
+        }
+    }
     if backends.is_empty() {
         return None;
     }
@@ -74,7 +95,8 @@ pub(super) fn open(
         opts.cache_readonly,
         Keyer::new(&project.root, &project.out),
     );
-    caches.local = opts.cache.clone();
+    caches.local = opts.cache.clone().filter(|_| first_remote > 0);
+    caches.first_remote = first_remote;
     Some(caches)
 }
 
@@ -132,15 +154,24 @@ impl Build<'_> {
         !task.always && !task.update_outputs && !rule.nocache && !task.outputs.is_empty()
     }
 
-    fn warn_cache(&mut self, backend: &str, what: &str, once: bool) {
+    /// Warns of trouble with backend `b`. A remote warns once, and is not asked again in this
+    /// build: a server that is down or slow must not cost a timeout per task.
+    fn warn_cache(&mut self, b: usize, what: &str) {
         let Some(caches) = self.caches.as_mut() else {
             return;
         };
-        if once && !caches.warned.insert(backend.to_string()) {
-            return;
+        let name = caches.backends[b].name();
+        if b >= caches.first_remote {
+            if !caches.disabled.insert(b) {
+                return;
+            }
+            self.progress.message(&format!(
+                "warning: cache {name}: {what}; a miss, and not asked again in this build"
+            ));
+        } else {
+            self.progress
+                .message(&format!("warning: cache {name}: {what}; a miss"));
         }
-        self.progress
-            .message(&format!("warning: cache {backend}: {what}; a miss"));
     }
 
     /// The key of `t`, when it may be cached and every file it reads has a known content.
@@ -208,24 +239,23 @@ impl Build<'_> {
         let key = self.cache_key(t)?;
         let n = self.caches.as_ref()?.backends.len();
         for b in 0..n {
-            let (name, fetched) = {
-                let backend = &self.caches.as_ref()?.backends[b];
-                (backend.name(), backend.get_entry(&key))
-            };
+            if self.caches.as_ref()?.disabled.contains(&b) {
+                continue;
+            }
+            let fetched = self.caches.as_ref()?.backends[b].get_entry(&key);
             let entry = match fetched {
                 Fetched::Hit(e) => e,
                 Fetched::Miss => continue,
                 Fetched::Trouble(why) => {
-                    let once = b > 0;
-                    self.warn_cache(&name, &why, once);
+                    self.warn_cache(b, &why);
                     continue;
                 }
             };
-            if let Some(finished) = self.restore_entry(t, b, &name, &entry) {
+            if let Some(finished) = self.restore_entry(t, b, &entry) {
                 let caches = self.caches.as_mut()?;
                 caches.hits += 1;
                 // A remote hit fills the local cache.
-                if b > 0 && !caches.readonly && caches.backends.len() > 1 {
+                if b >= caches.first_remote && caches.first_remote > 0 && !caches.readonly {
                     self.store_entry(0, &key, &entry, t);
                 }
                 return Some(finished);
@@ -239,7 +269,7 @@ impl Build<'_> {
 
     /// Restores `entry`'s outputs for `t` from backend `b` when its implicit dependencies still
     /// hold and every blob verifies; nothing is written before all of them are in hand.
-    fn restore_entry(&mut self, t: TaskId, b: usize, name: &str, entry: &Entry) -> Option<Finished> {
+    fn restore_entry(&mut self, t: TaskId, b: usize, entry: &Entry) -> Option<Finished> {
         for (path, hash) in &entry.implicit {
             if self.implicit_hash(path) != Some(*hash) {
                 return None;
@@ -260,7 +290,7 @@ impl Build<'_> {
                 Fetched::Hit(bytes) => blobs.push(bytes),
                 Fetched::Miss => return None,
                 Fetched::Trouble(why) => {
-                    self.warn_cache(name, &why, b > 0);
+                    self.warn_cache(b, &why);
                     return None;
                 }
             }
@@ -371,6 +401,9 @@ impl Build<'_> {
         let Some(caches) = self.caches.as_mut() else {
             return;
         };
+        if caches.disabled.contains(&b) {
+            return;
+        }
         let backend = &caches.backends[b];
         match backend.put(key, entry, &blobs) {
             Ok(()) => {
@@ -379,6 +412,9 @@ impl Build<'_> {
             }
             Err(why) => {
                 let name = backend.name();
+                if b >= caches.first_remote {
+                    caches.disabled.insert(b);
+                }
                 if caches.warned.insert(name.clone()) {
                     self.progress
                         .message(&format!("warning: cache {name}: {why}; not stored"));

@@ -95,6 +95,11 @@ pub struct BuildOptions {
     pub cache: Option<PathBuf>,
     /// Read the caches, store nothing (`--cache-readonly`).
     pub cache_readonly: bool,
+    /// A remote cache's URL (`--remote-cache`, `KILN_REMOTE_CACHE`), the headers sent to it
+    /// (`--remote-header`) and the bound on each request (`--remote-timeout`).
+    pub remote_cache: Option<String>,
+    pub remote_headers: Vec<(String, String)>,
+    pub remote_timeout: std::time::Duration,
 }
 
 impl BuildOptions {
@@ -132,6 +137,9 @@ impl Default for BuildOptions {
             timings: false,
             cache: None,
             cache_readonly: false,
+            remote_cache: None,
+            remote_headers: Vec::new(),
+            remote_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

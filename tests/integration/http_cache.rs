@@ -5,6 +5,7 @@
 //! directory, and is killed when its guard is dropped, so that none outlives its test and the
 //! tests run in parallel.
 
+mod builds;
 mod misbehaving;
 
 use kiln::cache::http::HttpCache;

@@ -15,7 +15,7 @@ const MARGIN: Duration = Duration::from_secs(3);
 
 /// A loopback server that answers each connection with `answer` (given the request's first line)
 /// for twenty seconds, then stops by itself.
-fn misbehaving(answer: impl Fn(&mut TcpStream, &str) + Send + Sync + 'static) -> String {
+pub(super) fn misbehaving(answer: impl Fn(&mut TcpStream, &str) + Send + Sync + 'static) -> String {
     let answer = std::sync::Arc::new(answer);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
