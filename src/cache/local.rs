@@ -161,64 +161,69 @@ impl LocalCache {
         s
     }
 
-    /// Evicts the least recently used entries until the cache holds at most `max` bytes, then
-    /// the blobs no entry names (those older than a minute: a kiln may be storing an entry for
-    /// them). Returns the entries evicted and the size after.
+    /// Evicts the least recently used entries until the cache holds at most `max` bytes: the
+    /// newest entries are kept, with their blobs, while they fit; the others go, and then every
+    /// blob no kept entry names (except a blob no entry names at all that is younger than a
+    /// minute: a kiln may be storing the entry for it). Returns the entries evicted and the size
+    /// after.
     pub fn gc(&self, max: u64) -> (u64, u64) {
-        let mut entries: Vec<(SystemTime, PathBuf, u64)> = Vec::new();
-        for e in walkdir::WalkDir::new(self.dir.join("entries"))
-            .min_depth(2)
-            .max_depth(2)
-            .into_iter()
-            .flatten()
-        {
-            if let Ok(m) = e.metadata() {
-                let at = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                entries.push((at, e.path().to_path_buf(), m.len()));
-            }
-        }
-        let mut blobs: Vec<(PathBuf, u64, SystemTime)> = Vec::new();
-        for e in walkdir::WalkDir::new(self.dir.join("blobs"))
-            .min_depth(2)
-            .max_depth(2)
-            .into_iter()
-            .flatten()
-        {
-            if let Ok(m) = e.metadata() {
-                let at = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                blobs.push((e.path().to_path_buf(), m.len(), at));
-            }
-        }
-        let mut size: u64 = entries.iter().map(|e| e.2).sum::<u64>() + blobs.iter().map(|b| b.1).sum::<u64>();
-        // Oldest use first.
-        entries.sort();
-        let mut evicted = 0;
-        let mut kept: Vec<PathBuf> = Vec::new();
-        for (_, path, len) in entries {
-            if size > max {
-                // The blobs it alone named go with the sweep below.
-                if std::fs::remove_file(&path).is_ok() {
-                    size -= len;
-                    evicted += 1;
-                }
-            } else {
-                kept.push(path);
-            }
-        }
+        let files = |sub: &str| -> Vec<(PathBuf, u64, SystemTime)> {
+            walkdir::WalkDir::new(self.dir.join(sub))
+                .min_depth(2)
+                .max_depth(2)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    let at = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                    Some((e.path().to_path_buf(), m.len(), at))
+                })
+                .collect()
+        };
+        let mut entries = files("entries");
+        let blobs = files("blobs");
+        let blob_size: std::collections::HashMap<String, u64> = blobs
+            .iter()
+            .filter_map(|(p, len, _)| Some((p.file_name()?.to_string_lossy().into_owned(), *len)))
+            .collect();
+        // Newest use first.
+        entries.sort_by(|a, b| b.2.cmp(&a.2));
+        let mut size = 0u64;
+        let mut kept_blobs = std::collections::HashSet::new();
         let mut named = std::collections::HashSet::new();
-        for path in &kept {
-            if let Some(entry) = std::fs::read(path).ok().and_then(|b| parse(&b)) {
-                for o in entry.outputs {
-                    named.insert(o.digest.hex());
-                }
+        let mut evicted = 0;
+        for (path, len, _) in entries {
+            let digests: Vec<String> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| parse(&b))
+                .map(|e| e.outputs.iter().map(|o| o.digest.hex()).collect())
+                .unwrap_or_default();
+            named.extend(digests.iter().cloned());
+            let extra: u64 = digests
+                .iter()
+                .filter(|d| !kept_blobs.contains(*d))
+                .map(|d| blob_size.get(d).copied().unwrap_or(0))
+                .sum();
+            if size + len + extra <= max {
+                size += len + extra;
+                kept_blobs.extend(digests);
+            } else if std::fs::remove_file(&path).is_ok() {
+                evicted += 1;
             }
         }
         let recent = SystemTime::now() - std::time::Duration::from_secs(60);
         for (path, len, at) in blobs {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if name.is_some_and(|n| !named.contains(&n)) && at < recent && std::fs::remove_file(&path).is_ok() {
-                size -= len;
+            let name = path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let in_flight = !named.contains(&name) && at >= recent;
+            if kept_blobs.contains(&name) || in_flight {
+                if !kept_blobs.contains(&name) {
+                    size += len;
+                }
+                continue;
             }
+            let _ = std::fs::remove_file(&path);
         }
         let _ = self.place(&self.dir.join("size"), Some(size.to_string().as_bytes()), None);
         (evicted, size)

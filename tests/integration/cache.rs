@@ -422,3 +422,56 @@ fn cache_readonly_stores_nothing_and_stats_gc_and_clear_do_what_they_say() {
         .status(2)
         .stderr_has("give --cache DIR or set KILN_CACHE");
 }
+
+#[test]
+fn a_build_trims_the_cache_to_kiln_cache_max_once_it_grew_ten_percent_past_it() {
+    let cache = Space::new();
+    let dir = cache_arg(&cache);
+    let s = Space::new();
+    // Ten outputs of 1000 bytes each.
+    s.write(
+        "build.toml",
+        "[rule.pad]\nrun = \"cat ${SRC} ${SRC} ${SRC} ${SRC} ${SRC} ${SRC} ${SRC} ${SRC} ${SRC} ${SRC} > ${TGT}\"\n\
+         ext_in = [\".txt\"]\next_out = [\".out\"]\n[[gen]]\nname = \"pads\"\nrule = \"pad\"\nsource = [\"*.txt\"]\n",
+    );
+    for i in 0..10 {
+        s.write(&format!("p{i}.txt"), format!("{i}").repeat(100));
+    }
+    // Below the limit: nothing trimmed.
+    let run = s
+        .kiln_with(
+            ".",
+            &["build", "--cache", &dir],
+            &[("KILN_CACHE_MAX", Some("1M"))],
+        )
+        .ok();
+    assert!(!run.stderr.contains("trimmed"), "{}", run.stderr);
+    // Past it by more than 10%: trimmed to at most the limit, oldest entries first.
+    s.kiln(&["distclean"]).ok();
+    for i in 0..10 {
+        s.write(&format!("p{i}.txt"), format!("{}", 9 - i).repeat(101));
+    }
+    let run = s
+        .kiln_with(
+            ".",
+            &["build", "--cache", &dir],
+            &[("KILN_CACHE_MAX", Some("8K"))],
+        )
+        .ok();
+    assert!(run.stderr.contains("trimmed to"), "{}", run.stderr);
+    let stats = s.kiln(&["cache", "stats", "--cache", &dir]).ok().stdout;
+    let size: u64 = stats
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("size: ")?
+                .strip_suffix(" bytes")?
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    assert!(size <= 8 * 1024, "{stats}");
+    assert!(
+        !stats.contains("entries: 0\n") && !stats.contains("entries: 20\n"),
+        "{stats}"
+    );
+}
