@@ -187,7 +187,7 @@ impl LocalCache {
             .filter_map(|(p, len, _)| Some((p.file_name()?.to_string_lossy().into_owned(), *len)))
             .collect();
         // Newest use first.
-        entries.sort_by(|a, b| b.2.cmp(&a.2));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.2));
         let mut size = 0u64;
         let mut kept_blobs = std::collections::HashSet::new();
         let mut named = std::collections::HashSet::new();
