@@ -176,15 +176,17 @@ impl Jobserver {
         }
     }
 
-    /// Gives back the slots held beyond `keep`.
-    pub fn release_to(&mut self, keep: usize) {
+    /// Gives back the slots held beyond `keep`; why one could not be (the caller says so).
+    pub fn release_to(&mut self, keep: usize) -> Result<(), String> {
+        let mut result = Ok(());
         while self.held.len() > keep {
             let byte = self.held.pop().expect("a held slot");
+            // A full pipe cannot happen (the byte came from it); a closed one loses the slot.
             if let Err(e) = (&self.file).write_all(&[byte]) {
-                // A full pipe cannot happen (the byte came from it); nothing better to do.
-                eprintln!("warning: cannot give a job slot back to the jobserver: {e}");
+                result = Err(format!("cannot give a job slot back to the jobserver: {e}"));
             }
         }
+        result
     }
 
     /// A message arrives here once a slot may be free (after [`want`](Self::want)); then
@@ -193,20 +195,19 @@ impl Jobserver {
         &self.readable
     }
 
-    /// Asks to be told on [`readable`](Self::readable) when a slot may be free.
-    pub fn want(&mut self) {
+    /// Asks to be told on [`readable`](Self::readable) when a slot may be free; why it cannot
+    /// be (then only a finished task frees a slot).
+    pub fn want(&mut self) -> Result<(), String> {
         if self.want.is_none() {
-            match self.spawn_helper() {
-                Ok(tx) => self.want = Some(tx),
-                Err(e) => {
-                    eprintln!("warning: cannot watch the jobserver: {e}");
-                    return;
-                }
-            }
+            let tx = self
+                .spawn_helper()
+                .map_err(|e| format!("cannot watch the jobserver: {e}"))?;
+            self.want = Some(tx);
         }
         if let Some(tx) = &self.want {
             let _ = tx.try_send(());
         }
+        Ok(())
     }
 
     fn spawn_helper(&self) -> io::Result<Sender<()>> {
@@ -246,7 +247,8 @@ impl Jobserver {
 
 impl Drop for Jobserver {
     fn drop(&mut self) {
-        self.release_to(0);
+        // Nothing is left to tell: the build has ended.
+        let _ = self.release_to(0);
     }
 }
 
@@ -308,11 +310,11 @@ mod tests {
         assert!(flags.starts_with("-k -j3 --jobserver-auth="), "{flags}");
         assert!(js.try_acquire() && js.try_acquire());
         assert!(!js.try_acquire(), "two slots beyond the free one");
-        js.release_to(1);
+        js.release_to(1).unwrap();
         assert_eq!(js.held(), 1);
         // A slot given back is seen by a watcher.
-        js.want();
-        js.release_to(0);
+        js.want().unwrap();
+        js.release_to(0).unwrap();
         js.readable()
             .recv_timeout(Duration::from_secs(5))
             .expect("readable");

@@ -353,9 +353,12 @@ impl Build<'_> {
             }
             // Slots no running task needs go back; held-back tasks wait for one to be free.
             if let Some(js) = self.jobserver.as_mut() {
-                js.release_to(sched.running().saturating_sub(1));
+                let mut trouble = js.release_to(sched.running().saturating_sub(1)).err();
                 if sched.held_back() && 1 + js.held() < cap && self.interrupted.is_none() {
-                    js.want();
+                    trouble = trouble.or(js.want().err());
+                }
+                if let Some(why) = trouble {
+                    self.progress.message(&format!("warning: {why}"));
                 }
             }
             let never = crossbeam_channel::never();
@@ -408,8 +411,8 @@ impl Build<'_> {
                 self.interrupt(interrupt::SIGPIPE, runner.as_deref_mut(), &mut sched);
             }
         }
-        if let Some(js) = self.jobserver.as_mut() {
-            js.release_to(0);
+        if let Some(why) = self.jobserver.as_mut().and_then(|js| js.release_to(0).err()) {
+            self.progress.message(&format!("warning: {why}"));
         }
         for t in sched.not_run().collect::<Vec<_>>() {
             self.note(t, trace::Decision::NotRun);
