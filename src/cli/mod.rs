@@ -327,7 +327,7 @@ impl Args {
                     slots,
                     keep_going: i.keep_going || top.keep_going,
                     no_wait: self.no_wait,
-                    ..BuildOptions::default()
+                    ..self.cache_options()
                 };
                 let destdir = destdir(&i.destdir)?;
                 return Ok((Action::Install { opts, destdir }, false));
@@ -389,18 +389,28 @@ impl Args {
             explain: args.explain || explaining || args.debug.iter().any(|d| d == "explain"),
             explain_targets: explaining,
             timeout: args.timeout,
+            cache_readonly: args.cache_readonly,
+            scheduler_trace: args.scheduler_trace,
+            trace: args.trace,
+            timings: args.timings,
+            ..self.cache_options()
+        };
+        Ok((Action::Build(opts), stats))
+    }
+}
+
+impl Args {
+    /// The defaults of a build with the caches the global options name.
+    fn cache_options(&self) -> BuildOptions {
+        BuildOptions {
             cache: self.cache.clone(),
             remote_cache: self.remote_cache.clone(),
             remote_headers: self.remote_header.clone(),
             remote_timeout: self
                 .remote_timeout
                 .unwrap_or(std::time::Duration::from_secs(10)),
-            cache_readonly: args.cache_readonly,
-            scheduler_trace: args.scheduler_trace,
-            trace: args.trace,
-            timings: args.timings,
-        };
-        Ok((Action::Build(opts), stats))
+            ..BuildOptions::default()
+        }
     }
 }
 

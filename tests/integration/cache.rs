@@ -475,3 +475,36 @@ fn a_build_trims_the_cache_to_kiln_cache_max_once_it_grew_ten_percent_past_it() 
         "{stats}"
     );
 }
+
+#[test]
+fn kiln_install_builds_through_the_cache_too() {
+    let cache = Space::new();
+    let dir = cache_arg(&cache);
+    let project = |s: &Space| {
+        keyed(s, COMMAND, "m", "v");
+        let text = s.read("build.toml") + "install = \"${PREFIX}/share\"\n";
+        s.write("build.toml", text);
+    };
+    let a = Space::new();
+    project(&a);
+    a.kiln(&["build", "--cache", &dir]).ok();
+    let b = Space::new();
+    project(&b);
+    let stage = b.path("stage");
+    let run = b
+        .kiln(&[
+            "install",
+            "--cache",
+            &dir,
+            "--destdir",
+            &stage.to_string_lossy(),
+            "--prefix",
+            "/p",
+        ])
+        .ok();
+    assert!(run.stderr.contains("(from the cache)"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(stage.join("p/share/out.txt")).unwrap(),
+        "input\nm\n"
+    );
+}
