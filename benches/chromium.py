@@ -35,7 +35,10 @@ The build descriptions, each in its own copy of the tree:
     kiln        build.toml: the four rules of build.ninja (cxx with its depfile, alink, link,
                 stamp) and one `[[gen]]` per target, as a person would write it: the target's
                 sources listed (mapped through `cxx` by their extension), its defines in its `env`,
-                the targets it links in `use`, its stamp (a generator of its own) in `deps`
+                the targets it links in `use`, its stamp (a generator of its own, `map = false`)
+                in `deps`. `use` puts a library's dependencies into its archive's `${SRC}`, where
+                ninja's manifest has them as implicit inputs: either way the archive is remade
+                when one of them changes, and fakecc hashes whatever it is given
     kiln-parts  the same split into parts: the top build.toml holds the rules and names one part
                 per target in `[project] subdirs`, src/<dir>/build.toml, beside its sources
 
