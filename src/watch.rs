@@ -11,7 +11,8 @@
 //! reads (inotify's open and close-without-write). Outputs a build writes do start one more
 //! cycle, which the driver finds up to date without running anything.
 
-use crate::driver::{self, BuildOptions};
+use crate::driver::{self, BuildOptions, Settle, Settled};
+use crate::filestate;
 use crate::error::Error;
 use crate::interrupt;
 use crate::load::Workspace;
@@ -26,6 +27,9 @@ use std::time::{Duration, Instant};
 pub const QUIET: Duration = Duration::from_millis(10);
 /// The longest it waits after the first event of a cycle: a build starts within this.
 pub const LATEST: Duration = Duration::from_millis(50);
+/// The file in kiln's state directory written after each build to learn which events came
+/// before.
+const MARK: &str = "watch-mark";
 /// How many changed paths a cycle's line names.
 const SHOWN: usize = 3;
 
@@ -51,25 +55,99 @@ pub fn watch(
         .watch(&root, RecursiveMode::Recursive)
         .map_err(|e| Error::Usage(format!("cannot watch {}: {e}", root.display())))?;
     let mut ignored = state_dir(ws);
+    // What the last build that ended with everything up to date knew of the files' contents.
+    let mut hot: Option<Settled> = None;
     loop {
         let mut p = progress();
-        match driver::build(ws, opts, p.as_mut(), signals) {
-            Ok(code) if code > 128 => return Ok(code),
-            Ok(_) => {}
-            Err(e) => p.message(e.to_string().trim_end()),
+        match driver::build_watched(ws, opts, p.as_mut(), signals) {
+            Ok((code, _)) if code > 128 => return Ok(code),
+            Ok((_, Settle::Unchanged)) => {}
+            Ok((_, Settle::Now(settled))) => hot = settled,
+            Err(e) => {
+                hot = None;
+                p.message(e.to_string().trim_end());
+            }
         }
         if let Some(dir) = state_dir(ws) {
             ignored = Some(dir);
         }
-        p.message("watch: waiting for changes");
-        drop(p);
-        let changed = match wait(&events, signals, ignored.as_deref(), &root) {
-            Ok(changed) => changed,
-            Err(sig) => return Ok(interrupt::exit_status(sig)),
+        // What changed while it built: mostly its own outputs, which are as it recorded them.
+        let during = drain(&events, ignored.as_deref(), &root);
+        let out = ignored.as_deref().and_then(Path::parent);
+        let changed = if !during.is_empty() && !as_built(hot.as_ref(), out, &during) {
+            during
+        } else {
+            p.message("watch: waiting for changes");
+            drop(p);
+            loop {
+                let changed = match wait(&events, signals, ignored.as_deref(), &root) {
+                    Ok(changed) => changed,
+                    Err(sig) => return Ok(interrupt::exit_status(sig)),
+                };
+                if !as_built(hot.as_ref(), out, &changed) {
+                    break changed;
+                }
+                progress().message(&cycle_line(&changed, &root, "nothing to do"));
+            }
         };
-        let mut p = progress();
-        p.message(&cycle_line(&changed, &root));
+        progress().message(&cycle_line(&changed, &root, "building"));
     }
+}
+
+/// Whether every changed path holds what the last build left there, so that a build would find
+/// nothing to do: each one a file of the graph whose content (or absence) is as recorded, a
+/// directory inside the build directory `out` (which globs never look into; the files in it
+/// have events of their own), or the tag kiln marks its build directory with.
+fn as_built(hot: Option<&Settled>, out: Option<&Path>, changed: &[PathBuf]) -> bool {
+    let Some(hot) = hot else {
+        return false;
+    };
+    changed.iter().all(|p| {
+        let Some(recorded) = hot.files.get(p) else {
+            return out.is_some_and(|out| {
+                p.starts_with(out) && p.is_dir() || *p == out.join(crate::outdir::TAG)
+            });
+        };
+        let now = match filestate::hash_file(p) {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => filestate::MISSING,
+            Err(_) => return false,
+        };
+        now == *recorded
+    })
+}
+
+/// The events that arrived while kiln built, up to now: a mark written into kiln's state
+/// directory comes after all of them, as inotify keeps the order of the events it reports.
+fn drain(
+    events: &Receiver<notify::Result<notify::Event>>,
+    ignored: Option<&Path>,
+    root: &Path,
+) -> Vec<PathBuf> {
+    let mut changed = Vec::new();
+    let mark = ignored
+        .filter(|dir| dir.starts_with(root))
+        .map(|dir| dir.join(MARK))
+        .filter(|mark| std::fs::write(mark, b"").is_ok());
+    match mark {
+        Some(mark) => {
+            let deadline = Instant::now() + Duration::from_millis(200);
+            while let Ok(e) = events.recv_deadline(deadline) {
+                if e.as_ref().is_ok_and(|e| e.paths.contains(&mark)) {
+                    break;
+                }
+                gather(e, ignored, root, &mut changed);
+            }
+        }
+        None => {
+            for e in events.try_iter() {
+                gather(e, ignored, root, &mut changed);
+            }
+        }
+    }
+    changed.sort();
+    changed.dedup();
+    changed
 }
 
 /// kiln's state directory, when the build file can be read.
@@ -156,7 +234,7 @@ fn gather(
 }
 
 /// `watch: 2 changes (src/a.c, src/b.c); building`.
-fn cycle_line(changed: &[PathBuf], root: &Path) -> String {
+fn cycle_line(changed: &[PathBuf], root: &Path, then: &str) -> String {
     let names: Vec<String> = changed
         .iter()
         .take(SHOWN)
@@ -171,7 +249,7 @@ fn cycle_line(changed: &[PathBuf], root: &Path) -> String {
         .collect();
     let more = if changed.len() > SHOWN { ", ..." } else { "" };
     format!(
-        "watch: {} change{} ({}{more}); building",
+        "watch: {} change{} ({}{more}); {then}",
         changed.len(),
         if changed.len() == 1 { "" } else { "s" },
         names.join(", ")
