@@ -21,13 +21,19 @@ const CP_RULE: &str =
 struct Watching {
     child: Child,
     log: tempfile::NamedTempFile,
-    _one_at_a_time: MutexGuard<'static, ()>,
+    _one_at_a_time: Option<MutexGuard<'static, ()>>,
 }
 
 impl Watching {
     /// Starts `kiln build --watch` and waits for its first build to end.
     fn start(s: &Space, args: &[&str]) -> Watching {
         let guard = WATCHING.lock().unwrap_or_else(|e| e.into_inner());
+        Watching::start_holding(s, args, Some(guard))
+    }
+
+    /// [`Watching::start`], the watch tests' lock already taken (`None`: by the caller, who
+    /// keeps it).
+    fn start_holding(s: &Space, args: &[&str], guard: Option<MutexGuard<'static, ()>>) -> Watching {
         let log = tempfile::NamedTempFile::new().expect("a log file");
         let child = Command::new(KILN)
             .args(["build", "--watch"])
@@ -377,4 +383,92 @@ fn the_lock_is_free_between_builds() {
     assert_eq!(run.status, 0, "{}", run.stderr);
     s.write("src/a.c", "a2\n");
     w.until_true("a.o rebuilt", || holds(&s, "build/src/a.o", "a2\n"));
+}
+
+/// The per-user limit on inotify watches, lowered while it lives and then restored, before the
+/// watch tests' lock it holds is let go.
+struct WatchLimit {
+    old: String,
+    _one_at_a_time: MutexGuard<'static, ()>,
+}
+
+const MAX_WATCHES: &str = "/proc/sys/fs/inotify/max_user_watches";
+
+impl WatchLimit {
+    /// Leaves room for `room` more watches than the user's processes hold now.
+    fn lower(room: usize) -> WatchLimit {
+        let guard = WATCHING.lock().unwrap_or_else(|e| e.into_inner());
+        let old = std::fs::read_to_string(MAX_WATCHES).expect("the limit");
+        std::fs::write(MAX_WATCHES, (inotify_watches_in_use() + room).to_string())
+            .expect("the limit lowered (the tests run as root)");
+        WatchLimit {
+            old,
+            _one_at_a_time: guard,
+        }
+    }
+}
+
+impl Drop for WatchLimit {
+    fn drop(&mut self) {
+        let _ = std::fs::write(MAX_WATCHES, self.old.trim());
+    }
+}
+
+/// The inotify watches every process holds now (the tests run as one user).
+fn inotify_watches_in_use() -> usize {
+    let mut n = 0;
+    for proc in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        for fd in std::fs::read_dir(proc.path().join("fdinfo"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(info) = std::fs::read_to_string(fd.path()) {
+                n += info
+                    .lines()
+                    .filter(|l| l.starts_with("inotify wd:"))
+                    .count();
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn past_the_inotify_limit_directories_are_scanned_and_kiln_says_so_once() {
+    let files: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("src/d{i:02}/a.c"), format!("{i}\n")))
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let s = copies(&files);
+    // Dropped after kiln is stopped: the limit is restored, then the lock let go.
+    let _limit = WatchLimit::lower(4);
+    let w = Watching::start_holding(&s, &[], None);
+    let limit = std::fs::read_to_string(MAX_WATCHES).expect("the limit");
+    let warning = format!(
+        "warning: the kernel's inotify watch limit (fs.inotify.max_user_watches = {}) is \
+         reached; directories past it are scanned every second instead\n",
+        limit.trim()
+    );
+    w.settle();
+    // The last directories walked are past the limit: an edit there is found by a scan.
+    s.write("src/d11/a.c", "eleven\n");
+    w.until_true("the scanned directory's edit built", || {
+        holds(&s, "build/src/d11/a.o", "eleven\n")
+    });
+    // A new file there too.
+    s.write("src/d10/b.c", "new\n");
+    w.until_true("the new file built", || {
+        holds(&s, "build/src/d10/b.o", "new\n")
+    });
+    // And one in a watched directory as before.
+    s.write("src/d00/a.c", "zero\n");
+    w.until_true("the watched directory's edit built", || {
+        holds(&s, "build/src/d00/a.o", "zero\n")
+    });
+    let log = w.settle();
+    assert_eq!(log.matches(&warning).count(), 1, "{log}");
 }

@@ -1,15 +1,25 @@
 //! `kiln build --watch`: build, then wait for changes under the project root and build again,
 //! until a signal ends it.
 //!
-//! Approach: a recursive watcher (inotify, through the notify crate) is set up before the first
-//! build, so that nothing written while it builds is missed. Each cycle is a whole
+//! Approach: the project's directories are watched (inotify, through the notify crate; `tree.rs`)
+//! before the first build, so that nothing written while it builds is missed. Each cycle is a whole
 //! `driver::build`: the driver decides what is out of date, as a plain build does (it re-reads the
 //! build file, takes the lock only while it builds, re-stats and re-hashes what it must). The
 //! watcher only says when to ask it. Events are debounced: after the first, kiln waits for a
 //! quiet spell of [`QUIET`], and never longer than [`LATEST`] after the first, before it builds.
 //! Events in kiln's own state directory never start a build (the build writes there), nor do
-//! reads (inotify's open and close-without-write). Outputs a build writes do start one more
-//! cycle, which the driver finds up to date without running anything.
+//! reads (inotify's open and close-without-write).
+//!
+//! Between builds kiln keeps what the last build knew of the files' contents
+//! ([`driver::Settled`]): when every changed path still holds what it held then, a build would
+//! find nothing to do, and none is started. Events that came while kiln built (its own outputs,
+//! mostly) are told apart by a mark written into the state directory after the build, as inotify
+//! reports events in order.
+
+mod tree;
+
+pub use tree::SCAN_EVERY;
+use tree::Tree;
 
 use crate::driver::{self, BuildOptions, Settle, Settled};
 use crate::filestate;
@@ -17,9 +27,8 @@ use crate::error::Error;
 use crate::interrupt;
 use crate::load::Workspace;
 use crate::progress::Progress;
-use crossbeam_channel::{Receiver, RecvTimeoutError, select, unbounded};
-use notify::event::{AccessKind, AccessMode, EventKind};
-use notify::{RecursiveMode, Watcher};
+use crossbeam_channel::{Receiver, RecvTimeoutError, never, select, tick, unbounded};
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -47,18 +56,20 @@ pub fn watch(
         .unwrap_or(Path::new("/"))
         .to_path_buf();
     let (tx, events) = unbounded();
-    let mut watcher = notify::recommended_watcher(move |e| {
+    let watcher = notify::recommended_watcher(move |e| {
         let _ = tx.send(e);
     })
     .map_err(|e| Error::Usage(format!("cannot watch {}: {e}", root.display())))?;
-    watcher
-        .watch(&root, RecursiveMode::Recursive)
-        .map_err(|e| Error::Usage(format!("cannot watch {}: {e}", root.display())))?;
-    let mut ignored = state_dir(ws);
+    let mut tree = Tree::new(watcher);
+    if let Some(dir) = state_dir(ws) {
+        tree.set_ignored(dir);
+    }
+    tree.add(&root, &mut Vec::new());
     // What the last build that ended with everything up to date knew of the files' contents.
     let mut hot: Option<Settled> = None;
     loop {
         let mut p = progress();
+        say(&mut tree, p.as_mut());
         match driver::build_watched(ws, opts, p.as_mut(), signals) {
             Ok((code, _)) if code > 128 => return Ok(code),
             Ok((_, Settle::Unchanged)) => {}
@@ -69,28 +80,39 @@ pub fn watch(
             }
         }
         if let Some(dir) = state_dir(ws) {
-            ignored = Some(dir);
+            tree.set_ignored(dir);
         }
         // What changed while it built: mostly its own outputs, which are as it recorded them.
-        let during = drain(&events, ignored.as_deref(), &root);
-        let out = ignored.as_deref().and_then(Path::parent);
+        let during = drain(&events, &mut tree, &root);
+        say(&mut tree, p.as_mut());
+        let out = tree.ignored().and_then(Path::parent).map(Path::to_path_buf);
+        let out = out.as_deref();
         let changed = if !during.is_empty() && !as_built(hot.as_ref(), out, &during) {
             during
         } else {
             p.message("watch: waiting for changes");
             drop(p);
             loop {
-                let changed = match wait(&events, signals, ignored.as_deref(), &root) {
+                let changed = match wait(&events, signals, &mut tree, &root) {
                     Ok(changed) => changed,
                     Err(sig) => return Ok(interrupt::exit_status(sig)),
                 };
+                let mut p = progress();
+                say(&mut tree, p.as_mut());
                 if !as_built(hot.as_ref(), out, &changed) {
                     break changed;
                 }
-                progress().message(&cycle_line(&changed, &root, "nothing to do"));
+                p.message(&cycle_line(&changed, &root, "nothing to do"));
             }
         };
         progress().message(&cycle_line(&changed, &root, "building"));
+    }
+}
+
+/// Prints what the watches have to say (the limit reached).
+fn say(tree: &mut Tree, p: &mut dyn Progress) {
+    for m in tree.messages.drain(..) {
+        p.message(&m);
     }
 }
 
@@ -121,11 +143,12 @@ fn as_built(hot: Option<&Settled>, out: Option<&Path>, changed: &[PathBuf]) -> b
 /// directory comes after all of them, as inotify keeps the order of the events it reports.
 fn drain(
     events: &Receiver<notify::Result<notify::Event>>,
-    ignored: Option<&Path>,
+    tree: &mut Tree,
     root: &Path,
 ) -> Vec<PathBuf> {
     let mut changed = Vec::new();
-    let mark = ignored
+    let mark = tree
+        .ignored()
         .filter(|dir| dir.starts_with(root))
         .map(|dir| dir.join(MARK))
         .filter(|mark| std::fs::write(mark, b"").is_ok());
@@ -136,12 +159,12 @@ fn drain(
                 if e.as_ref().is_ok_and(|e| e.paths.contains(&mark)) {
                     break;
                 }
-                gather(e, ignored, root, &mut changed);
+                gather(e, tree, root, &mut changed);
             }
         }
         None => {
             for e in events.try_iter() {
-                gather(e, ignored, root, &mut changed);
+                gather(e, tree, root, &mut changed);
             }
         }
     }
@@ -161,17 +184,28 @@ fn state_dir(ws: &Workspace) -> Option<PathBuf> {
 fn wait(
     events: &Receiver<notify::Result<notify::Event>>,
     signals: &Receiver<i32>,
-    ignored: Option<&Path>,
+    tree: &mut Tree,
     root: &Path,
 ) -> Result<Vec<PathBuf>, i32> {
     let mut changed = Vec::new();
-    // Idle: wait for the first event that matters.
+    let scans = if tree.scanning() {
+        tick(SCAN_EVERY)
+    } else {
+        never()
+    };
+    // Idle: wait for the first event that matters, or a scan that finds a change.
     let first = loop {
         select! {
             recv(signals) -> sig => return Err(sig.unwrap_or(2)),
             recv(events) -> e => {
                 let Ok(e) = e else { return Err(2) };
-                if gather(e, ignored, root, &mut changed) {
+                if gather(e, tree, root, &mut changed) {
+                    break Instant::now();
+                }
+            }
+            recv(scans) -> _ => {
+                tree.scan(&mut changed);
+                if !changed.is_empty() {
                     break Instant::now();
                 }
             }
@@ -186,7 +220,7 @@ fn wait(
         let until = quiet_until.min(latest);
         match events.recv_deadline(until) {
             Ok(e) => {
-                if gather(e, ignored, root, &mut changed) {
+                if gather(e, tree, root, &mut changed) {
                     quiet_until = Instant::now() + QUIET;
                 }
             }
@@ -199,10 +233,11 @@ fn wait(
     Ok(changed)
 }
 
-/// Adds an event's paths to `changed`; whether it may change what a build does.
+/// Adds an event's paths to `changed`, and watches a directory it shows new (with the files
+/// already in it, which may have come before its watch); whether it may change what a build does.
 fn gather(
     event: notify::Result<notify::Event>,
-    ignored: Option<&Path>,
+    tree: &mut Tree,
     root: &Path,
     changed: &mut Vec<PathBuf>,
 ) -> bool {
@@ -223,13 +258,20 @@ fn gather(
         changed.push(root.to_path_buf());
         return true;
     }
-    let before = changed.len();
-    changed.extend(
-        event
-            .paths
-            .into_iter()
-            .filter(|p| ignored.is_none_or(|dir| !p.starts_with(dir))),
+    let appears = matches!(
+        event.kind,
+        EventKind::Create(CreateKind::Folder | CreateKind::Any) | EventKind::Modify(ModifyKind::Name(_))
     );
+    let before = changed.len();
+    for p in event.paths {
+        if tree.ignored().is_some_and(|dir| p.starts_with(dir)) {
+            continue;
+        }
+        if appears && p.is_dir() {
+            tree.add(&p, changed);
+        }
+        changed.push(p);
+    }
     changed.len() > before
 }
 
