@@ -472,3 +472,15 @@ fn past_the_inotify_limit_directories_are_scanned_and_kiln_says_so_once() {
     let log = w.settle();
     assert_eq!(log.matches(&warning).count(), 1, "{log}");
 }
+
+#[test]
+fn watch_goes_with_a_build_only() {
+    let s = copies(&[("src/a.c", "a\n")]);
+    s.kiln(&["build", "--watch", "-n"])
+        .status(2)
+        .stderr_has("--watch does not go with -n/--dry-run");
+    s.kiln(&["--watch", "clean"])
+        .status(2)
+        .stderr_has("--watch does not apply to `kiln clean`");
+    assert!(!s.exists("build"), "nothing was built");
+}
