@@ -106,6 +106,7 @@ internal_modules!(
     template,
     trace,
     load,
+    watch,
 );
 
 /// Entry points for the fuzz targets (and the tests that replay their corpora).

@@ -86,6 +86,7 @@ const DRY_RUN: &str = "-n/--dry-run";
 const JOBS: &str = "-j/--jobs";
 const KEEP_GOING: &str = "-k/--keep-going";
 const VERBOSE: &str = "-v/--verbose";
+const WATCH: &str = "--watch";
 
 /// The options of a build, taken by `kiln build` and by `kiln` alone.
 #[derive(Debug, Clone, clap::Args)]
@@ -126,6 +127,9 @@ struct BuildArgs {
     /// Write <out>/kiln-timings.html: each task on its worker, coloured by rule, the critical path
     #[arg(long = "timings")]
     timings: bool,
+    /// Build, then wait for changes and build again, until interrupted
+    #[arg(long = "watch")]
+    watch: bool,
 }
 
 impl BuildArgs {
@@ -144,6 +148,7 @@ impl BuildArgs {
         self.trace = later.trace.or(self.trace);
         self.cache_readonly |= later.cache_readonly;
         self.timings |= later.timings;
+        self.watch |= later.watch;
         self
     }
 
@@ -162,6 +167,7 @@ impl BuildArgs {
             (self.trace.is_some(), "--trace"),
             (self.cache_readonly, "--cache-readonly"),
             (self.timings, "--timings"),
+            (self.watch, WATCH),
         ]
         .into_iter()
         .filter_map(|(given, name)| given.then_some(name))
@@ -275,6 +281,8 @@ struct InstallArgs {
 enum Action {
     /// `kiln`, `kiln build` and `kiln explain`.
     Build(BuildOptions),
+    /// `kiln build --watch`.
+    Watch(BuildOptions),
     Clean {
         dry_run: bool,
     },
@@ -395,6 +403,14 @@ impl Args {
             timings: args.timings,
             ..self.cache_options()
         };
+        if args.watch {
+            if opts.dry_run {
+                return Err(Error::Usage(format!(
+                    "{WATCH} does not go with {DRY_RUN}: a dry run changes nothing to watch"
+                )));
+            }
+            return Ok((Action::Watch(opts), stats));
+        }
         Ok((Action::Build(opts), stats))
     }
 }
@@ -551,6 +567,12 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
             Ok(0)
         }
         Action::Build(opts) => driver::build(&ws, &opts, progress.as_mut(), &listen()?),
+        Action::Watch(opts) => {
+            drop(progress);
+            let color = args.color.into();
+            let mut progress = || progress::for_stderr(color, true);
+            crate::watch::watch(&ws, &opts, &mut progress, &listen()?)
+        }
         Action::Clean { dry_run } => {
             let signals = listen()?;
             let how = crate::clean::How { wait, dry_run };

@@ -10,6 +10,13 @@ use crate::snapshot::{self, FileMark, RecordOffsets, Snapshot};
 use crate::stats;
 use crate::ids::FileId;
 
+/// What a build that ended with everything up to date knew of its files' contents: by absolute
+/// path, the hash of each (absent files as [`MISSING`]). Watch mode keeps it between builds.
+#[derive(Debug, Default)]
+pub struct Settled {
+    pub files: std::collections::HashMap<std::path::PathBuf, crate::filestate::Hash>,
+}
+
 /// What the snapshot of the last build tells a build whose graph came from the cache.
 pub(super) struct Seeded {
     /// Every graph file's stat, taken at the start of this build.
@@ -93,18 +100,7 @@ impl Build<'_> {
                 _ => FileMark::Unknown,
             })
             .collect();
-        let clean: Vec<bool> = graph
-            .task_ids()
-            .map(|t| match self.state[t.index()] {
-                _ if graph.task(t).always => false,
-                // A build that names no target never builds a `default = false` generator: for
-                // the next such build, whose snapshot this is, it is as good as up to date.
-                _ if !self.is_selected(t) && self.opts.targets.is_empty() => true,
-                TaskState::Skipped => true,
-                TaskState::Success => self.record(t).is_some_and(|r| r.signature != MISSING),
-                _ => false,
-            })
-            .collect();
+        let clean = self.clean_tasks();
         self.rec.files.resize(graph.file_count(), None);
         // The graph is written only when it was not read from the cache; the snapshot always.
         let id = match self.graph_id {
@@ -132,6 +128,60 @@ impl Build<'_> {
                 .message(&format!("warning: cannot write kiln's graph cache: {e}"));
         }
         stats::mark("save cache");
+    }
+
+    /// By task: whether the next build (naming no target) would find it up to date.
+    fn clean_tasks(&self) -> Vec<bool> {
+        let graph = &self.expansion.graph;
+        graph
+            .task_ids()
+            .map(|t| match self.state[t.index()] {
+                _ if graph.task(t).always => false,
+                // A build that names no target never builds a `default = false` generator: for
+                // the next such build, whose snapshot this is, it is as good as up to date.
+                _ if !self.is_selected(t) && self.opts.targets.is_empty() => true,
+                TaskState::Skipped => true,
+                TaskState::Success => self.record(t).is_some_and(|r| r.signature != MISSING),
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// For watch mode: when every task ended up to date, the content of every file of the graph
+    /// as the build left it (absent files as [`MISSING`]); files whose content the build neither
+    /// took nor can vouch for from the store are left out.
+    pub(super) fn settle(&self) -> Option<Settled> {
+        if self.opts.dry_run
+            || !self.opts.targets.is_empty()
+            || !self.expansion.complete()
+            || !self.failed.is_empty()
+            || self.interrupted.is_some()
+            || !self.clean_tasks().iter().all(|&c| c)
+        {
+            return None;
+        }
+        let graph = &self.expansion.graph;
+        let mut files = std::collections::HashMap::with_capacity(graph.file_count());
+        for i in 0..graph.file_count() {
+            let f = FileId(i as u32);
+            let Some(state) = self.files.get(i).filter(|s| s.checked) else {
+                continue;
+            };
+            let hash = match (state.stat, state.hash) {
+                (None, _) => Some(MISSING),
+                (Some(_), Some(h)) if h != MISSING => Some(h),
+                // Not looked up (a build seeded by its snapshot reads only what may run).
+                (Some(stat), None) => self
+                    .recorded_file(f)
+                    .filter(|r| r.trusted_for(&stat))
+                    .map(|r| r.hash),
+                (Some(_), Some(_)) => None,
+            };
+            if let Some(h) = hash {
+                files.insert(self.project.root.join(graph.path(f)), h);
+            }
+        }
+        Some(Settled { files })
     }
 
     /// Whether a task reads a file that no task makes and that does not exist: a source named by

@@ -74,6 +74,9 @@ impl Build<'_> {
         self.write_timings();
         let code = self.summary(started);
         self.save_cache();
+        if self.settle_wanted {
+            self.settled = self.settle();
+        }
         Ok(Some(code))
     }
 

@@ -55,6 +55,7 @@ mod targets;
 mod tests;
 
 pub use crate::state::TaskState;
+pub use fast::Settled;
 use fast::{Look, Seeded, Seen, look};
 use scan::{FileState, Prediction};
 pub use crate::jobserver::Offer;
@@ -151,6 +152,38 @@ pub fn build(
     progress: &mut dyn Progress,
     signals: &Receiver<i32>,
 ) -> Result<i32, Error> {
+    build_settling(ws, opts, progress, signals, None)
+}
+
+/// What a build in watch mode learned of the files' contents.
+#[derive(Debug)]
+pub enum Settle {
+    /// The snapshot showed every file as the last build left it: what was known then holds.
+    Unchanged,
+    /// The build went the whole way; what it knew when it ended with everything up to date, if
+    /// it did.
+    Now(Option<Settled>),
+}
+
+/// [`build`] for watch mode: also says what is known of the files' contents afterwards.
+pub fn build_watched(
+    ws: &Workspace,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
+) -> Result<(i32, Settle), Error> {
+    let mut settle = Settle::Now(None);
+    let code = build_settling(ws, opts, progress, signals, Some(&mut settle))?;
+    Ok((code, settle))
+}
+
+fn build_settling(
+    ws: &Workspace,
+    opts: &BuildOptions,
+    progress: &mut dyn Progress,
+    signals: &Receiver<i32>,
+    mut settle: Option<&mut Settle>,
+) -> Result<i32, Error> {
     let started = Instant::now();
     let mut fresh = false;
     loop {
@@ -174,6 +207,9 @@ pub fn build(
                         }
                         stats::mark("decide");
                         finish_unchanged(progress, opts, started);
+                        if let Some(s) = settle {
+                            *s = Settle::Unchanged;
+                        }
                         return Ok(0);
                     }
                     Look::Seen(s) => seen = Some(s),
@@ -182,7 +218,8 @@ pub fn build(
             }
         }
         let loaded = ws.load_for_build(file, cached, opts.dry_run)?;
-        match build_loaded(loaded, lock, seen, opts, progress, signals, started)? {
+        let settle = settle.as_deref_mut();
+        match build_loaded(loaded, lock, seen, opts, progress, signals, started, settle)? {
             Some(code) => return Ok(code),
             // The cached graph names a source that is gone: parse the build file after all.
             None => fresh = true,
@@ -212,6 +249,7 @@ fn lock_state(
 }
 
 /// Builds a loaded project; `None` when its cached graph turned out to be stale.
+#[allow(clippy::too_many_arguments)]
 fn build_loaded(
     loaded: Loaded,
     mut lock: Option<BuildLock>,
@@ -220,6 +258,7 @@ fn build_loaded(
     progress: &mut dyn Progress,
     signals: &Receiver<i32>,
     started: Instant,
+    settle: Option<&mut Settle>,
 ) -> Result<Option<i32>, Error> {
     let Loaded {
         project: owned_project,
@@ -313,6 +352,9 @@ fn build_loaded(
     if seeded.as_ref().is_some_and(|s| s.clean.iter().all(|&c| c)) {
         stats::mark("decide");
         finish_unchanged(progress, opts, started);
+        if let Some(s) = settle {
+            *s = Settle::Unchanged;
+        }
         return Ok(Some(0));
     }
     let unindexed = match &seeded {
@@ -364,6 +406,7 @@ fn build_loaded(
     b.graph_id = from_cache;
     b.cache_key = cache_key;
     b.seeded = seeded;
+    b.settle_wanted = settle.is_some();
     // The commands inherit a lock of their own, given up when the build ends normally (after the
     // runner has reaped every command).
     let commands_lock = match &lock {
@@ -420,8 +463,12 @@ fn build_loaded(
         files,
         implicit,
         rec,
+        settled,
         ..
     } = b;
+    if let Some(s) = settle {
+        *s = Settle::Now(settled);
+    }
     drop(lock);
     crate::drop_in_background((owned_project, expansion, store, files, implicit, rec));
     result
@@ -516,6 +563,9 @@ struct Build<'a> {
     seeded: Option<Seeded>,
     /// Output directories made and checked in this build.
     checked_dirs: HashSet<String>,
+    /// Watch mode wants to know the files' contents at the end: [`Build::settle`].
+    settle_wanted: bool,
+    settled: Option<Settled>,
 }
 
 /// Where a build runs: the seams it reads the file system and its clock through, the build
@@ -584,6 +634,8 @@ impl<'a> Build<'a> {
             cache_key: None,
             seeded: None,
             checked_dirs: HashSet::new(),
+            settle_wanted: false,
+            settled: None,
         }
     }
 }

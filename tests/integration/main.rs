@@ -30,3 +30,4 @@ mod timings;
 mod toolchain;
 mod traces;
 mod variants;
+mod watch;
