@@ -5,11 +5,15 @@ use crate::driver::{self, BuildOptions};
 use crate::error::Error;
 use crate::load::{Location, Workspace};
 use crate::progress;
+use cache::{CacheAction, cache_command};
 use clap::{Parser, Subcommand};
+use parse::{destdir, parse_define, parse_timeout};
 use std::io::Write;
 use std::path::PathBuf;
 
+mod cache;
 mod completions;
+mod parse;
 mod queries;
 
 /// The help heading of the options every subcommand takes.
@@ -232,25 +236,6 @@ enum Command {
     },
 }
 
-/// What `kiln cache` does.
-#[derive(Debug, Clone, Subcommand)]
-enum CacheAction {
-    /// Print its entries, size, and the hits, misses and stores builds recorded
-    Stats,
-    /// Evict least recently used entries down to SIZE (e.g. 5G) [default: $KILN_CACHE_MAX, else 10G]
-    Gc {
-        #[arg(long = "max-size", value_name = "SIZE", value_parser = parse_size)]
-        max_size: Option<u64>,
-    },
-    /// Empty it
-    Clear,
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    crate::driver::parse_size(s)
-        .ok_or_else(|| format!("expected a size such as 500M or 5G, found `{s}`"))
-}
-
 /// The options of `clean` and `distclean`.
 #[derive(Debug, Clone, clap::Args)]
 struct DeleteArgs {
@@ -415,21 +400,6 @@ impl Args {
     }
 }
 
-impl Args {
-    /// The defaults of a build with the caches the global options name.
-    fn cache_options(&self) -> BuildOptions {
-        BuildOptions {
-            cache: self.cache.clone(),
-            remote_cache: self.remote_cache.clone(),
-            remote_headers: self.remote_header.clone(),
-            remote_timeout: self
-                .remote_timeout
-                .unwrap_or(std::time::Duration::from_secs(10)),
-            ..BuildOptions::default()
-        }
-    }
-}
-
 /// Build options typed before a subcommand that is not a build: only those in `allowed` mean
 /// something there (`-n`: `kiln -n clean` is a dry run too); any other is a usage error, as it is
 /// after the subcommand.
@@ -447,40 +417,6 @@ fn only(top: BuildArgs, allowed: &[&str], command: &str) -> Result<BuildArgs, Er
             given.join(", "),
             if given.len() == 1 { "does" } else { "do" }
         )))
-    }
-}
-
-/// The DESTDIR an install or uninstall works under: `--destdir`, else `DESTDIR` from the
-/// environment (empty: none), made absolute against the current directory.
-fn destdir(given: &Option<PathBuf>) -> Result<Option<PathBuf>, Error> {
-    let dir = match given {
-        Some(d) => d.clone(),
-        None => match std::env::var_os("DESTDIR") {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => return Ok(None),
-        },
-    };
-    let cwd =
-        std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
-    let abs = crate::paths::normalize(&cwd.join(dir).to_string_lossy());
-    Ok(Some(PathBuf::from(abs)))
-}
-
-fn parse_define(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-        _ => Err(format!("expected NAME=VALUE, found `{s}`")),
-    }
-}
-
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    match s.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && (0.001..1e9).contains(&secs) => {
-            Ok(std::time::Duration::from_secs_f64(secs))
-        }
-        _ => Err(format!(
-            "expected a number of seconds from 0.001 up, found `{s}`"
-        )),
     }
 }
 
@@ -596,53 +532,6 @@ fn run(args: &Args, action: Action) -> Result<i32, Error> {
             crate::install::uninstall(&ws.load()?, destdir.as_deref(), progress.as_mut())
         }
     }
-}
-
-/// `kiln cache ...`: what it prints.
-fn cache_command(dir: &std::path::Path, action: &CacheAction) -> Result<Vec<u8>, Error> {
-    let cache = crate::cache::local::LocalCache::open(dir).map_err(Error::Usage)?;
-    let text = match action {
-        CacheAction::Stats => {
-            let s = cache.stats();
-            let lookups = s.hits + s.misses;
-            let rate = if lookups == 0 {
-                0.0
-            } else {
-                100.0 * s.hits as f64 / lookups as f64
-            };
-            format!(
-                "cache {}
-entries: {}
-blobs: {}
-size: {} bytes
-hits: {}
-misses: {}
-hit rate: {rate:.1}%
-stores: {}
-",
-                dir.display(),
-                s.entries,
-                s.blobs,
-                s.bytes,
-                s.hits,
-                s.misses,
-                s.stores
-            )
-        }
-        CacheAction::Gc { max_size } => {
-            let max = max_size.unwrap_or_else(crate::driver::max_size);
-            let (evicted, size) = cache.gc(max);
-            format!(
-                "cache {}: {evicted} entries evicted; {size} bytes left\n",
-                dir.display()
-            )
-        }
-        CacheAction::Clear => {
-            cache.clear().map_err(Error::Usage)?;
-            format!("cache {}: emptied\n", dir.display())
-        }
-    };
-    Ok(text.into_bytes())
 }
 
 /// `-j` and where the job slots come from: without `-j`, from the jobserver MAKEFLAGS offers (at
