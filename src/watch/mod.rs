@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long kiln waits after an event for more before it builds.
-pub const QUIET: Duration = Duration::from_millis(10);
+pub const QUIET: Duration = Duration::from_millis(5);
 /// The longest it waits after the first event of a cycle: a build starts within this.
 pub const LATEST: Duration = Duration::from_millis(50);
 /// The file in kiln's state directory written after each build to learn which events came
