@@ -9,7 +9,6 @@ use crate::paths;
 use crate::project::Project;
 use crate::shell;
 use std::fmt::Write;
-use std::path::Path;
 
 /// The extensions of C, C++ and Objective-C sources, as compilers tell languages by them.
 const C_SOURCES: &[&str] = &[
@@ -77,7 +76,9 @@ pub fn entries(project: &Project, expansion: &Expansion) -> (Vec<Entry>, Vec<Str
                 .unwrap_or_default();
             out.push(Entry {
                 directory: directory.clone(),
-                file: absolute(&project.root, source),
+                file: paths::absolute(&project.root, source)
+                    .to_string_lossy()
+                    .into_owned(),
                 output,
                 arguments: command.words.clone(),
             });
@@ -100,14 +101,6 @@ fn compile_command<'a>(simple: &'a [shell::Simple], source: &str) -> Option<&'a 
 fn extension(path: &str) -> Option<&str> {
     let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
     name.rfind('.').filter(|&i| i > 0).map(|i| &name[i..])
-}
-
-fn absolute(root: &Path, path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_string()
-    } else {
-        paths::normalize(&format!("{}/{path}", root.to_string_lossy()))
-    }
 }
 
 /// The database as JSON, one entry per object, as CMake writes it.

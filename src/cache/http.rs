@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use ureq::http::{HeaderName, HeaderValue};
 
-use super::reapi::{ActionResult, parse_sha256};
+use super::reapi::ActionResult;
+use super::unhex;
 use super::{Backend, Digest, Entry, Fetched, Key, OutputFile};
 
 /// The output path under which an entry's implicit dependencies travel.
@@ -330,7 +331,7 @@ pub fn decode_implicit(bytes: &[u8]) -> Result<Vec<(String, [u8; 32])>, String> 
         let bad = || format!("line {} of the implicit listing is not HASH PATH", n + 1);
         let (hash, path) = line.split_at_checked(64).ok_or_else(bad)?;
         let path = path.strip_prefix(' ').filter(|p| !p.is_empty());
-        match (parse_sha256(hash.as_bytes()), path) {
+        match (unhex(hash.as_bytes()), path) {
             (Some(hash), Some(path)) => out.push((path.to_string(), hash)),
             _ => return Err(bad()),
         }

@@ -18,7 +18,7 @@
 //! Entry format: `kiln-cache-entry 1`, then `output SHA256 SIZE x|- PATH` and `implicit BLAKE3
 //! PATH` lines, then `end BLAKE3` of all the bytes before that line.
 
-use super::{Backend, Digest, Entry, Fetched, Key, OutputFile, hex};
+use super::{Backend, Digest, Entry, Fetched, Key, OutputFile, hex, unhex};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -361,7 +361,7 @@ pub fn parse(bytes: &[u8]) -> Option<Entry> {
     for line in lines.by_ref() {
         if let Some(rest) = line.strip_prefix("output ") {
             let mut w = rest.splitn(4, ' ');
-            let sha = unhex(w.next()?)?;
+            let sha = unhex(w.next()?.as_bytes())?;
             let size = w.next()?.parse().ok()?;
             let executable = match w.next()? {
                 "x" => true,
@@ -376,24 +376,12 @@ pub fn parse(bytes: &[u8]) -> Option<Entry> {
             });
         } else if let Some(rest) = line.strip_prefix("implicit ") {
             let (h, path) = rest.split_once(' ')?;
-            entry.implicit.push((path.to_string(), unhex(h)?));
+            entry.implicit.push((path.to_string(), unhex(h.as_bytes())?));
         } else {
             return None;
         }
     }
     Some(entry)
-}
-
-/// 32 bytes from 64 hex digits.
-pub fn unhex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -109,6 +109,19 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// 32 bytes from 64 hex digits (either case): a SHA-256 or blake3 hash as `hex` writes it.
+pub fn unhex(hex: &[u8]) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

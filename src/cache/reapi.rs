@@ -131,7 +131,7 @@ fn decode_digest(
             (1, LEN) => {
                 let at = base + r.pos;
                 let hash = r.len_delimited()?;
-                into.0 = Some(parse_sha256(hash).ok_or_else(|| {
+                into.0 = Some(super::unhex(hash).ok_or_else(|| {
                     format!("a digest hash that is not 64 hex digits at byte {at}")
                 })?);
             }
@@ -147,19 +147,6 @@ fn decode_digest(
         }
     }
     Ok(())
-}
-
-/// 64 hex digits (either case) to 32 bytes.
-pub fn parse_sha256(hex: &[u8]) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(out)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
