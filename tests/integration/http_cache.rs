@@ -207,6 +207,19 @@ fn output(path: &str, content: &[u8], executable: bool) -> OutputFile {
     }
 }
 
+/// One output written to a file (`${OUT}/out` holding `content`), and the entry naming it; the
+/// directory lives as long as the first element.
+fn one_output(content: &[u8], executable: bool) -> (tempfile::TempDir, PathBuf, Entry) {
+    let files = tempfile::tempdir().expect("a temporary directory");
+    let file = files.path().join("out");
+    std::fs::write(&file, content).expect("write");
+    let entry = Entry {
+        outputs: vec![output("${OUT}/out", content, executable)],
+        implicit: vec![],
+    };
+    (files, file, entry)
+}
+
 #[test]
 fn nginx_webdav_keeps_entries_and_blobs() {
     let nginx = Nginx::start();
@@ -378,13 +391,7 @@ fn nginx_lets_anyone_read_and_only_who_has_the_password_write() {
     let url = format!("http://ci:secret@127.0.0.1:{}/team/", nginx.port);
     let ci = HttpCache::new(&url, vec![], t).expect("a cache");
     assert_eq!(ci.name(), format!("{}/team", nginx.url()));
-    let files = tempfile::tempdir().expect("a temporary directory");
-    let file = files.path().join("out");
-    std::fs::write(&file, b"built by ci").expect("write");
-    let entry = Entry {
-        outputs: vec![output("${OUT}/out", b"built by ci", true)],
-        implicit: vec![],
-    };
+    let (_files, file, entry) = one_output(b"built by ci", true);
     let blobs = [(Digest::of(b"built by ci"), file.as_path())];
     let refused = anyone.put(&key(1), &entry, &blobs).unwrap_err();
     assert!(refused.ends_with("answered 401 Unauthorized"), "{refused}");
@@ -445,13 +452,8 @@ fn https_with_the_test_authority_among_the_roots() {
         return;
     };
     let cache = HttpCache::new(&url, vec![], Duration::from_secs(10)).expect("a cache");
-    let files = tempfile::tempdir().expect("a temporary directory");
-    let file = files.path().join("out");
-    std::fs::write(&file, b"over tls").expect("write");
-    let entry = Entry {
-        outputs: vec![output("${OUT}/out", b"over tls", false)],
-        implicit: vec![("a.h".to_string(), [1; 32])],
-    };
+    let (_files, file, mut entry) = one_output(b"over tls", false);
+    entry.implicit = vec![("a.h".to_string(), [1; 32])];
     cache
         .put(&key(7), &entry, &[(Digest::of(b"over tls"), &file)])
         .expect("put over https");

@@ -2,9 +2,9 @@
 //! trickling, failing, hanging up, sending the wrong bytes. Each failure is `Fetched::Trouble`
 //! (an error for `put`), returned within the timeout and a margin, never a panic or a hang.
 
-use super::{free_port, key, output, trouble};
+use super::{free_port, key, one_output, trouble};
 use kiln::cache::http::HttpCache;
-use kiln::cache::{Backend, Digest, Entry, Fetched};
+use kiln::cache::{Backend, Digest, Fetched};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -76,13 +76,7 @@ fn bounded<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 /// Each way of failing: `get_entry`, `get_blob` and `put` are trouble, within the bound.
 fn all_in_trouble(url: &str, reason: &str) -> Duration {
     let cache = HttpCache::new(url, vec![], TIMEOUT).expect("a cache");
-    let files = tempfile::tempdir().expect("a temporary directory");
-    let file = files.path().join("out");
-    std::fs::write(&file, b"output").expect("write");
-    let entry = Entry {
-        outputs: vec![output("${OUT}/out", b"output", false)],
-        implicit: vec![],
-    };
+    let (_files, file, entry) = one_output(b"output", false);
     let mut slowest = Duration::ZERO;
     let (got, took) = bounded(|| cache.get_entry(&key(1)));
     slowest = slowest.max(took);
@@ -194,13 +188,7 @@ fn a_head_without_a_length_means_the_blob_is_there() {
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
     });
     let cache = HttpCache::new(&url, vec![], TIMEOUT).expect("a cache");
-    let files = tempfile::tempdir().expect("a temporary directory");
-    let file = files.path().join("out");
-    std::fs::write(&file, b"output").expect("write");
-    let entry = Entry {
-        outputs: vec![output("${OUT}/out", b"output", false)],
-        implicit: vec![],
-    };
+    let (_files, file, entry) = one_output(b"output", false);
     let (got, _) = bounded(|| cache.put(&key(1), &entry, &[(Digest::of(b"output"), &file)]));
     got.expect("put");
     let hex = Digest::of(b"output").hex();
