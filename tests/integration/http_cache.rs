@@ -14,6 +14,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long nginx may take to listen.
@@ -26,6 +27,8 @@ struct Nginx {
     dir: tempfile::TempDir,
     port: u16,
     tls_port: u16,
+    /// How many `/settled/N` requests `requests` has made.
+    markers: AtomicUsize,
 }
 
 impl Nginx {
@@ -82,6 +85,7 @@ impl Nginx {
                         dir,
                         port,
                         tls_port,
+                        markers: AtomicUsize::new(0),
                     };
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -106,10 +110,37 @@ impl Nginx {
         self.dir.path().join("root").join(rel)
     }
 
-    /// One line per request: `METHOD URI STATUS CONNECTION auth="..." team="..."`.
+    /// One line per request made so far: `METHOD URI STATUS CONNECTION auth="..." team="..."`.
+    /// nginx writes a request's line after it has sent the response, so a client can be ahead
+    /// of the log; a request of the test's own (`/settled/N`), answered and then seen in the log,
+    /// marks the point by which every earlier request's line is there (one worker, in order).
     fn requests(&self) -> Vec<String> {
-        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
-        log.lines().map(str::to_string).collect()
+        use std::io::{Read, Write};
+        let marker = format!("/settled/{}", self.markers.fetch_add(1, Ordering::Relaxed));
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to nginx");
+        write!(
+            stream,
+            "GET {marker} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let _ = stream.read_to_end(&mut Vec::new());
+        let started = Instant::now();
+        loop {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+            if log.lines().any(|l| l.split(' ').nth(1) == Some(&marker)) {
+                return log
+                    .lines()
+                    .filter(|l| !l.split(' ').nth(1).unwrap_or("").starts_with("/settled/"))
+                    .map(str::to_string)
+                    .collect();
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "nginx never logged {marker}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
