@@ -41,7 +41,8 @@ pub fn store(data: &[u8]) {
     let (store, _warning) = Store::from_bytes(&scratch().join("store"), data.to_vec());
     for v in store.tasks() {
         let _ = store.owned(&v);
-        for (path, _) in v.outputs().chain(v.implicit()) {
+        let implicit = store.implicit_paths(&v).unwrap_or_default();
+        for path in v.outputs().map(|(p, _)| p).chain(implicit) {
             let _ = store.file(path);
         }
         let _ = store.task(v.key);

@@ -21,7 +21,7 @@ use crate::scheduler::{Note, Scheduler};
 use crate::stats;
 use crate::trace;
 use crate::store::Record;
-use crate::ids::TaskId;
+use crate::ids::{FileId, TaskId};
 use crossbeam_channel::Receiver;
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -80,6 +80,38 @@ impl Build<'_> {
         Ok(Some(code))
     }
 
+    /// The implicit dependencies task `t`'s record names, as the graph's files (`by_store_id`
+    /// remembers the graph's id of each store path id). None if a path is unreadable: the
+    /// signature then differs from the record's, and the task runs.
+    fn implicit_from_store(
+        &mut self,
+        t: TaskId,
+        by_store_id: &mut Vec<Option<FileId>>,
+    ) -> Vec<FileId> {
+        let graph = &mut self.expansion.graph;
+        let Some(view) = self.store.task(graph.key(t)) else {
+            return Vec::new();
+        };
+        let mut ids = Vec::with_capacity(view.implicit_count());
+        for sid in view.implicit_ids() {
+            let i = sid as usize;
+            if by_store_id.len() <= i {
+                by_store_id.resize(i + 1, None);
+            }
+            let id = match by_store_id[i] {
+                Some(id) => id,
+                None => {
+                    let Some(path) = self.store.path(sid) else {
+                        return Vec::new();
+                    };
+                    *by_store_id[i].insert(graph.file(path))
+                }
+            };
+            ids.push(id);
+        }
+        ids
+    }
+
     /// Sizes the per-task and per-file tables, deletes stale outputs of the new groups, learns the
     /// new files' states, plans the groups and predicts what will run.
     /// Returns false when the graph came from the cache and names a source that no longer exists
@@ -87,6 +119,8 @@ impl Build<'_> {
     pub(super) fn after_expansion(&mut self, groups: &[GroupId]) -> Result<bool, Error> {
         let tasks = self.expansion.graph.tasks().len();
         let first_new = self.command_part.len();
+        // The graph's id of each store path id met so far.
+        let mut by_store_id: Vec<Option<FileId>> = Vec::new();
         for t in first_new..tasks {
             self.command_part.push(OnceCell::new());
             let key = self.expansion.graph.key(TaskId(t as u32));
@@ -98,17 +132,7 @@ impl Build<'_> {
             // From the snapshot where it vouches for the store, else from the store.
             let ids = match self.seeded.as_mut().and_then(|s| s.implicit.get_mut(t)) {
                 Some(ids) => std::mem::take(ids),
-                None => {
-                    let implicit: Vec<String> = self
-                        .store
-                        .task(self.expansion.graph.key(TaskId(t as u32)))
-                        .map(|r| r.implicit().map(|(p, _)| p.to_string()).collect())
-                        .unwrap_or_default();
-                    implicit
-                        .iter()
-                        .map(|p| self.expansion.graph.file(p))
-                        .collect()
-                }
+                None => self.implicit_from_store(TaskId(t as u32), &mut by_store_id),
             };
             self.implicit.push(ids);
             self.scanned.push(None);

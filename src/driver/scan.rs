@@ -234,15 +234,15 @@ impl Build<'_> {
     pub(super) fn what_changed(&self, t: TaskId, view: &TaskView) -> Reason {
         let graph = &self.expansion.graph;
         let task = graph.task(t);
+        let Some(rec) = self.store.details(view) else {
+            return Reason::InputsChanged;
+        };
         let implicit_changed = || {
             self.implicit[t.index()]
                 .iter()
-                .zip(view.implicit())
-                .find(|(f, (_, hash))| self.hash(**f) != *hash)
-                .map(|(_, (path, _))| Reason::ImplicitChanged(path.to_string()))
-        };
-        let Some(rec) = self.store.details(view) else {
-            return implicit_changed().unwrap_or(Reason::InputsChanged);
+                .zip(&rec.implicit)
+                .find(|(f, hash)| self.hash(**f) != **hash)
+                .map(|(&f, _)| Reason::ImplicitChanged(graph.path(f).to_string()))
         };
         // A changed env value is named before the command it changes.
         for (k, v) in &task.env {

@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 pub(super) const MAGIC: &[u8; 8] = b"KILNSTOR";
 pub(super) const DETAILS_MAGIC: &[u8; 8] = b"KILNDETL";
 /// The store format version; a store of another version is discarded.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 const MARK: u8 = 0xA5;
 pub(super) const HEADER_LEN: usize = 12;
 pub(super) const RECORD_HEAD: usize = 9;

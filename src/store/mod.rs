@@ -20,7 +20,10 @@ use crate::filestate::Recorded;
 use crate::index::KeyIndex;
 use details::DetailsLog;
 use log::{HEADER_LEN, MAGIC, RECORD_HEAD, frame, payload, put_header, record_at, scan, version};
-use record::{TAG_FILE, TAG_FORGET, TAG_TASK, encode, file_record, indexable, key_at, task_view};
+use record::{
+    TAG_FILE, TAG_FORGET, TAG_PATH, TAG_TASK, encode, encode_path, file_record, indexable, key_at,
+    path_id, task_view,
+};
 use std::cell::OnceCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -51,9 +54,15 @@ struct Indexes {
     /// Payload offsets by key.
     files: KeyIndex<usize>,
     tasks: KeyIndex<usize>,
+    /// Path records: where each id's payload starts (`NO_PATH`: none), and the ids by path.
+    paths: Vec<usize>,
+    path_ids: KeyIndex<u32>,
     /// Records indexed, live or dead.
     records: usize,
 }
+
+/// No path record has this id.
+const NO_PATH: usize = usize::MAX;
 
 impl Indexes {
     /// Indexes the record whose payload starts at `at` in `bytes`.
@@ -65,8 +74,35 @@ impl Indexes {
             TAG_FILE => self.files.insert(key, at, lookup),
             TAG_TASK => self.tasks.insert(key, at, lookup),
             TAG_FORGET => self.tasks.remove(key, lookup),
+            TAG_PATH => {
+                let Some(id) = path_id(&bytes[at..]) else { return };
+                let i = id as usize;
+                if self.paths.len() <= i {
+                    self.paths.resize(i + 1, NO_PATH);
+                }
+                self.paths[i] = at;
+                let paths = &self.paths;
+                self.path_ids
+                    .insert(key, id, |id| key_at(bytes, *paths.get(id as usize)?));
+            }
             _ => {}
         }
+    }
+
+    /// The id of `path`, appending a path record for it to `bytes` (and indexing it) if it has
+    /// none.
+    fn intern(&mut self, bytes: &mut Vec<u8>, path: &str) -> u32 {
+        let paths = &self.paths;
+        let found = self
+            .path_ids
+            .get(path, |id| key_at(bytes, *paths.get(id as usize)?));
+        if let Some(id) = found {
+            return id;
+        }
+        let id = self.paths.len() as u32;
+        let at = frame(bytes, |buf| encode_path(path, id, buf));
+        self.add(bytes, at);
+        id
     }
 }
 
@@ -76,6 +112,18 @@ fn build_index(bytes: &[u8], offsets: &[usize]) -> Indexes {
         ix.add(bytes, at);
     }
     ix
+}
+
+/// The bytes of the file at `path`, with room after them for what a build appends: growing a
+/// buffer of the whole store would copy it, touching twice its size. Room not written to is
+/// never touched, so it costs no memory.
+fn read_with_room(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len() as usize;
+    let mut bytes = Vec::with_capacity(len + len / 4 + (1 << 20));
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 impl Store {
@@ -96,7 +144,7 @@ impl Store {
         let mut store = Store::empty(path);
         let mut warnings = Vec::new();
         let mut rewrite = false;
-        match fs::read(path) {
+        match read_with_room(path) {
             Ok(bytes) => {
                 if let Some(w) = store.load(bytes) {
                     warnings.push(w);
@@ -113,7 +161,8 @@ impl Store {
         }
         if writable {
             let ix = store.ix();
-            let (live, records) = (ix.files.len() + ix.tasks.len(), ix.records);
+            let live = ix.files.len() + ix.tasks.len() + ix.path_ids.len();
+            let records = ix.records;
             if rewrite || !store.details.is_intact() || (records > 1000 && records > 3 * live) {
                 store.rewrite()?;
             }
@@ -202,7 +251,7 @@ impl Store {
     /// [`Store::file_at`]). Lookups by key index the store when first made. `None` if the store
     /// cannot be opened so; [`Store::open`] then says why.
     pub fn open_unindexed(path: &Path) -> Option<Store> {
-        let bytes = fs::read(path).ok()?;
+        let bytes = read_with_room(path).ok()?;
         if version(&bytes, MAGIC) != Some(VERSION) {
             return None;
         }
@@ -257,6 +306,18 @@ impl Store {
             .filter_map(|at| task_view(payload(&self.bytes, at)))
     }
 
+    /// The path whose id is `id` (a task record names its implicit dependencies so).
+    pub fn path(&self, id: u32) -> Option<&str> {
+        let at = *self.ix().paths.get(id as usize)?;
+        key_at(&self.bytes, at)
+    }
+
+    /// The paths of a task record's implicit dependencies; `None` if one has no path record
+    /// (damage: the task runs again).
+    pub fn implicit_paths<'s>(&'s self, task: &TaskView) -> Option<Vec<&'s str>> {
+        task.implicit_ids().map(|id| self.path(id)).collect()
+    }
+
     /// The details of a task's record, if they can be read.
     pub fn details(&self, task: &TaskView) -> Option<Details> {
         self.details.read(task.details?, task.key)
@@ -274,27 +335,47 @@ impl Store {
             return Ok(Vec::new());
         }
         let base = self.bytes.len();
-        let mut hot = Vec::new();
         let mut offsets = Vec::with_capacity(records.len());
         for r in &records {
             let details = match r {
                 Record::Task(t) => self.details.push(t),
                 _ => None,
             };
-            offsets.push(base + frame(&mut hot, |buf| encode(r, details, buf)));
+            offsets.push(self.push(r, details));
         }
-        self.details.flush_if_full()?;
-        if let Some(file) = &mut self.file {
-            file.write_all(&hot)?;
-        }
-        self.bytes.extend_from_slice(&hot);
-        // An index not built yet will see these records when it is.
-        if let Some(ix) = self.index.get_mut() {
-            for &at in &offsets {
-                ix.add(&self.bytes, at);
-            }
+        let written = match &mut self.file {
+            Some(file) => self
+                .details
+                .flush_if_full()
+                .and_then(|()| file.write_all(&self.bytes[base..])),
+            None => Ok(()),
+        };
+        if let Err(e) = written {
+            // Memory holds what the file does: the index is built again when next needed.
+            self.bytes.truncate(base);
+            self.index = OnceCell::new();
+            return Err(e);
         }
         Ok(offsets)
+    }
+
+    /// Frames `r` onto the bytes (after the path records its implicit dependencies need) and
+    /// indexes it if the index is built; returns where its payload starts.
+    fn push(&mut self, r: &Record, details: Option<u64>) -> usize {
+        let mut ids = Vec::new();
+        if let Record::Task(t) = r
+            && !t.implicit.is_empty()
+        {
+            self.ix();
+            let ix = self.index.get_mut().expect("built just now");
+            ids.extend(t.implicit.iter().map(|(p, _)| ix.intern(&mut self.bytes, p)));
+        }
+        let at = frame(&mut self.bytes, |buf| encode(r, details, &ids, buf));
+        // An index not built yet will see this record when it is.
+        if let Some(ix) = self.index.get_mut() {
+            ix.add(&self.bytes, at);
+        }
+        at
     }
 
     /// Rewrites the store and its details with only live records: new files, fsync, rename,
@@ -314,16 +395,18 @@ impl Store {
         let mut tasks: Vec<TaskRecord> = self.tasks().map(|v| self.owned(&v)).collect();
         tasks.sort_by(|a, b| a.key.cmp(&b.key));
 
-        let mut hot = Vec::with_capacity(HEADER_LEN + 64 * (files.len() + tasks.len()));
-        put_header(&mut hot, MAGIC);
+        let mut fresh = Store::empty(&self.path);
+        fresh.bytes.reserve(HEADER_LEN + 64 * (files.len() + tasks.len()));
+        put_header(&mut fresh.bytes, MAGIC);
         let mut cold = details::fresh();
         for (path, rec) in files {
-            frame(&mut hot, |buf| encode(&Record::File(path, rec), None, buf));
+            fresh.push(&Record::File(path, rec), None);
         }
         for t in tasks {
             let at = details::put(&mut cold, &t);
-            frame(&mut hot, |buf| encode(&Record::Task(t), Some(at), buf));
+            fresh.push(&Record::Task(t), Some(at));
         }
+        let hot = std::mem::take(&mut fresh.bytes);
         for (path, bytes) in [(self.details.path(), &cold), (&self.path, &hot)] {
             let tmp = path.with_extension("tmp");
             let mut f = File::create(&tmp)?;
@@ -341,7 +424,7 @@ impl Store {
         *self = Store::empty(&path);
         self.load(hot);
         if let Some(ix) = self.index.get_mut() {
-            ix.records = ix.files.len() + ix.tasks.len();
+            ix.records = ix.files.len() + ix.tasks.len() + ix.path_ids.len();
         }
         if writable {
             self.open_for_append()?;
@@ -357,7 +440,8 @@ impl Store {
 
     /// A task's record with its details, owned.
     pub fn owned(&self, v: &TaskView) -> TaskRecord {
-        TaskRecord::from_view(v, self.details(v).unwrap_or_default())
+        let implicit = self.implicit_paths(v).unwrap_or_default();
+        TaskRecord::from_view(v, implicit, self.details(v).unwrap_or_default())
     }
 
     /// Drops every task record (after `clean`), keeping file hashes.
@@ -450,6 +534,57 @@ mod tests {
         assert_eq!(owned(&s, "build/a.o"), Some(task("build/a.o", 2)));
         assert!(s.task("build/b.o").is_none());
         assert_eq!(s.tasks().count(), 1);
+    }
+
+    #[test]
+    fn a_path_is_written_once_and_named_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let (mut s, _) = Store::open(&path, true).unwrap();
+        let header = "include/a_header_many_compiles_include.h";
+        let with = |key: &str, headers: &[&str]| TaskRecord {
+            implicit: headers.iter().map(|h| (h.to_string(), [4; 32])).collect(),
+            ..task(key, 1)
+        };
+        s.append(vec![Record::Task(with("t0", &[header, "b.h"]))])
+            .unwrap();
+        for i in 1..50 {
+            s.append(vec![Record::Task(with(&format!("t{i}"), &[header]))])
+                .unwrap();
+        }
+        drop(s);
+        let bytes = fs::read(&path).unwrap();
+        let mentions = bytes.windows(header.len()).filter(|w| *w == header.as_bytes());
+        assert_eq!(mentions.count(), 1);
+        let (mut s, _) = Store::open(&path, true).unwrap();
+        assert_eq!(owned(&s, "t0").unwrap(), with("t0", &[header, "b.h"]));
+        assert_eq!(owned(&s, "t7").unwrap(), with("t7", &[header]));
+        // Appended after reopening, and kept by a rewrite, under new ids.
+        s.append(vec![Record::Task(with("t7", &["c.h", header]))])
+            .unwrap();
+        s.forget_tasks().unwrap();
+        s.append(vec![Record::Task(with("t8", &["c.h"]))]).unwrap();
+        drop(s);
+        let (s, _) = Store::open(&path, false).unwrap();
+        assert_eq!(owned(&s, "t8").unwrap(), with("t8", &["c.h"]));
+        assert_eq!(s.tasks().count(), 1);
+    }
+
+    #[test]
+    fn a_task_whose_path_record_is_lost_has_no_implicit_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let (mut s, _) = Store::open(&path, true).unwrap();
+        s.append(vec![Record::Task(task("t", 1))]).unwrap();
+        drop(s);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.windows(3).position(|w| w == b"a.h").unwrap();
+        bytes[at] = b'b';
+        let (s, warning) = Store::from_bytes(&path, bytes);
+        assert!(warning.is_some());
+        let v = s.task("t").expect("the task record is intact");
+        assert_eq!(v.implicit_count(), 1);
+        assert!(s.implicit_paths(&v).is_none());
     }
 
     #[test]

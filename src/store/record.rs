@@ -3,10 +3,14 @@
 //! not asked for) and [`Details`] (what is kept apart in the details log).
 //!
 //! A `store` payload starts with a tag (1 a file's recorded hash, 2 a task's record, 3 forget a
-//! task) and the key it is about. A task record ends with where its details start in the details
-//! log, plus one (0: none); a details payload starts with its task's key, so a record never shows
-//! another task's details. Strings are a varint length and UTF-8 bytes; integers LEB128 varints
-//! (zigzag for signed); hashes 32 bytes.
+//! task, 4 a path's id) and the key it is about. A task names its implicit dependencies by path
+//! id, as ninja's deps log does: a path record (the path, then its id) is appended before the
+//! first task record that names it, so a header included by a thousand compiles is written once
+//! and each mention costs a varint or two. The hashes the run saw of them are details. A task
+//! record ends with where its details start in the details log, plus one (0: none); a details
+//! payload starts with its task's key, so a record never shows another task's details. Strings
+//! are a varint length and UTF-8 bytes; integers LEB128 varints (zigzag for signed); hashes 32
+//! bytes.
 
 use crate::codec::{
     Reader, put_hashed, put_i64, put_pairs, put_stat, put_str, put_strings, put_u64,
@@ -16,6 +20,7 @@ use crate::filestate::{Hash, Recorded};
 pub(super) const TAG_FILE: u8 = 1;
 pub(super) const TAG_TASK: u8 = 2;
 pub(super) const TAG_FORGET: u8 = 3;
+pub(super) const TAG_PATH: u8 = 4;
 
 /// What kiln records about a task that succeeded.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,7 +34,8 @@ pub struct TaskRecord {
     pub update_outputs: bool,
     /// Outputs (and the depfile) and their hashes after the run.
     pub outputs: Vec<(String, Hash)>,
-    /// Implicit dependencies from the depfile, with their hashes.
+    /// Implicit dependencies from the depfile, with their hashes (details: the store keeps the
+    /// paths, by id, and the signature that covers the hashes).
     pub implicit: Vec<(String, Hash)>,
     /// Details, kept apart: the inputs and manual dependencies with the hashes the run saw.
     pub inputs: Vec<(String, Hash)>,
@@ -40,8 +46,10 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
-    /// The record `v` reads in place, owned, with its details.
-    pub(super) fn from_view(v: &TaskView, details: Details) -> TaskRecord {
+    /// The record `v` reads in place, owned, with its implicit dependencies' paths (as the store
+    /// names their ids) and its details. Hashes the details do not have are all zeros.
+    pub(super) fn from_view(v: &TaskView, implicit: Vec<&str>, details: Details) -> TaskRecord {
+        let hashes = details.implicit.iter().copied().chain(std::iter::repeat([0; 32]));
         TaskRecord {
             key: v.key.to_string(),
             group: v.group.to_string(),
@@ -49,7 +57,7 @@ impl TaskRecord {
             duration_ms: v.duration_ms,
             update_outputs: v.update_outputs,
             outputs: v.outputs().map(|(p, h)| (p.to_string(), h)).collect(),
-            implicit: v.implicit().map(|(p, h)| (p.to_string(), h)).collect(),
+            implicit: implicit.iter().map(|p| p.to_string()).zip(hashes).collect(),
             inputs: details.inputs,
             commands: details.commands,
             env: details.env,
@@ -65,6 +73,20 @@ pub enum Record {
     Forget(String),
 }
 
+/// A path record: the path, and the id task records name it by.
+pub(super) fn encode_path(path: &str, id: u32, buf: &mut Vec<u8>) {
+    buf.push(TAG_PATH);
+    put_str(buf, path);
+    put_u64(buf, u64::from(id));
+}
+
+/// The id of a path record's payload.
+pub(super) fn path_id(payload: &[u8]) -> Option<u32> {
+    let mut r = Reader::new(payload.get(1..)?);
+    r.str_ref()?;
+    r.u32()
+}
+
 /// A task's record as stored, read in place.
 #[derive(Debug, Clone, Copy)]
 pub struct TaskView<'a> {
@@ -74,6 +96,7 @@ pub struct TaskView<'a> {
     pub duration_ms: u64,
     pub update_outputs: bool,
     outputs: (usize, &'a [u8]),
+    /// Path ids, as varints.
     implicit: (usize, &'a [u8]),
     /// Where its details start in the details log.
     pub(super) details: Option<u64>,
@@ -87,11 +110,14 @@ impl<'a> TaskView<'a> {
         }
     }
 
-    pub fn implicit(&self) -> PathHashes<'a> {
-        PathHashes {
-            left: self.implicit.0,
-            reader: Reader::new(self.implicit.1),
-        }
+    /// The ids of the paths of its implicit dependencies ([`crate::store::Store::path`]).
+    pub fn implicit_ids(&self) -> impl Iterator<Item = u32> + 'a {
+        let mut reader = Reader::new(self.implicit.1);
+        (0..self.implicit.0).map_while(move |_| reader.u32())
+    }
+
+    pub fn implicit_count(&self) -> usize {
+        self.implicit.0
     }
 
     pub fn output_count(&self) -> usize {
@@ -122,6 +148,8 @@ pub struct Details {
     pub commands: Vec<String>,
     pub env: Vec<(String, String)>,
     pub inputs: Vec<(String, Hash)>,
+    /// The hashes of the implicit dependencies, in the record's order.
+    pub implicit: Vec<Hash>,
 }
 
 /// The key of the record whose payload starts at `at` (file path or task key).
@@ -142,7 +170,8 @@ pub(super) fn file_record(payload: &[u8]) -> Option<Recorded> {
     })
 }
 
-pub(super) fn encode(record: &Record, details: Option<u64>, buf: &mut Vec<u8>) {
+/// Encodes `record`; a task's implicit dependencies as `ids`, the ids of their paths.
+pub(super) fn encode(record: &Record, details: Option<u64>, ids: &[u32], buf: &mut Vec<u8>) {
     match record {
         Record::File(path, r) => {
             buf.push(TAG_FILE);
@@ -159,7 +188,10 @@ pub(super) fn encode(record: &Record, details: Option<u64>, buf: &mut Vec<u8>) {
             put_u64(buf, t.duration_ms);
             buf.push(u8::from(t.update_outputs));
             put_hashed(buf, &t.outputs);
-            put_hashed(buf, &t.implicit);
+            put_u64(buf, ids.len() as u64);
+            for &id in ids {
+                put_u64(buf, u64::from(id));
+            }
             put_u64(buf, details.map_or(0, |d| d + 1));
         }
         Record::Forget(key) => {
@@ -174,6 +206,10 @@ pub(super) fn encode_details(t: &TaskRecord, buf: &mut Vec<u8>) {
     put_strings(buf, &t.commands);
     put_pairs(buf, &t.env);
     put_hashed(buf, &t.inputs);
+    put_u64(buf, t.implicit.len() as u64);
+    for (_, h) in &t.implicit {
+        buf.extend_from_slice(h);
+    }
 }
 
 pub(super) fn decode_details(payload: &[u8], key: &str) -> Option<Details> {
@@ -184,10 +220,14 @@ pub(super) fn decode_details(payload: &[u8], key: &str) -> Option<Details> {
     let commands = r.strings()?;
     let env = r.pairs()?;
     let inputs = r.hashed()?;
+    let implicit = (0..r.read_len()?)
+        .map(|_| r.hash())
+        .collect::<Option<Vec<Hash>>>()?;
     r.at_end().then_some(Details {
         commands,
         env,
         inputs,
+        implicit,
     })
 }
 
@@ -198,6 +238,17 @@ fn skip_pairs<'a>(r: &mut Reader<'a>) -> Option<(usize, &'a [u8])> {
     for _ in 0..n {
         r.str_ref()?;
         r.hash()?;
+    }
+    let used = start.len() - r.rest().len();
+    Some((n, &start[..used]))
+}
+
+/// Reads a count and that many varints, returning the bytes they span.
+fn skip_ids<'a>(r: &mut Reader<'a>) -> Option<(usize, &'a [u8])> {
+    let n = r.read_len()?;
+    let start = r.rest();
+    for _ in 0..n {
+        r.u32()?;
     }
     let used = start.len() - r.rest().len();
     Some((n, &start[..used]))
@@ -215,7 +266,7 @@ pub(super) fn task_view(payload: &[u8]) -> Option<TaskView<'_>> {
     let duration_ms = r.u64()?;
     let update_outputs = r.u8()? != 0;
     let outputs = skip_pairs(&mut r)?;
-    let implicit = skip_pairs(&mut r)?;
+    let implicit = skip_ids(&mut r)?;
     let details = r.u64()?.checked_sub(1);
     r.at_end().then_some(TaskView {
         key,
@@ -232,7 +283,10 @@ pub(super) fn task_view(payload: &[u8]) -> Option<TaskView<'_>> {
 /// Whether a payload (already proved intact by its checksum) has a known tag and a key. The rest
 /// is decoded, with every bound checked, only when a build asks for the record.
 pub(super) fn indexable(payload: &[u8]) -> bool {
-    matches!(payload.first(), Some(&(TAG_FILE | TAG_TASK | TAG_FORGET)))
+    matches!(
+        payload.first(),
+        Some(&(TAG_FILE | TAG_TASK | TAG_FORGET | TAG_PATH))
+    )
         && Reader::new(&payload[1..]).str_ref().is_some()
 }
 
@@ -254,12 +308,17 @@ mod tests {
             ..TaskRecord::default()
         };
         let mut buf = Vec::new();
-        let at = frame(&mut buf, |b| encode(&Record::Task(t.clone()), Some(7), b));
+        let at = frame(&mut buf, |b| encode(&Record::Task(t.clone()), Some(7), &[3], b));
         assert_eq!(key_at(&buf, at), Some("out/a.o"));
         assert!(indexable(&buf[at..]));
         let v = task_view(&buf[at..]).unwrap();
         assert_eq!((v.details, v.output_count()), (Some(7), 2));
-        assert_eq!(TaskRecord::from_view(&v, Details::default()), t);
+        assert_eq!(v.implicit_ids().collect::<Vec<_>>(), [3]);
+        let details = Details {
+            implicit: vec![[4; 32]],
+            ..Details::default()
+        };
+        assert_eq!(TaskRecord::from_view(&v, vec!["a.h"], details), t);
         assert!(task_view(&buf[at..buf.len() - 1]).is_none(), "cut short");
     }
 
@@ -270,12 +329,14 @@ mod tests {
             commands: vec!["cc -c x.c".into()],
             env: vec![("CC".into(), "cc".into())],
             inputs: vec![("x.c".into(), [5; 32])],
+            implicit: vec![("x.h".into(), [6; 32])],
             ..TaskRecord::default()
         };
         let mut buf = Vec::new();
         encode_details(&t, &mut buf);
         let d = decode_details(&buf, "x").unwrap();
         assert_eq!((d.commands, d.env, d.inputs), (t.commands, t.env, t.inputs));
+        assert_eq!(d.implicit, [[6; 32]]);
         assert!(decode_details(&buf, "y").is_none());
     }
 }
