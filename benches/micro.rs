@@ -149,7 +149,7 @@ fn graph_100k_tasks(bencher: divan::Bencher) {
         order_only: Default::default(),
         depfile: None,
         commands: Vec::new(),
-        env: Vec::new(),
+        env: Default::default(),
         always: false,
         update_outputs: false,
         own_key: None,

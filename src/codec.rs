@@ -62,6 +62,46 @@ pub fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     std::fs::rename(&tmp, path)
 }
 
+/// A file written in pieces that ends with the crc32 of what came before it (as [`put_crc`] and
+/// [`checked_body`] have it), into a temporary file renamed into place by [`CheckedFile::finish`]:
+/// for a cache too large to hold twice, encoded in memory and then again on its way out.
+pub struct CheckedFile {
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    crc: crc32fast::Hasher,
+}
+
+impl CheckedFile {
+    pub fn create(path: &std::path::Path) -> std::io::Result<CheckedFile> {
+        let tmp = path.with_extension("tmp");
+        Ok(CheckedFile {
+            out: std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?),
+            path: path.to_path_buf(),
+            tmp,
+            crc: crc32fast::Hasher::new(),
+        })
+    }
+
+    /// Writes `buf` and empties it.
+    pub fn drain(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        use std::io::Write;
+        self.crc.update(buf);
+        self.out.write_all(buf)?;
+        buf.clear();
+        Ok(())
+    }
+
+    /// Writes the checksum and puts the file in place.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        let crc = self.crc.clone().finalize();
+        self.out.write_all(&crc.to_le_bytes())?;
+        self.out.flush()?;
+        std::fs::rename(&self.tmp, &self.path)
+    }
+}
+
 /// A file's stat: size, mtime, ctime, inode.
 pub fn put_stat(buf: &mut Vec<u8>, s: &Stat) {
     put_u64(buf, s.size);

@@ -36,15 +36,15 @@ use crate::manifest::{Order, PostMode};
 use crate::paths::absolute;
 use crate::progress::Color;
 use crate::project::{Gen, Group, Overrides, Part, Project, Rule};
-use crate::task::{Files, Task, Tasks};
-use std::collections::BTreeMap;
+use crate::task::{Files, Task, TaskEnv, Tasks};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 12;
+const FORMAT: u32 = 13;
 /// Magic, format, head crc, head length.
 const PREFIX: usize = 24;
 
@@ -109,9 +109,9 @@ encode_struct!(Gen {
     install
 });
 encode_struct!(Task {
-    generator, group, rule, inputs, outputs, deps, order_only, depfile, commands, env, always,
+    generator, group, rule, inputs, outputs, deps, order_only, depfile, commands, always,
     update_outputs, own_key
-} skip {});
+} skip { env });
 encode_enum!(PostMode { AtOnce, Lazy });
 encode_enum!(Order { Parallel, Sequence });
 
@@ -212,9 +212,27 @@ pub fn save(path: &Path, key: &Key, project: &Project, expansion: &Expansion) ->
 
     // The project and its expansion.
     project.put(&mut buf);
+    // Each distinct env list once (tasks share them), then the tasks, each naming its list.
+    let mut lists: HashMap<*const (String, String), u64> = HashMap::new();
+    let mut table: Vec<&[(String, String)]> = Vec::new();
+    let env_of: Vec<u64> = graph
+        .tasks()
+        .iter()
+        .map(|t| {
+            *lists.entry(t.env.as_ptr()).or_insert_with(|| {
+                table.push(&t.env);
+                table.len() as u64 - 1
+            })
+        })
+        .collect();
+    put_u64(&mut buf, table.len() as u64);
+    for list in table {
+        list.to_vec().put(&mut buf);
+    }
     put_u64(&mut buf, graph.tasks().len() as u64);
-    for t in graph.tasks() {
+    for (t, env) in graph.tasks().iter().zip(env_of) {
         t.put(&mut buf);
+        put_u64(&mut buf, env);
     }
     expansion.gen_tasks.put(&mut buf);
     expansion.gen_outputs.put(&mut buf);
@@ -410,10 +428,14 @@ fn decode_body(
     if project.gens.iter().any(|g| g.group >= groups) {
         return None;
     }
+    let lists = (0..r.read_len()?)
+        .map(|_| Vec::<(String, String)>::read(&mut r).map(TaskEnv::from))
+        .collect::<Option<Vec<TaskEnv>>>()?;
     let n = r.read_len()?;
     graph.reserve_tasks(n);
     for _ in 0..n {
-        let task = Task::read(&mut r)?;
+        let mut task = Task::read(&mut r)?;
+        task.env = lists.get(r.read_len()?)?.clone();
         let whole = task.generator < gens
             && task.group < groups
             && task.rule < rules

@@ -26,7 +26,7 @@ pub fn command_part(task: &Task) -> Hash {
         put(&mut h, c.as_bytes());
     }
     h.update(&(task.env.len() as u64).to_le_bytes());
-    for (k, v) in &task.env {
+    for (k, v) in task.env.iter() {
         put(&mut h, k.as_bytes());
         put(&mut h, v.as_bytes());
     }

@@ -23,7 +23,7 @@
 //! file ids, varints), and a crc32 of everything before it.
 
 use crate::graph_cache::GraphId;
-use crate::codec::{Reader, checked_body, put_crc, put_opt_stat, put_u32s, replace_file};
+use crate::codec::{CheckedFile, Reader, checked_body, put_opt_stat, put_u32s};
 use crate::filestate::{self, Stat};
 use crate::ids::FileId;
 use std::io;
@@ -110,10 +110,12 @@ pub struct Snapshot {
     pub all_clean: bool,
     /// By task id: up to date when the build ended.
     pub clean: Vec<bool>,
-    marks: Vec<u8>,
+    /// The file as read; the parts below are ranges of it (not copies).
+    bytes: Vec<u8>,
+    marks: std::ops::Range<usize>,
     /// Record offsets plus one, tasks then files.
-    records: Vec<u8>,
-    implicit: Vec<u8>,
+    records: std::ops::Range<usize>,
+    implicit: std::ops::Range<usize>,
     tasks: usize,
 }
 
@@ -132,7 +134,8 @@ impl Snapshot {
 
     /// What it knew about file `i`.
     pub fn mark(&self, i: usize) -> FileMark {
-        FileMark::read(&self.marks[i * MARK_LEN..(i + 1) * MARK_LEN])
+        let at = self.marks.start + i * MARK_LEN;
+        FileMark::read(&self.bytes[at..at + MARK_LEN])
     }
 
     /// Where each task's and file's record starts in the store the snapshot saw.
@@ -141,7 +144,7 @@ impl Snapshot {
             let v = u64::from_le_bytes(b.try_into().expect("8 bytes"));
             v.checked_sub(1).and_then(|v| usize::try_from(v).ok())
         };
-        let (tasks, files) = self.records.split_at(self.tasks * 8);
+        let (tasks, files) = self.bytes[self.records.clone()].split_at(self.tasks * 8);
         RecordOffsets {
             tasks: tasks.chunks_exact(8).map(read).collect(),
             files: files.chunks_exact(8).map(read).collect(),
@@ -151,7 +154,7 @@ impl Snapshot {
     /// By task id: the implicit dependencies the task's record named.
     pub fn implicit(&self) -> Option<Vec<Vec<FileId>>> {
         let files = self.file_count();
-        let mut r = Reader::new(&self.implicit);
+        let mut r = Reader::new(&self.bytes[self.implicit.clone()]);
         let mut all = Vec::with_capacity(self.tasks);
         for _ in 0..self.tasks {
             let mut v = Vec::new();
@@ -176,7 +179,10 @@ impl Snapshot {
         if n != files as u64 {
             return None;
         }
-        let marks = r.take(files.checked_mul(MARK_LEN)?)?.to_vec();
+        let at = |r: &Reader| body.len() - r.rest().len();
+        let marks_at = at(&r);
+        r.take(files.checked_mul(MARK_LEN)?)?;
+        let marks = marks_at..at(&r);
         let tasks = usize::try_from(u64::from_le_bytes(r.take(8)?.try_into().ok()?)).ok()?;
         let clean = r
             .take(tasks)?
@@ -187,13 +193,19 @@ impl Snapshot {
                 _ => None,
             })
             .collect::<Option<Vec<bool>>>()?;
-        let records = r.take(tasks.checked_add(files)?.checked_mul(8)?)?.to_vec();
-        let implicit = r.rest().to_vec();
+        let records_at = at(&r);
+        r.take(tasks.checked_add(files)?.checked_mul(8)?)?;
+        let records = records_at..at(&r);
+        let implicit = at(&r)..body.len();
+        let body_len = body.len();
+        let mut bytes = bytes;
+        bytes.truncate(body_len);
         Some(Snapshot {
             graph: *graph,
             store,
             all_clean,
             clean,
+            bytes,
             marks,
             records,
             implicit,
@@ -211,7 +223,17 @@ impl Snapshot {
         records: &RecordOffsets,
         implicit: &[Vec<FileId>],
     ) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(64 + marks.len() * MARK_LEN + clean.len() * 2);
+        // Written as it is encoded, a chunk at a time: never a copy of it all in memory.
+        const CHUNK: usize = 1 << 16;
+        let mut file = CheckedFile::create(path)?;
+        let mut buf = Vec::with_capacity(CHUNK + 1024);
+        let mut drain = |buf: &mut Vec<u8>| {
+            if buf.len() >= CHUNK {
+                file.drain(buf)
+            } else {
+                Ok(())
+            }
+        };
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&FORMAT.to_le_bytes());
         buf.extend_from_slice(graph);
@@ -221,19 +243,25 @@ impl Snapshot {
         buf.extend_from_slice(&(marks.len() as u64).to_le_bytes());
         for m in marks {
             m.put(&mut buf);
+            drain(&mut buf)?;
         }
         buf.extend_from_slice(&(clean.len() as u64).to_le_bytes());
-        buf.extend(clean.iter().map(|&c| u8::from(c)));
+        for chunk in clean.chunks(CHUNK) {
+            buf.extend(chunk.iter().map(|&c| u8::from(c)));
+            drain(&mut buf)?;
+        }
         debug_assert!(records.tasks.len() == clean.len() && records.files.len() == marks.len());
         for r in records.tasks.iter().chain(&records.files) {
             let v = r.map_or(0, |at| at as u64 + 1);
             buf.extend_from_slice(&v.to_le_bytes());
+            drain(&mut buf)?;
         }
         for ids in implicit {
             put_u32s(&mut buf, ids.iter().map(|f| f.0));
+            drain(&mut buf)?;
         }
-        put_crc(&mut buf, 0);
-        replace_file(path, &buf)
+        file.drain(&mut buf)?;
+        file.finish()
     }
 }
 

@@ -10,6 +10,10 @@ pub type Files = SmallVec<[FileId; 2]>;
 /// A short list of tasks, kept inline up to two.
 pub type Tasks = SmallVec<[TaskId; 2]>;
 
+/// The env names a task's signature covers and their values: one list shared by every task a
+/// generator makes with one rule (a thousand compiles of a target hold it once).
+pub type TaskEnv = std::sync::Arc<[(String, String)]>;
+
 #[derive(Debug, Clone)]
 pub struct Task {
     /// The generator that made the task.
@@ -31,7 +35,7 @@ pub struct Task {
     /// The expanded command chain.
     pub commands: Vec<String>,
     /// The env names the signature covers and their values (items joined by a space).
-    pub env: Vec<(String, String)>,
+    pub env: TaskEnv,
     /// Runs on every build.
     pub always: bool,
     /// Outputs live in the source tree; clean leaves them alone.

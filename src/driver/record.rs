@@ -242,7 +242,7 @@ impl Build<'_> {
                 implicit: named(&mut self.implicit[t.index()].iter().copied()),
                 inputs: named(&mut task.reads()),
                 commands: task.commands.clone(),
-                env: task.env.clone(),
+                env: task.env.to_vec(),
             }),
         ));
         self.append(records);
@@ -428,7 +428,7 @@ impl Build<'_> {
             implicit: Vec::new(),
             inputs: Vec::new(),
             commands: task.commands.clone(),
-            env: task.env.clone(),
+            env: task.env.to_vec(),
         };
         self.append(vec![(Slot::Task(t), Record::Task(record))]);
     }

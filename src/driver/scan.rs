@@ -245,7 +245,7 @@ impl Build<'_> {
                 .map(|(&f, _)| Reason::ImplicitChanged(graph.path(f).to_string()))
         };
         // A changed env value is named before the command it changes.
-        for (k, v) in &task.env {
+        for (k, v) in task.env.iter() {
             let old = rec.env.iter().find(|(rk, _)| rk == k).map(|(_, rv)| rv);
             if old != Some(v) {
                 return Reason::EnvChanged {

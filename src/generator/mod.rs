@@ -16,12 +16,12 @@ mod task;
 use crate::env::Layered;
 use crate::error::{Diagnostic, Error};
 use crate::graph::Graph;
-use crate::ids::{Fast, FileId, GenId, GroupId};
+use crate::ids::{Fast, FileId, GenId, GroupId, RuleId};
 use crate::outdir::STATE_DIR;
 use crate::paths;
 use crate::project::{Located, Project};
 use crate::template::Template;
-use crate::task::{Files, Tasks};
+use crate::task::{Files, TaskEnv, Tasks};
 use sources::SourceDirs;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use task::{After, duplicate};
@@ -48,6 +48,8 @@ pub struct Expansion {
     declared_text: HashMap<String, String, Fast>,
     /// What the directories of plain-path sources hold, while a group is being expanded.
     sources: SourceDirs,
+    /// The env list of the tasks of a generator and rule, made for the first of them.
+    task_env: HashMap<(GenId, RuleId), TaskEnv>,
 }
 
 /// Why a generator could not be expanded: a source that may yet appear (retry later), or anything
@@ -84,6 +86,7 @@ impl Expansion {
             declared: HashMap::default(),
             declared_text: HashMap::default(),
             sources: SourceDirs::default(),
+            task_env: HashMap::new(),
         };
         let state_dir = paths::join(&project.out, STATE_DIR);
         for (g, gn) in project.gens.iter().enumerate() {
@@ -183,6 +186,7 @@ impl Expansion {
             declared: HashMap::default(),
             declared_text: HashMap::default(),
             sources: SourceDirs::default(),
+            task_env: HashMap::new(),
         }
     }
 

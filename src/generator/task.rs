@@ -140,6 +140,8 @@ impl Expansion {
             c.value
                 .expand(&env, &task_paths, true, &mut buf)
                 .map_err(|e| expand_error(project, c, &e, &owner, &gn.name))?;
+            // Kept for the whole build: without the room its growth left.
+            buf.shrink_to_fit();
             commands.push(buf);
         }
         let depfile = match &r.depfile {
@@ -167,16 +169,21 @@ impl Expansion {
             }
             None => None,
         };
-        let env_pairs = r
-            .signature_names
-            .iter()
-            .map(|n| {
-                (
-                    n.clone(),
-                    env.get(n).map(|v| v.join(" ")).unwrap_or_default(),
-                )
+        let env_pairs = self
+            .task_env
+            .entry((g, rule))
+            .or_insert_with(|| {
+                r.signature_names
+                    .iter()
+                    .map(|n| {
+                        (
+                            n.clone(),
+                            env.get(n).map(|v| v.join(" ")).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
             })
-            .collect();
+            .clone();
         let own_key = outputs.is_empty().then(|| format!("\0{}", gn.name));
         let task = Task {
             generator: g,
