@@ -9,6 +9,7 @@ use std::os::unix::fs::FileExt;
 
 pub(super) const MAGIC: &[u8; 8] = b"KILNSTOR";
 pub(super) const DETAILS_MAGIC: &[u8; 8] = b"KILNDETL";
+pub(super) const PATHS_MAGIC: &[u8; 8] = b"KILNPATH";
 /// The store format version; a store of another version is discarded.
 pub const VERSION: u32 = 3;
 const MARK: u8 = 0xA5;
@@ -219,9 +220,11 @@ mod tests {
         let path = dir.path().join("store");
         let (bytes, ends) = sample_store(&path);
         let details = fs::read(dir.path().join("details")).unwrap();
+        let paths = fs::read(dir.path().join("paths")).unwrap();
         for cut in 0..=bytes.len() {
             fs::write(&path, &bytes[..cut]).unwrap();
             fs::write(dir.path().join("details"), &details).unwrap();
+            fs::write(dir.path().join("paths"), &paths).unwrap();
             let (s, w) = Store::open(&path, false).unwrap();
             let mut expected: Vec<String> = ends
                 .iter()

@@ -18,19 +18,20 @@
 
 use crate::filestate::Recorded;
 use crate::index::KeyIndex;
+use bytes::Bytes;
 use details::DetailsLog;
 use log::{HEADER_LEN, MAGIC, RECORD_HEAD, frame, payload, put_header, record_at, scan, version};
-use record::{
-    TAG_FILE, TAG_FORGET, TAG_PATH, TAG_TASK, encode, encode_path, file_record, indexable, key_at,
-    path_id, task_view,
-};
+use paths::PathLog;
+use record::{TAG_FILE, TAG_FORGET, TAG_TASK, encode, file_record, indexable, key_at, task_view};
 use std::cell::OnceCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod bytes;
 mod details;
 mod log;
+mod paths;
 mod record;
 
 pub use log::VERSION;
@@ -42,8 +43,10 @@ pub struct Store {
     /// Open for appending when the store may be written.
     file: Option<File>,
     details: DetailsLog,
-    /// Every record of `store`, as loaded and appended.
-    bytes: Vec<u8>,
+    /// The paths task records name by id.
+    paths: PathLog,
+    /// Every record of `store`, as loaded and appended: the file mapped, read in place.
+    bytes: Bytes,
     /// Built when loading, or on first use by a store opened without it.
     index: OnceCell<Indexes>,
 }
@@ -54,55 +57,29 @@ struct Indexes {
     /// Payload offsets by key.
     files: KeyIndex<usize>,
     tasks: KeyIndex<usize>,
-    /// Path records: where each id's payload starts (`NO_PATH`: none), and the ids by path.
-    paths: Vec<usize>,
-    path_ids: KeyIndex<u32>,
     /// Records indexed, live or dead.
     records: usize,
 }
 
-/// No path record has this id.
-const NO_PATH: usize = usize::MAX;
-
 impl Indexes {
     /// Indexes the record whose payload starts at `at` in `bytes`.
     fn add(&mut self, bytes: &[u8], at: usize) {
+        self.add_from(bytes, &bytes[at..], at);
+    }
+
+    /// Indexes the record whose payload, `payload`, starts at `at` in `bytes` (read there only to
+    /// compare keys whose hashes collide: a record just appended is indexed from the buffer it
+    /// was written from, without reading its page of the mapping back in).
+    fn add_from(&mut self, bytes: &[u8], payload: &[u8], at: usize) {
         self.records += 1;
-        let Some(key) = key_at(bytes, at) else { return };
+        let Some(key) = key_at(payload, 0) else { return };
         let lookup = |o: usize| key_at(bytes, o);
-        match bytes[at] {
+        match payload[0] {
             TAG_FILE => self.files.insert(key, at, lookup),
             TAG_TASK => self.tasks.insert(key, at, lookup),
             TAG_FORGET => self.tasks.remove(key, lookup),
-            TAG_PATH => {
-                let Some(id) = path_id(&bytes[at..]) else { return };
-                let i = id as usize;
-                if self.paths.len() <= i {
-                    self.paths.resize(i + 1, NO_PATH);
-                }
-                self.paths[i] = at;
-                let paths = &self.paths;
-                self.path_ids
-                    .insert(key, id, |id| key_at(bytes, *paths.get(id as usize)?));
-            }
             _ => {}
         }
-    }
-
-    /// The id of `path`, appending a path record for it to `bytes` (and indexing it) if it has
-    /// none.
-    fn intern(&mut self, bytes: &mut Vec<u8>, path: &str) -> u32 {
-        let paths = &self.paths;
-        let found = self
-            .path_ids
-            .get(path, |id| key_at(bytes, *paths.get(id as usize)?));
-        if let Some(id) = found {
-            return id;
-        }
-        let id = self.paths.len() as u32;
-        let at = frame(bytes, |buf| encode_path(path, id, buf));
-        self.add(bytes, at);
-        id
     }
 }
 
@@ -114,18 +91,6 @@ fn build_index(bytes: &[u8], offsets: &[usize]) -> Indexes {
     ix
 }
 
-/// The bytes of the file at `path`, with room after them for what a build appends: growing a
-/// buffer of the whole store would copy it, touching twice its size. Room not written to is
-/// never touched, so it costs no memory.
-fn read_with_room(path: &Path) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len() as usize;
-    let mut bytes = Vec::with_capacity(len + len / 4 + (1 << 20));
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
 impl Store {
     /// An empty store that writes nothing (a dry run with no state yet).
     pub fn empty(path: &Path) -> Store {
@@ -133,7 +98,8 @@ impl Store {
             path: path.to_path_buf(),
             file: None,
             details: DetailsLog::new(path),
-            bytes: Vec::new(),
+            paths: PathLog::new(path),
+            bytes: Bytes::default(),
             index: OnceCell::from(Indexes::default()),
         }
     }
@@ -144,10 +110,16 @@ impl Store {
         let mut store = Store::empty(path);
         let mut warnings = Vec::new();
         let mut rewrite = false;
-        match read_with_room(path) {
+        match Bytes::map(path) {
             Ok(bytes) => {
-                if let Some(w) = store.load(bytes) {
+                let damage = store.load(bytes);
+                let (paths, whole) = PathLog::load(path);
+                store.paths = paths;
+                if let Some(w) = damage {
                     warnings.push(w);
+                    rewrite = true;
+                } else if !whole {
+                    warnings.push("kiln's record of dependency paths was damaged or missing; the tasks that named them will run again".into());
                     rewrite = true;
                 }
             }
@@ -161,7 +133,7 @@ impl Store {
         }
         if writable {
             let ix = store.ix();
-            let live = ix.files.len() + ix.tasks.len() + ix.path_ids.len();
+            let live = ix.files.len() + ix.tasks.len();
             let records = ix.records;
             if rewrite || !store.details.is_intact() || (records > 1000 && records > 3 * live) {
                 store.rewrite()?;
@@ -210,12 +182,12 @@ impl Store {
     #[cfg(any(test, feature = "internals"))]
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> (Store, Option<String>) {
         let mut store = Store::empty(path);
-        let warning = store.load(bytes);
+        let warning = store.load(Bytes::Owned(bytes));
         (store, warning)
     }
 
     /// Indexes `bytes` (the whole store file); returns a warning if anything was damaged.
-    fn load(&mut self, bytes: Vec<u8>) -> Option<String> {
+    fn load(&mut self, bytes: Bytes) -> Option<String> {
         let Some(version) = version(&bytes, MAGIC) else {
             return Some("kiln's state is unreadable (not a kiln store); starting afresh".into());
         };
@@ -251,11 +223,16 @@ impl Store {
     /// [`Store::file_at`]). Lookups by key index the store when first made. `None` if the store
     /// cannot be opened so; [`Store::open`] then says why.
     pub fn open_unindexed(path: &Path) -> Option<Store> {
-        let bytes = read_with_room(path).ok()?;
+        let bytes = Bytes::map(path).ok()?;
         if version(&bytes, MAGIC) != Some(VERSION) {
             return None;
         }
         let mut store = Store::empty(path);
+        let (paths, whole) = PathLog::load(path);
+        if !whole {
+            return None;
+        }
+        store.paths = paths;
         store.bytes = bytes;
         store.index = OnceCell::new();
         store.open_for_append().ok()?;
@@ -308,8 +285,7 @@ impl Store {
 
     /// The path whose id is `id` (a task record names its implicit dependencies so).
     pub fn path(&self, id: u32) -> Option<&str> {
-        let at = *self.ix().paths.get(id as usize)?;
-        key_at(&self.bytes, at)
+        self.paths.get(id)
     }
 
     /// The paths of a task record's implicit dependencies; `None` if one has no path record
@@ -335,47 +311,48 @@ impl Store {
             return Ok(Vec::new());
         }
         let base = self.bytes.len();
+        let mut hot = Vec::new();
         let mut offsets = Vec::with_capacity(records.len());
         for r in &records {
             let details = match r {
                 Record::Task(t) => self.details.push(t),
                 _ => None,
             };
-            offsets.push(self.push(r, details));
+            offsets.push(base + self.frame(r, details, &mut hot));
         }
+        // Paths before the task records that name them.
         let written = match &mut self.file {
             Some(file) => self
-                .details
-                .flush_if_full()
-                .and_then(|()| file.write_all(&self.bytes[base..])),
+                .paths
+                .flush()
+                .and_then(|()| self.details.flush_if_full())
+                .and_then(|()| file.write_all(&hot)),
             None => Ok(()),
         };
         if let Err(e) = written {
-            // Memory holds what the file does: the index is built again when next needed.
-            self.bytes.truncate(base);
-            self.index = OnceCell::new();
+            // What reached the file is unknown: write nothing more this build (the next one
+            // finds a torn record and repairs the store).
+            self.file = None;
             return Err(e);
+        }
+        self.bytes.appended(&self.path, &hot)?;
+        // An index not built yet will see these records when it is.
+        if let Some(ix) = self.index.get_mut() {
+            for &at in &offsets {
+                ix.add_from(&self.bytes, &hot[at - base..], at);
+            }
         }
         Ok(offsets)
     }
 
-    /// Frames `r` onto the bytes (after the path records its implicit dependencies need) and
-    /// indexes it if the index is built; returns where its payload starts.
-    fn push(&mut self, r: &Record, details: Option<u64>) -> usize {
-        let mut ids = Vec::new();
-        if let Record::Task(t) = r
-            && !t.implicit.is_empty()
-        {
-            self.ix();
-            let ix = self.index.get_mut().expect("built just now");
-            ids.extend(t.implicit.iter().map(|(p, _)| ix.intern(&mut self.bytes, p)));
-        }
-        let at = frame(&mut self.bytes, |buf| encode(r, details, &ids, buf));
-        // An index not built yet will see this record when it is.
-        if let Some(ix) = self.index.get_mut() {
-            ix.add(&self.bytes, at);
-        }
-        at
+    /// Frames `r` onto `hot`, naming its implicit dependencies by path id; returns where in
+    /// `hot` its payload starts.
+    fn frame(&mut self, r: &Record, details: Option<u64>, hot: &mut Vec<u8>) -> usize {
+        let ids: Vec<u32> = match r {
+            Record::Task(t) => t.implicit.iter().map(|(p, _)| self.paths.intern(p)).collect(),
+            _ => Vec::new(),
+        };
+        frame(hot, |buf| encode(r, details, &ids, buf))
     }
 
     /// Rewrites the store and its details with only live records: new files, fsync, rename,
@@ -396,18 +373,23 @@ impl Store {
         tasks.sort_by(|a, b| a.key.cmp(&b.key));
 
         let mut fresh = Store::empty(&self.path);
-        fresh.bytes.reserve(HEADER_LEN + 64 * (files.len() + tasks.len()));
-        put_header(&mut fresh.bytes, MAGIC);
+        let mut hot = Vec::with_capacity(HEADER_LEN + 64 * (files.len() + tasks.len()));
+        put_header(&mut hot, MAGIC);
         let mut cold = details::fresh();
         for (path, rec) in files {
-            fresh.push(&Record::File(path, rec), None);
+            fresh.frame(&Record::File(path, rec), None, &mut hot);
         }
         for t in tasks {
             let at = details::put(&mut cold, &t);
-            fresh.push(&Record::Task(t), Some(at));
+            fresh.frame(&Record::Task(t), Some(at), &mut hot);
         }
-        let hot = std::mem::take(&mut fresh.bytes);
-        for (path, bytes) in [(self.details.path(), &cold), (&self.path, &hot)] {
+        let paths = std::mem::replace(&mut fresh.paths, PathLog::new(&self.path));
+        let files = [
+            (self.details.path(), &cold[..]),
+            (paths.file_path(), paths.bytes()),
+            (&self.path, &hot[..]),
+        ];
+        for (path, bytes) in files {
             let tmp = path.with_extension("tmp");
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -422,9 +404,13 @@ impl Store {
         let writable = self.file.is_some();
         let path = self.path.clone();
         *self = Store::empty(&path);
-        self.load(hot);
+        drop(hot);
+        // Read in place, as when opened.
+        self.load(Bytes::map(&path)?);
+        self.paths = paths;
+        self.paths.written_whole();
         if let Some(ix) = self.index.get_mut() {
-            ix.records = ix.files.len() + ix.tasks.len() + ix.path_ids.len();
+            ix.records = ix.files.len() + ix.tasks.len();
         }
         if writable {
             self.open_for_append()?;
@@ -435,6 +421,7 @@ impl Store {
     /// Opens the store and its details log for appending records.
     fn open_for_append(&mut self) -> io::Result<()> {
         self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+        self.paths.open_for_append()?;
         self.details.open_for_append()
     }
 
@@ -461,165 +448,4 @@ impl Drop for Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::filestate::Stat;
-
-    pub(super) fn task(key: &str, sig: u8) -> TaskRecord {
-        TaskRecord {
-            key: key.into(),
-            group: "default".into(),
-            signature: [sig; 32],
-            duration_ms: 12,
-            update_outputs: false,
-            outputs: vec![(key.into(), [3; 32])],
-            implicit: vec![("a.h".into(), [4; 32])],
-            inputs: vec![("a.c".into(), [5; 32])],
-            commands: vec!["cc -c a.c".into()],
-            env: vec![("CC".into(), "cc".into())],
-        }
-    }
-
-    pub(super) fn file(n: i64) -> Recorded {
-        Recorded {
-            stat: Stat {
-                size: 1,
-                mtime: n,
-                ctime: -n,
-                ino: 9,
-            },
-            hash: [7; 32],
-            recorded_at: n + 1,
-        }
-    }
-
-    pub(super) fn owned(s: &Store, key: &str) -> Option<TaskRecord> {
-        s.task(key).map(|v| s.owned(&v))
-    }
-
-    /// A store in a new directory, open for writing, with a record of each of these tasks (one
-    /// append each); and the store's path.
-    pub(super) fn store_with(keys: &[&str]) -> (tempfile::TempDir, PathBuf, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        for key in keys {
-            s.append(vec![Record::Task(task(key, 1))]).unwrap();
-        }
-        (dir, path, s)
-    }
-
-    #[test]
-    fn round_trips_and_last_record_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, w) = Store::open(&path, true).unwrap();
-        assert!(w.is_empty());
-        s.append(vec![
-            Record::File("a.c".into(), file(5)),
-            Record::Task(task("build/a.o", 1)),
-        ])
-        .unwrap();
-        assert_eq!(owned(&s, "build/a.o"), Some(task("build/a.o", 1)));
-        s.append(vec![
-            Record::Task(task("build/a.o", 2)),
-            Record::Task(task("build/b.o", 1)),
-            Record::Forget("build/b.o".into()),
-        ])
-        .unwrap();
-        drop(s);
-        let (s, w) = Store::open(&path, false).unwrap();
-        assert!(w.is_empty(), "{w:?}");
-        assert_eq!(s.file("a.c"), Some(file(5)));
-        assert_eq!(owned(&s, "build/a.o"), Some(task("build/a.o", 2)));
-        assert!(s.task("build/b.o").is_none());
-        assert_eq!(s.tasks().count(), 1);
-    }
-
-    #[test]
-    fn a_path_is_written_once_and_named_by_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        let header = "include/a_header_many_compiles_include.h";
-        let with = |key: &str, headers: &[&str]| TaskRecord {
-            implicit: headers.iter().map(|h| (h.to_string(), [4; 32])).collect(),
-            ..task(key, 1)
-        };
-        s.append(vec![Record::Task(with("t0", &[header, "b.h"]))])
-            .unwrap();
-        for i in 1..50 {
-            s.append(vec![Record::Task(with(&format!("t{i}"), &[header]))])
-                .unwrap();
-        }
-        drop(s);
-        let bytes = fs::read(&path).unwrap();
-        let mentions = bytes.windows(header.len()).filter(|w| *w == header.as_bytes());
-        assert_eq!(mentions.count(), 1);
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        assert_eq!(owned(&s, "t0").unwrap(), with("t0", &[header, "b.h"]));
-        assert_eq!(owned(&s, "t7").unwrap(), with("t7", &[header]));
-        // Appended after reopening, and kept by a rewrite, under new ids.
-        s.append(vec![Record::Task(with("t7", &["c.h", header]))])
-            .unwrap();
-        s.forget_tasks().unwrap();
-        s.append(vec![Record::Task(with("t8", &["c.h"]))]).unwrap();
-        drop(s);
-        let (s, _) = Store::open(&path, false).unwrap();
-        assert_eq!(owned(&s, "t8").unwrap(), with("t8", &["c.h"]));
-        assert_eq!(s.tasks().count(), 1);
-    }
-
-    #[test]
-    fn a_task_whose_path_record_is_lost_has_no_implicit_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        s.append(vec![Record::Task(task("t", 1))]).unwrap();
-        drop(s);
-        let mut bytes = fs::read(&path).unwrap();
-        let at = bytes.windows(3).position(|w| w == b"a.h").unwrap();
-        bytes[at] = b'b';
-        let (s, warning) = Store::from_bytes(&path, bytes);
-        assert!(warning.is_some());
-        let v = s.task("t").expect("the task record is intact");
-        assert_eq!(v.implicit_count(), 1);
-        assert!(s.implicit_paths(&v).is_none());
-    }
-
-    #[test]
-    fn other_versions_and_garbage_start_afresh() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&99u32.to_le_bytes());
-        fs::write(&path, &bytes).unwrap();
-        let (s, w) = Store::open(&path, true).unwrap();
-        assert_eq!(s.tasks().count(), 0);
-        assert!(w[0].contains("version 99"), "{w:?}");
-        fs::write(&path, b"garbage").unwrap();
-        let (_, w) = Store::open(&path, false).unwrap();
-        assert!(w[0].contains("unreadable"), "{w:?}");
-    }
-
-    #[test]
-    fn compacts_when_dead_records_dominate() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store");
-        let (mut s, _) = Store::open(&path, true).unwrap();
-        for round in 0..5u8 {
-            s.append(
-                (0..400)
-                    .map(|i| Record::Task(task(&format!("t{i}"), round)))
-                    .collect(),
-            )
-            .unwrap();
-        }
-        drop(s);
-        let before = fs::metadata(&path).unwrap().len();
-        let (s, _) = Store::open(&path, true).unwrap();
-        let after = fs::metadata(&path).unwrap().len();
-        assert!(after * 4 < before, "{before} -> {after}");
-        assert_eq!(owned(&s, "t1").unwrap(), task("t1", 4));
-    }
-}
+mod tests;

@@ -3,10 +3,9 @@
 //! not asked for) and [`Details`] (what is kept apart in the details log).
 //!
 //! A `store` payload starts with a tag (1 a file's recorded hash, 2 a task's record, 3 forget a
-//! task, 4 a path's id) and the key it is about. A task names its implicit dependencies by path
-//! id, as ninja's deps log does: a path record (the path, then its id) is appended before the
-//! first task record that names it, so a header included by a thousand compiles is written once
-//! and each mention costs a varint or two. The hashes the run saw of them are details. A task
+//! task) and the key it is about. A task names its implicit dependencies by path id, as ninja's
+//! deps log does: the path log (`paths.rs`) holds each path once, in a record tagged 4 (the path,
+//! then its id). The hashes the run saw of them are details. A task
 //! record ends with where its details start in the details log, plus one (0: none); a details
 //! payload starts with its task's key, so a record never shows another task's details. Strings
 //! are a varint length and UTF-8 bytes; integers LEB128 varints (zigzag for signed); hashes 32
@@ -82,6 +81,9 @@ pub(super) fn encode_path(path: &str, id: u32, buf: &mut Vec<u8>) {
 
 /// The id of a path record's payload.
 pub(super) fn path_id(payload: &[u8]) -> Option<u32> {
+    if payload.first() != Some(&TAG_PATH) {
+        return None;
+    }
     let mut r = Reader::new(payload.get(1..)?);
     r.str_ref()?;
     r.u32()
@@ -283,10 +285,7 @@ pub(super) fn task_view(payload: &[u8]) -> Option<TaskView<'_>> {
 /// Whether a payload (already proved intact by its checksum) has a known tag and a key. The rest
 /// is decoded, with every bound checked, only when a build asks for the record.
 pub(super) fn indexable(payload: &[u8]) -> bool {
-    matches!(
-        payload.first(),
-        Some(&(TAG_FILE | TAG_TASK | TAG_FORGET | TAG_PATH))
-    )
+    matches!(payload.first(), Some(&(TAG_FILE | TAG_TASK | TAG_FORGET)))
         && Reader::new(&payload[1..]).str_ref().is_some()
 }
 
