@@ -284,11 +284,14 @@ fn a_dry_run_stops_before_a_lazy_group_it_cannot_expand_yet() {
     assert!(s.exists("build/two"));
 }
 
-/// Four independent tasks at `-jN`: the first fails at once, the slow ones hold the other slots.
+/// Five independent tasks at `-jN`: the first fails, the slow ones hold the other slots.
 /// Without -k, nothing starts after the failure, and no `[n/N]` line names a task that never ran.
 fn no_task_starts_after_the_first_failure(jobs: usize) {
-    let mut text =
-        "[[gen]]\nname = \"a\"\nrun = \"echo a >> log; exit 1\"\ntarget = \"a\"\n".to_string();
+    // `a` fails once the other slots are taken (at most 5 s): on a loaded machine it could
+    // otherwise fail before the scheduler has started `b`, and rightly start nothing more.
+    let mut text = format!(
+        "[[gen]]\nname = \"a\"\nrun = \"echo a >> log; n=0; while [ $(wc -l < log) -lt {jobs} ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; exit 1\"\ntarget = \"a\"\n"
+    );
     for name in ["b", "c", "d", "e"] {
         text.push_str(&format!(
             "[[gen]]\nname = \"{name}\"\nrun = \"echo {name} >> log; sleep 0.3; touch ${{TGT}}\"\ntarget = \"{name}\"\n"
