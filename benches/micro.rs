@@ -100,7 +100,7 @@ fn make_fixture(n: usize) -> Fixture {
         configure: None,
     };
     let cache = state.join("graph");
-    graph_cache::save(&cache, &key, &project, &expansion).expect("the graph cache");
+    graph_cache::save(&cache, &key, &project, &expansion, None).expect("the graph cache");
     Fixture {
         _dir: dir,
         build_file,

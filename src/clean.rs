@@ -13,7 +13,7 @@ use crate::outdir::{self, Found, STATE_DIR};
 use crate::paths::{self, absolute};
 use crate::progress::Progress;
 use crate::project::Project;
-use crate::store::Store;
+use crate::store::TaskView;
 use crossbeam_channel::Receiver;
 use std::collections::{BTreeSet, HashSet};
 use std::io;
@@ -327,10 +327,10 @@ pub struct Stale {
 /// Deletes outputs recorded for tasks the build file no longer has (or no longer declares), for
 /// the given groups (and records of groups that no longer exist), saying so; `out_canon` is the
 /// canonical build directory, or `None` in a dry run, which only says what it would delete.
-pub fn delete_stale(
+pub fn delete_stale<'s>(
     project: &Project,
     expansion: &Expansion,
-    store: &Store,
+    records: impl Iterator<Item = TaskView<'s>>,
     groups: &[GroupId],
     out_canon: Option<&Path>,
     progress: &mut dyn Progress,
@@ -363,7 +363,7 @@ pub fn delete_stale(
         .collect();
     let mut stale: Vec<String> = Vec::new();
     let mut forget: Vec<String> = Vec::new();
-    for rec in store.tasks() {
+    for rec in records {
         let relevant = group_names.contains(rec.group) || (first && !known_group(rec.group));
         if !relevant {
             continue;

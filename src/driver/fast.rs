@@ -17,7 +17,8 @@ pub struct Settled {
     pub files: std::collections::HashMap<std::path::PathBuf, crate::filestate::Hash>,
 }
 
-/// What the snapshot of the last build tells a build whose graph came from the cache.
+/// What the snapshot of the last build tells a build whose graph came from the cache (or, carried,
+/// one whose build file changed: see [`super::carry`]).
 pub(super) struct Seeded {
     /// Every graph file's stat, taken at the start of this build.
     pub(super) stats: Vec<Option<Stat>>,
@@ -29,6 +30,11 @@ pub(super) struct Seeded {
     pub(super) implicit: Vec<Vec<FileId>>,
     /// Where each task's and file's record is in the store.
     pub(super) records: RecordOffsets,
+    /// `None` when the last build ran with this very graph (and removed what was stale then);
+    /// else, when the seed was carried across a build-file edit, the records that may name
+    /// outputs the graph no longer has (tasks gone or changed): where each is in the store, with
+    /// the digest of its key.
+    pub(super) stale: Option<Vec<(usize, [u8; 16])>>,
 }
 
 /// What the snapshot of the last build says, with every file's stat now.
@@ -110,6 +116,7 @@ impl Build<'_> {
                 &key,
                 self.project,
                 &self.expansion,
+                self.task_digests.as_deref(),
             ),
         };
         let saved = id.and_then(|id| {

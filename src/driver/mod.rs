@@ -44,6 +44,8 @@ use std::time::Instant;
 
 mod append;
 mod cached;
+mod carry;
+mod expanded;
 mod fast;
 mod group;
 mod includes;
@@ -181,7 +183,7 @@ fn build_loaded(
 ) -> Result<Option<i32>, Error> {
     let Loaded {
         project: owned_project,
-        expansion,
+        mut expansion,
         from_cache,
         cache_key,
         messages,
@@ -266,9 +268,33 @@ fn build_loaded(
                 clean,
                 implicit,
                 records: snapshot.records(),
+                stale: None,
             })
         });
-    if seeded.as_ref().is_some_and(|s| s.clean.iter().all(|&c| c)) {
+    // After a build-file edit, the last graph's snapshot vouches for the tasks the edit left.
+    let mut task_digests = None;
+    let seeded = match seeded {
+        None if from_cache.is_none()
+            && has_state
+            && opts.targets.is_empty()
+            && !opts.traced()
+            && project.post == PostMode::AtOnce
+            && expansion.complete() =>
+        {
+            let carried = carry::carry(&state_dir, &project.root, &mut expansion.graph);
+            stats::mark("carry");
+            carried.map(|(seed, digests)| {
+                task_digests = Some(digests);
+                seed
+            })
+        }
+        seeded => seeded,
+    };
+    // (A carried seed goes on: the new graph and its snapshot are saved, stale outputs deleted.)
+    if seeded
+        .as_ref()
+        .is_some_and(|s| s.stale.is_none() && s.clean.iter().all(|&c| c))
+    {
         stats::mark("decide");
         finish_unchanged(progress, opts, started);
         if let Some(s) = settle {
@@ -325,6 +351,7 @@ fn build_loaded(
     b.graph_id = from_cache;
     b.cache_key = cache_key;
     b.seeded = seeded;
+    b.task_digests = task_digests;
     b.settle_wanted = settle.is_some();
     // The commands inherit a lock of their own, given up when the build ends normally (after the
     // runner has reaped every command).
@@ -454,6 +481,9 @@ struct Build<'a> {
     graph_id: Option<crate::graph_cache::GraphId>,
     /// From the snapshot of the last build.
     seeded: Option<Seeded>,
+    /// The graph's task digests ([`crate::graph_cache::task_digests`]), where carrying the last
+    /// build's snapshot took them.
+    task_digests: Option<Vec<u8>>,
     /// Output directories made and checked in this build.
     checked_dirs: HashSet<String>,
     /// Watch mode wants to know the files' contents at the end: [`Build::settle`].
@@ -526,6 +556,7 @@ impl<'a> Build<'a> {
             graph_id: None,
             cache_key: None,
             seeded: None,
+            task_digests: None,
             checked_dirs: HashSet::new(),
             settle_wanted: false,
             settled: None,

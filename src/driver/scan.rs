@@ -315,6 +315,7 @@ impl Build<'_> {
         for t in skipped {
             self.prediction[t.index()] = Prediction::Decided(Decision::Skip);
         }
+        crate::stats::count("tasks decided", tasks.len() as u64);
         let tasks = &tasks[..];
         // Dense, allocation-light: batch positions by task, producer -> consumer edges in one
         // sorted list, Kahn's algorithm over it.

@@ -260,6 +260,14 @@ impl Store {
         task_view(self.payload_at(at, TAG_TASK, key)?)
     }
 
+    /// The task record at `at`, whatever its key, if one is there intact.
+    pub fn any_task_at(&self, at: usize) -> Option<TaskView<'_>> {
+        let (payload, _) = record_at(&self.bytes, at.checked_sub(RECORD_HEAD)?)?;
+        (payload.first() == Some(&TAG_TASK))
+            .then(|| task_view(payload))
+            .flatten()
+    }
+
     /// The file record at `at`, if one for `path` is there intact.
     pub fn file_at(&self, at: usize, path: &str) -> Option<Recorded> {
         file_record(self.payload_at(at, TAG_FILE, path)?)

@@ -9,6 +9,7 @@ mod configure;
 mod constraints;
 mod correctness;
 mod docs;
+mod edits;
 mod example;
 mod fuzzed;
 mod generators;

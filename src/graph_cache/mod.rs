@@ -15,13 +15,20 @@
 //! ended, that nothing needs doing. The body (the project and the tasks) is read only when
 //! something does.
 //!
-//! Format: `KILNGRPH`, u32 format version, u32 crc32 of the head, u64 length of the head; the head
+//! After a build-file edit the cache no longer holds, but what it says of the last graph still
+//! serves: its paths and, for each task, a digest of its key and of its definition (see
+//! [`task_digests`]) let the snapshot of the last build vouch for the tasks the edit left as they
+//! were ([`previous`]).
+//!
+//! Format: `KILNGRPH`, u32 format version, u32 crc32 of the head, u64 length of the head, u64
+//! length of the body; the head
 //! (the kiln version, a 16-byte id that the snapshot names, the key, the root, the build
 //! directory, the warnings, the file count, the paths one after the other as one string, and
 //! where each path ends as little-endian u32s); the body (the project, every task, each
 //! generator's tasks and outputs) in the codec's encoding, field by field in the order the lists
-//! below give (`encode_struct!`); a crc32 of the body. The body is checked as it is read: an id
-//! that names nothing refuses it.
+//! below give (`encode_struct!`); a crc32 of the body; the task digests (per task 16 bytes of its
+//! key's digest and 16 of its definition's) and their crc32. The body is checked as it is read:
+//! an id that names nothing refuses it.
 
 use crate::codec::{
     Encode, Reader, checked_body, encode_enum, encode_struct, put_bool, put_crc, put_i64, put_opt_stat,
@@ -44,9 +51,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 13;
-/// Magic, format, head crc, head length.
-const PREFIX: usize = 24;
+const FORMAT: u32 = 14;
+/// Magic, format, head crc, head length, body length.
+const PREFIX: usize = 32;
+/// A task's digests: its key's and its definition's.
+pub const DIGESTS: usize = 32;
 
 /// Names one written graph: a snapshot applies only to the graph it was taken with.
 pub type GraphId = [u8; 16];
@@ -168,7 +177,14 @@ macro_rules! encode_id {
 encode_id!(FileId, TaskId);
 
 /// Writes the cache (a temporary file renamed into place) and returns the id it was given.
-pub fn save(path: &Path, key: &Key, project: &Project, expansion: &Expansion) -> io::Result<GraphId> {
+/// `digests` are the graph's [`task_digests`] where the build took them already.
+pub fn save(
+    path: &Path,
+    key: &Key,
+    project: &Project,
+    expansion: &Expansion,
+    digests: Option<&[u8]>,
+) -> io::Result<GraphId> {
     let graph = &expansion.graph;
     let id = new_id(key);
     let mut head = Vec::with_capacity(1 << 16);
@@ -206,6 +222,7 @@ pub fn save(path: &Path, key: &Key, project: &Project, expansion: &Expansion) ->
     buf.extend_from_slice(&FORMAT.to_le_bytes());
     buf.extend_from_slice(&crc32fast::hash(&head).to_le_bytes());
     buf.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    buf.extend_from_slice(&0u64.to_le_bytes());
     buf.extend_from_slice(&head);
     drop(head);
     let body_at = buf.len();
@@ -237,6 +254,14 @@ pub fn save(path: &Path, key: &Key, project: &Project, expansion: &Expansion) ->
     expansion.gen_tasks.put(&mut buf);
     expansion.gen_outputs.put(&mut buf);
     put_crc(&mut buf, body_at);
+    let body_len = (buf.len() - body_at) as u64;
+    buf[24..32].copy_from_slice(&body_len.to_le_bytes());
+    let digests_at = buf.len();
+    match digests {
+        Some(d) => buf.extend_from_slice(d),
+        None => buf.extend_from_slice(&task_digests(graph)),
+    }
+    put_crc(&mut buf, digests_at);
     replace_file(path, &buf)?;
     Ok(id)
 }
@@ -276,27 +301,48 @@ impl Opened {
     }
 
     pub fn path(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.blob[start..self.ends[i] as usize]
+        path_at(&self.blob, &self.ends, i)
     }
 
     /// Reads the body: the project and its expansion. `None` if it is damaged.
     pub fn load(self) -> Option<(Project, Expansion, Key)> {
-        let mut bytes = vec![0u8; self.body_len];
+        let mut bytes = Vec::new();
         let mut file = self.file;
-        file.read_exact(&mut bytes).ok()?;
+        file.read_to_end(&mut bytes).ok()?;
         crate::stats::mark("cache: read");
-        let body = checked_body(&bytes)?;
+        let (body, digests) = bytes.split_at_checked(self.body_len)?;
+        let (body, digests) = (checked_body(body)?, checked_body(digests)?);
         let graph = Graph::from_paths(self.blob, self.ends)?;
         let (project, expansion) =
             decode_body(body, graph, self.root, self.out, self.warnings, &self.key)?;
-        Some((project, expansion, self.key))
+        // The digests are not used here, but a file damaged anywhere is not used at all.
+        (digests.len() == expansion.graph.tasks().len() * DIGESTS)
+            .then_some((project, expansion, self.key))
     }
 }
 
-/// Opens the cache at `path` and reads its head if it is valid for this build file (whose content
-/// hashes to `file_hash`) and these overrides; `None` means a full load.
-pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) -> Option<Opened> {
+/// A cache file's head as written, not yet judged against this build.
+struct Head {
+    id: GraphId,
+    build_file: PathBuf,
+    file_hash: Hash,
+    overrides: Hash,
+    recorded_at: i64,
+    dirs: BTreeMap<String, Option<Stat>>,
+    configure: Option<Hash>,
+    parts: Vec<(String, Hash)>,
+    root: PathBuf,
+    out: String,
+    warnings: Vec<String>,
+    blob: String,
+    ends: Vec<u32>,
+    /// Where the body starts, and its length.
+    body_at: u64,
+    body_len: usize,
+}
+
+/// Reads the head of the cache at `path`, leaving `file` at the start of the body.
+fn read_head(path: &Path) -> Option<(File, Head)> {
     let mut file = File::open(path).ok()?;
     let total = file.metadata().ok()?.len();
     let mut prefix = [0u8; PREFIX];
@@ -304,9 +350,13 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
     if &prefix[..8] != MAGIC || prefix[8..12] != FORMAT.to_le_bytes() {
         return None;
     }
+    let word = |at: usize| u64::from_le_bytes(prefix[at..at + 8].try_into().expect("8 bytes"));
     let crc = u32::from_le_bytes(prefix[12..16].try_into().ok()?);
-    let head_len = u64::from_le_bytes(prefix[16..24].try_into().ok()?);
-    let body_len = usize::try_from(total.checked_sub(PREFIX as u64 + head_len)?).ok()?;
+    let (head_len, body_len) = (word(16), word(24));
+    let body_at = PREFIX as u64 + head_len;
+    if body_at.checked_add(body_len)? > total {
+        return None;
+    }
     let mut head = vec![0u8; usize::try_from(head_len).ok()?];
     file.read_exact(&mut head).ok()?;
     if crc32fast::hash(&head) != crc {
@@ -317,9 +367,8 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         return None;
     }
     let id: GraphId = r.take(16)?.try_into().ok()?;
-    if Path::new(r.str_ref()?) != build_file || &r.hash()? != file_hash || &r.hash()? != overrides {
-        return None;
-    }
+    let build_file = PathBuf::from(r.str_ref()?);
+    let (file_hash, overrides) = (r.hash()?, r.hash()?);
     let recorded_at = r.i64()?;
     let mut dirs = BTreeMap::new();
     for _ in 0..r.read_len()? {
@@ -330,12 +379,6 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
     let has_configure = r.bool()?;
     let configure_digest = r.hash()?;
     let configure = has_configure.then_some(configure_digest);
-    if let Some(d) = configure {
-        let state_dir = path.parent()?;
-        if crate::configure::still_holds(state_dir) != Some(d) {
-            return None;
-        }
-    }
     let mut parts = Vec::new();
     for _ in 0..r.read_len()? {
         let p = r.str()?;
@@ -343,28 +386,6 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         parts.push((p, h));
     }
     let root = PathBuf::from(r.str_ref()?);
-    if build_file.parent() != Some(root.as_path()) {
-        return None;
-    }
-    // Every part's build file is as it was.
-    for (p, h) in &parts {
-        let bytes = std::fs::read(absolute(&root, p)).ok()?;
-        if blake3::hash(&bytes).as_bytes() != h {
-            return None;
-        }
-    }
-    // Every directory a glob listed is as it was.
-    for (d, before) in &dirs {
-        let now = filestate::stat(&absolute(&root, d));
-        let still = match (before, now) {
-            (Some(b), Some(n)) => filestate::unchanged_since(b, &n, recorded_at),
-            (None, None) => true,
-            _ => false,
-        };
-        if !still {
-            return None;
-        }
-    }
     let out = r.str()?;
     let warnings = r.strings()?;
     let files = r.read_len()?;
@@ -377,31 +398,95 @@ pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) 
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    // The crc catches damage, not a hand-made file: `Opened::path` slices by these.
+    // The crc catches damage, not a hand-made file: paths are sliced by these.
     if !crate::graph::Graph::paths_are_whole(&blob, &ends) {
         return None;
     }
-    let key = Key {
-        build_file: build_file.to_path_buf(),
-        file_hash: *file_hash,
-        overrides: *overrides,
+    let head = Head {
+        id,
+        build_file,
+        file_hash,
+        overrides,
         recorded_at,
         dirs,
-        parts,
         configure,
-    };
-    Some(Opened {
-        id,
-        key,
+        parts,
         root,
         out,
         warnings,
         blob,
         ends,
+        body_at,
+        body_len: usize::try_from(body_len).ok()?,
+    };
+    Some((file, head))
+}
+
+/// Opens the cache at `path` and reads its head if it is valid for this build file (whose content
+/// hashes to `file_hash`) and these overrides; `None` means a full load.
+pub fn open(path: &Path, build_file: &Path, file_hash: &Hash, overrides: &Hash) -> Option<Opened> {
+    let (file, head) = read_head(path)?;
+    if head.build_file != build_file || &head.file_hash != file_hash || &head.overrides != overrides
+    {
+        return None;
+    }
+    if let Some(d) = head.configure {
+        let state_dir = path.parent()?;
+        if crate::configure::still_holds(state_dir) != Some(d) {
+            return None;
+        }
+    }
+    let root = head.root;
+    if build_file.parent() != Some(root.as_path()) {
+        return None;
+    }
+    // Every part's build file is as it was.
+    for (p, h) in &head.parts {
+        let bytes = std::fs::read(absolute(&root, p)).ok()?;
+        if blake3::hash(&bytes).as_bytes() != h {
+            return None;
+        }
+    }
+    // Every directory a glob listed is as it was.
+    for (d, before) in &head.dirs {
+        let now = filestate::stat(&absolute(&root, d));
+        let still = match (before, now) {
+            (Some(b), Some(n)) => filestate::unchanged_since(b, &n, head.recorded_at),
+            (None, None) => true,
+            _ => false,
+        };
+        if !still {
+            return None;
+        }
+    }
+    let key = Key {
+        build_file: head.build_file,
+        file_hash: head.file_hash,
+        overrides: head.overrides,
+        recorded_at: head.recorded_at,
+        dirs: head.dirs,
+        parts: head.parts,
+        configure: head.configure,
+    };
+    Some(Opened {
+        id: head.id,
+        key,
+        root,
+        out: head.out,
+        warnings: head.warnings,
+        blob: head.blob,
+        ends: head.ends,
         file,
-        body_len,
+        body_len: head.body_len,
     })
 }
+
+/// Path `i` of paths stored one after the other in `blob`, ending where `ends` says.
+fn path_at<'a>(blob: &'a str, ends: &[u32], i: usize) -> &'a str {
+    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+    &blob[start..ends[i] as usize]
+}
+
 
 fn decode_body(
     body: &[u8],
@@ -471,127 +556,10 @@ fn decode_body(
     Some((project, expansion))
 }
 
+mod previous;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    /// A project of two sources mapped through a rule and linked, expanded and cached.
-    fn cached(dir: &Path) -> (PathBuf, Key, usize) {
-        let root = dir.canonicalize().unwrap();
-        // Made before the glob lists the root: the cache is valid while the listing is.
-        std::fs::create_dir_all(root.join("build/.kiln")).unwrap();
-        std::fs::write(root.join("a.c"), "a").unwrap();
-        std::fs::write(root.join("b.c"), "b").unwrap();
-        let text = "[rule.cc]\nrun = \"cc -c ${SRC} -o ${TGT}\"\next_in = [\".c\"]\next_out = [\".o\"]\n\
-                    [[gen]]\nname = \"app\"\nrun = \"cc ${SRC} -o ${TGT}\"\nsource = \"*.c\"\ntarget = \"app\"\n";
-        let build_file = root.join("build.toml");
-        std::fs::write(&build_file, text).unwrap();
-        let project = Project::from_bytes(
-            text.as_bytes().to_vec(),
-            &build_file,
-            "build.toml",
-            &Overrides::default(),
-        )
-        .unwrap();
-        let expansion = Expansion::expand_all(&project).unwrap();
-        let key = Key {
-            build_file: build_file.clone(),
-            file_hash: *blake3::hash(text.as_bytes()).as_bytes(),
-            overrides: overrides_digest(&Overrides::default()),
-            recorded_at: i64::MAX,
-            dirs: expansion.glob_dirs.clone(),
-            parts: Vec::new(),
-            configure: None,
-        };
-        let path = root.join("build/.kiln/graph");
-        save(&path, &key, &project, &expansion).unwrap();
-        (path, key, expansion.graph.tasks().len())
-    }
-
-    #[inline]
-    fn read(path: &Path, key: &Key) -> Option<(Project, Expansion, Key)> {
-        open(path, &key.build_file, &key.file_hash, &key.overrides)?.load()
-    }
-
-    #[test]
-    fn a_cached_graph_reads_back_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, key, tasks) = cached(dir.path());
-        let (project, expansion, _) = read(&path, &key).unwrap();
-        assert_eq!(tasks, 3);
-        assert_eq!(expansion.graph.tasks().len(), 3);
-        assert_eq!(project.gens[0].name, "app");
-        let link = expansion.graph.task(TaskId(2));
-        assert_eq!(link.commands, vec!["cc build/a.o build/b.o -o build/app"]);
-        assert_eq!(expansion.graph.key(TaskId(2)), "build/app");
-        // Another build file, other overrides: not this cache.
-        assert!(open(&path, &key.build_file, &[0; 32], &key.overrides).is_none());
-        assert!(open(&path, &key.build_file, &key.file_hash, &[0; 32]).is_none());
-    }
-
-    #[test]
-    fn a_path_table_out_of_order_is_refused_even_with_a_good_crc() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, key, _) = cached(dir.path());
-        let bytes = std::fs::read(&path).unwrap();
-        let head_len = u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
-        let head = PREFIX..PREFIX + head_len;
-        // The head ends with where each path ends, as u32s: swap the last two, or send the
-        // first one past the end of the paths, and give the head a matching crc.
-        let swap = |b: &mut Vec<u8>| {
-            let end = head.end;
-            let (last, before) = (b[end - 4..end].to_vec(), b[end - 8..end - 4].to_vec());
-            b[end - 8..end - 4].copy_from_slice(&last);
-            b[end - 4..end].copy_from_slice(&before);
-        };
-        let count = cached_file_count(&path, &key);
-        let past = |b: &mut Vec<u8>| {
-            let first = head.end - 4 * count;
-            b[first..first + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        };
-        for damage in [&swap as &dyn Fn(&mut Vec<u8>), &past] {
-            let mut b = bytes.clone();
-            damage(&mut b);
-            assert_ne!(b, bytes);
-            let crc = crc32fast::hash(&b[head.clone()]);
-            b[12..16].copy_from_slice(&crc.to_le_bytes());
-            std::fs::write(&path, &b).unwrap();
-            // Refused when opened: a null build reads paths from the head without loading.
-            assert!(open(&path, &key.build_file, &key.file_hash, &key.overrides).is_none());
-        }
-        std::fs::write(&path, &bytes).unwrap();
-        assert!(read(&path, &key).is_some());
-    }
-
-    /// How many paths the cache at `path` holds.
-    fn cached_file_count(path: &Path, key: &Key) -> usize {
-        open(path, &key.build_file, &key.file_hash, &key.overrides)
-            .unwrap()
-            .ends
-            .len()
-    }
-
-    #[test]
-    fn a_damaged_cache_is_never_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, key, _) = cached(dir.path());
-        let bytes = std::fs::read(&path).unwrap();
-        assert!(read(&path, &key).is_some(), "the intact cache is used");
-        for cut in 0..bytes.len() {
-            std::fs::write(&path, &bytes[..cut]).unwrap();
-            assert!(read(&path, &key).is_none(), "cut at {cut}");
-        }
-        for at in 0..bytes.len() {
-            let mut b = bytes.clone();
-            b[at] ^= 1 << (at % 8);
-            std::fs::write(&path, &b).unwrap();
-            assert!(read(&path, &key).is_none(), "flip at {at}");
-        }
-        // Nothing else about the file changed: the intact bytes are used again.
-        std::fs::write(&path, &bytes).unwrap();
-        assert!(
-            read(&path, &key).is_some(),
-            "the intact cache is used again"
-        );
-    }
-}
+pub use previous::{key_digest, previous, task_digests};
+#[cfg(test)]
+use previous::definition_digest;
