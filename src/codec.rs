@@ -65,11 +65,16 @@ pub fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 /// A file written in pieces that ends with the crc32 of what came before it (as [`put_crc`] and
 /// [`checked_body`] have it), into a temporary file renamed into place by [`CheckedFile::finish`]:
 /// for a cache too large to hold twice, encoded in memory and then again on its way out.
+/// A file may also be cut into sections, each ending with its own crc32 ([`CheckedFile::end_section`]),
+/// after a prefix written as it is ([`CheckedFile::write_unchecked`]) and patched at the end
+/// ([`CheckedFile::patch`]) with what only the end knows.
 pub struct CheckedFile {
     path: std::path::PathBuf,
     tmp: std::path::PathBuf,
     out: std::io::BufWriter<std::fs::File>,
     crc: crc32fast::Hasher,
+    /// Bytes drained since the last section ended.
+    section: u64,
 }
 
 impl CheckedFile {
@@ -80,6 +85,7 @@ impl CheckedFile {
             path: path.to_path_buf(),
             tmp,
             crc: crc32fast::Hasher::new(),
+            section: 0,
         })
     }
 
@@ -88,7 +94,41 @@ impl CheckedFile {
         use std::io::Write;
         self.crc.update(buf);
         self.out.write_all(buf)?;
+        self.section += buf.len() as u64;
         buf.clear();
+        Ok(())
+    }
+
+    /// [`CheckedFile::drain`] once `buf` holds a megabyte or more: encode into `buf`, call this
+    /// now and then, and the whole file is never in memory.
+    pub fn drain_full(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        if buf.len() >= 1 << 20 {
+            self.drain(buf)?;
+        }
+        Ok(())
+    }
+
+    /// Writes bytes outside any section's checksum.
+    pub fn write_unchecked(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.out.write_all(bytes)
+    }
+
+    /// Ends a section with the crc32 of what was drained since the last one; returns the section's
+    /// length with its crc.
+    pub fn end_section(&mut self) -> std::io::Result<u64> {
+        use std::io::Write;
+        let crc = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
+        self.out.write_all(&crc.to_le_bytes())?;
+        Ok(std::mem::take(&mut self.section) + 4)
+    }
+
+    /// Overwrites bytes already written at `at`, and goes on at the end.
+    pub fn patch(&mut self, at: u64, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        self.out.seek(SeekFrom::Start(at))?;
+        self.out.write_all(bytes)?;
+        self.out.seek(SeekFrom::End(0))?;
         Ok(())
     }
 

@@ -100,16 +100,23 @@ pub fn report() -> String {
     for (name, n) in &t.counts {
         text.push_str(&format!("  {name:<16} {n:>9}\n"));
     }
-    // The peak resident memory of kiln itself (the commands are processes of their own).
-    if let Some(peak) = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-    {
-        text.push_str(&format!("  {:<16} {peak:>9} KiB\n", "peak memory"));
+    // The peak resident memory of kiln itself (the commands are processes of their own), and
+    // what is resident at the end: its own memory, and pages of files it maps (the store).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    for (label, name) in [
+        ("peak memory", "VmHWM:"),
+        ("resident: own", "RssAnon:"),
+        ("resident: files", "RssFile:"),
+    ] {
+        if let Some(kib) = field(name) {
+            text.push_str(&format!("  {label:<16} {kib:>9} KiB\n"));
+        }
     }
     // kiln's own processor time, every thread, not the commands it ran (in clock ticks, from
     // /proc/self/stat: utime and stime are fields 14 and 15).

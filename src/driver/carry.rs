@@ -37,7 +37,7 @@ pub(super) fn carry(
     {
         return None;
     }
-    let old_implicit = snapshot.implicit()?;
+    let mut old_implicit = snapshot.implicit()?;
     let old_records = snapshot.records();
     stats::mark("carry: read");
     let by_key: HashMap<&[u8], usize> = (0..previous.task_count())
@@ -65,10 +65,11 @@ pub(super) fn carry(
         };
         kept[o] = previous.digests(o).1 == definition;
         same[t] = kept[o] && snapshot.clean[o];
-        let ids = old_implicit[o]
-            .iter()
-            .map(|f| *new_of_old[f.index()].get_or_insert_with(|| graph.file(previous.path(f.index()))))
-            .collect();
+        // Keys are unique: each old list is taken once, and its ids renamed where they lie.
+        let mut ids = std::mem::take(&mut old_implicit[o]);
+        for f in &mut ids {
+            *f = *new_of_old[f.index()].get_or_insert_with(|| graph.file(previous.path(f.index())));
+        }
         implicit.push(ids);
         records.tasks.push(old_records.tasks[o]);
     }
@@ -78,6 +79,7 @@ pub(super) fn carry(
         .filter_map(|o| Some((old_records.tasks[o]?, previous.digests(o).0.try_into().ok()?)))
         .collect();
 
+    drop(old_implicit);
     stats::mark("carry: tasks");
     // Files: matched by path.
     let files = graph.file_count();
@@ -91,19 +93,17 @@ pub(super) fn carry(
     let stats: Vec<Option<Stat>> =
         filestate::stat_all(root, &ids, |&f| graph.path(FileId(f as u32)));
     stats::mark("carry: stat");
-    let marks: Vec<FileMark> = old
-        .iter()
-        .map(|o| o.map_or(FileMark::Unknown, |o| snapshot.mark(o)))
-        .collect();
-    let unchanged: Vec<bool> = (0..files)
-        .map(|f| marks[f].unchanged(stats[f].as_ref()))
-        .collect();
-    let recorded_at = (0..files)
-        .map(|f| match marks[f] {
-            FileMark::Present { recorded_at, .. } if unchanged[f] => recorded_at,
-            _ => i64::MIN,
+    // By file: as the snapshot knew it, and then since when its hash is known.
+    let (unchanged, recorded_at): (Vec<bool>, Vec<i64>) = (0..files)
+        .map(|f| {
+            let mark = old[f].map_or(FileMark::Unknown, |o| snapshot.mark(o));
+            match mark {
+                _ if !mark.unchanged(stats[f].as_ref()) => (false, i64::MIN),
+                FileMark::Present { recorded_at, .. } => (true, recorded_at),
+                _ => (true, i64::MIN),
+            }
         })
-        .collect();
+        .unzip();
     records.files = old
         .iter()
         .map(|o| o.and_then(|o| old_records.files[o]))

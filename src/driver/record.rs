@@ -126,7 +126,7 @@ impl Build<'_> {
             .reads()
             .chain(outputs.iter().copied())
             .collect();
-        let mut implicit = Vec::new();
+        let mut implicit = Vec::with_capacity(implicit_paths.len());
         for p in implicit_paths {
             let path = if p.starts_with('/') {
                 paths::from_absolute(
@@ -211,6 +211,8 @@ impl Build<'_> {
                 })
                 .copied();
         }
+        // Kept for the rest of the build, one list per task: without room to grow.
+        implicit.shrink_to_fit();
         self.implicit[t.index()] = implicit;
         let graph = &self.expansion.graph;
         let signature = match changed {

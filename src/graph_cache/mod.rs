@@ -31,8 +31,8 @@
 //! an id that names nothing refuses it.
 
 use crate::codec::{
-    Encode, Reader, checked_body, encode_enum, encode_struct, put_bool, put_crc, put_i64, put_opt_stat,
-    put_str, put_strings, put_u64, replace_file,
+    CheckedFile, Encode, Reader, checked_body, encode_enum, encode_struct, put_bool, put_i64,
+    put_opt_stat, put_str, put_strings, put_u64,
 };
 use crate::error::{SourceText, Sources};
 use crate::filestate::{self, Hash, Stat};
@@ -217,17 +217,20 @@ pub fn save(
         head.extend_from_slice(&e.to_le_bytes());
     }
 
-    let mut buf = Vec::with_capacity(PREFIX + head.len() + (64 << 10));
-    buf.extend_from_slice(MAGIC);
-    buf.extend_from_slice(&FORMAT.to_le_bytes());
-    buf.extend_from_slice(&crc32fast::hash(&head).to_le_bytes());
-    buf.extend_from_slice(&(head.len() as u64).to_le_bytes());
-    buf.extend_from_slice(&0u64.to_le_bytes());
-    buf.extend_from_slice(&head);
+    // Written a megabyte at a time: a graph's body is most of a build's memory already.
+    let mut file = CheckedFile::create(path)?;
+    let mut prefix = Vec::with_capacity(PREFIX);
+    prefix.extend_from_slice(MAGIC);
+    prefix.extend_from_slice(&FORMAT.to_le_bytes());
+    prefix.extend_from_slice(&crc32fast::hash(&head).to_le_bytes());
+    prefix.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    prefix.extend_from_slice(&0u64.to_le_bytes());
+    file.write_unchecked(&prefix)?;
+    file.write_unchecked(&head)?;
     drop(head);
-    let body_at = buf.len();
 
     // The project and its expansion.
+    let mut buf = Vec::with_capacity(2 << 20);
     project.put(&mut buf);
     // Each distinct env list once (tasks share them), then the tasks, each naming its list.
     let mut lists: HashMap<*const (String, String), u64> = HashMap::new();
@@ -245,24 +248,25 @@ pub fn save(
     put_u64(&mut buf, table.len() as u64);
     for list in table {
         list.to_vec().put(&mut buf);
+        file.drain_full(&mut buf)?;
     }
     put_u64(&mut buf, graph.tasks().len() as u64);
     for (t, env) in graph.tasks().iter().zip(env_of) {
         t.put(&mut buf);
         put_u64(&mut buf, env);
+        file.drain_full(&mut buf)?;
     }
     expansion.gen_tasks.put(&mut buf);
     expansion.gen_outputs.put(&mut buf);
-    put_crc(&mut buf, body_at);
-    let body_len = (buf.len() - body_at) as u64;
-    buf[24..32].copy_from_slice(&body_len.to_le_bytes());
-    let digests_at = buf.len();
+    file.drain(&mut buf)?;
+    let body_len = file.end_section()?;
+    file.patch(24, &body_len.to_le_bytes())?;
     match digests {
         Some(d) => buf.extend_from_slice(d),
-        None => buf.extend_from_slice(&task_digests(graph)),
+        None => buf = task_digests(graph),
     }
-    put_crc(&mut buf, digests_at);
-    replace_file(path, &buf)?;
+    file.drain(&mut buf)?;
+    file.finish()?;
     Ok(id)
 }
 
