@@ -48,8 +48,11 @@ impl Build<'_> {
             .collect();
         let root = &self.project.root;
         let graph = &self.expansion.graph;
-        let stats = match &self.seeded {
-            // Taken just before, for the snapshot: not again.
+        let stats = match self.seeded.as_mut() {
+            // Taken just before, for the snapshot: not again, and not kept twice.
+            Some(seeded) if todo.len() == n && seeded.stats.len() == n => {
+                std::mem::take(&mut seeded.stats)
+            }
             Some(seeded) if todo.iter().all(|f| f.index() < seeded.stats.len()) => {
                 todo.iter().map(|f| seeded.stats[f.index()]).collect()
             }
