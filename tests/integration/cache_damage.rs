@@ -207,6 +207,7 @@ fn damaged_entries_and_blobs_are_misses_with_a_warning_and_are_repaired() {
     for (kind, how) in [
         ("entries", "truncated"),
         ("entries", "bit-flipped"),
+        ("entries", "resized"),
         ("entries", "missing"),
         ("blobs", "truncated"),
         ("blobs", "bit-flipped"),

@@ -198,6 +198,54 @@ fn the_timings_page_shows_each_task_on_its_worker_by_rule_and_the_critical_path(
     }
     assert!(page.contains(&format!("critical path, {} tasks", path.len())));
 
+    // Each hover title says how long its task took, when, and on which worker: 0.3 s of sleep.
+    for n in 1..=6 {
+        let title = page.split(&format!("<title>[{n}/6] ")).nth(1).unwrap();
+        let when = title.lines().nth(1).unwrap();
+        let (took, rest) = when.split_once(" (from ").unwrap();
+        let ms: f64 = match took.strip_suffix(" ms") {
+            Some(ms) => ms.parse().unwrap(),
+            None => took.strip_suffix(" s").unwrap().parse::<f64>().unwrap() * 1000.0,
+        };
+        let (from, to) = rest.split_once(" s to ").unwrap();
+        let to = to.split_once(" s)").unwrap().0;
+        let span = to.parse::<f64>().unwrap() - from.parse::<f64>().unwrap();
+        assert!((300.0..3000.0).contains(&ms), "[{n}/6] took {took}");
+        assert!((span * 1000.0 - ms).abs() < 2.0, "[{n}/6]: {when}");
+        assert!(rest.contains(" on worker "), "[{n}/6]: {when}");
+    }
+    // The summary: every task among the slowest (there are fewer than ten), the time per rule
+    // with its task count, and the chart of how many ran at each instant, which peaked at 2.
+    let section = |from: &str, to: &str| {
+        let start = page.find(from).unwrap_or_else(|| panic!("no {from}"));
+        let end = start + page[start..].find(to).unwrap_or_else(|| panic!("no {to}"));
+        page[start..end].to_string()
+    };
+    let slowest = section("<h2>Slowest tasks</h2>", "<h2>Time per rule</h2>");
+    assert_eq!(
+        slowest.matches("<tr><td class=\"n\">").count(),
+        6,
+        "{slowest}"
+    );
+    let per_rule = section("<h2>Time per rule</h2>", "<h2>Critical path</h2>");
+    for (rule, tasks) in [("cook", 4), ("pack", 2)] {
+        assert!(
+            per_rule.contains(&format!("{rule}</td><td class=\"n\">{tasks}</td>")),
+            "{per_rule}"
+        );
+    }
+    let shares: u32 = per_rule
+        .split("<td class=\"n\">")
+        .filter_map(|c| c.split_once("%</td>"))
+        .map(|(share, _)| share.parse::<u32>().unwrap())
+        .sum();
+    assert!(
+        (99..=101).contains(&shares),
+        "shares add up to {shares}%: {per_rule}"
+    );
+    assert!(page.contains("<h2>Tasks running at each instant</h2>"));
+    assert!(page.contains("parallelism, peak 2"), "the peak is -j2");
+
     // What a browser shows: the bars of each rule in its fill, wide (a swatch is 12 pixels, a bar
     // a quarter of the 1000-pixel axis), and the critical path's frames.
     let (width, height, rgb) = screenshot(&s.path("build/kiln-timings.html"), s.root());
