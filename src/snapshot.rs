@@ -153,15 +153,23 @@ impl Snapshot {
 
     /// By task id: the implicit dependencies the task's record named.
     pub fn implicit(&self) -> Option<Vec<Vec<FileId>>> {
+        let mut all = Vec::with_capacity(self.tasks);
+        self.each_implicit(|_, ids| all.push(ids.to_vec()))?;
+        Some(all)
+    }
+
+    /// Calls `each` with every task's id and implicit dependencies, in order, without holding
+    /// them all; `None` (after some calls, maybe) if the list is damaged.
+    pub fn each_implicit(&self, mut each: impl FnMut(usize, &[FileId])) -> Option<()> {
         let files = self.file_count();
         let mut r = Reader::new(&self.bytes[self.implicit.clone()]);
-        let mut all = Vec::with_capacity(self.tasks);
-        for _ in 0..self.tasks {
-            let mut v = Vec::new();
-            r.u32s_below(files, |f| v.push(FileId(f)))?;
-            all.push(v);
+        let mut ids = Vec::new();
+        for t in 0..self.tasks {
+            ids.clear();
+            r.u32s_below(files, |f| ids.push(FileId(f)))?;
+            each(t, &ids);
         }
-        r.at_end().then_some(all)
+        r.at_end().then_some(())
     }
 
     /// Reads the snapshot at `path` if it describes graph `graph` with `files` files; `None` if

@@ -37,58 +37,66 @@ pub(super) fn carry(
     {
         return None;
     }
-    let mut old_implicit = snapshot.implicit()?;
     let old_records = snapshot.records();
     stats::mark("carry: read");
-    let by_key: HashMap<&[u8], usize> = (0..previous.task_count())
+    let old_tasks = previous.task_count();
+    let by_key: HashMap<&[u8], usize> = (0..old_tasks)
         .map(|o| (previous.digests(o).0, o))
         .collect();
 
     // Tasks: matched by key; up to date if the definition is the same (files are looked at below).
     let digests = graph_cache::task_digests(graph);
     let tasks = graph.tasks().len();
-    // By old task: the new graph has its key, with the same definition.
-    let mut kept = vec![false; previous.task_count()];
+    // By old task: the new graph has its key with the same definition; the new task with its key.
+    let mut kept = vec![false; old_tasks];
+    let mut new_task = vec![u32::MAX; old_tasks];
     let mut same = vec![false; tasks];
-    let mut implicit = Vec::with_capacity(tasks);
     let mut records = RecordOffsets {
         tasks: Vec::with_capacity(tasks),
         files: Vec::new(),
     };
-    let mut new_of_old: Vec<Option<FileId>> = vec![None; previous.file_count()];
     for (t, d) in digests.chunks_exact(DIGESTS).enumerate() {
         let (key, definition) = d.split_at(DIGESTS / 2);
         let Some(&o) = by_key.get(key) else {
-            implicit.push(Vec::new());
             records.tasks.push(None);
             continue;
         };
         kept[o] = previous.digests(o).1 == definition;
         same[t] = kept[o] && snapshot.clean[o];
-        // Keys are unique: each old list is taken once, and its ids renamed where they lie.
-        let mut ids = std::mem::take(&mut old_implicit[o]);
-        for f in &mut ids {
-            *f = *new_of_old[f.index()].get_or_insert_with(|| graph.file(previous.path(f.index())));
-        }
-        implicit.push(ids);
+        new_task[o] = t as u32;
         records.tasks.push(old_records.tasks[o]);
     }
+    drop(by_key);
     // The records of tasks that are gone or changed may name outputs the graph no longer has.
-    let stale = (0..previous.task_count())
+    let stale = (0..old_tasks)
         .filter(|&o| !kept[o])
         .filter_map(|o| Some((old_records.tasks[o]?, previous.digests(o).0.try_into().ok()?)))
         .collect();
-
-    drop(old_implicit);
+    // A matched task's implicit dependencies, read from the snapshot one list at a time and
+    // named by the new graph's ids (the files join it as they would from the store).
+    let mut implicit: Vec<Vec<FileId>> = vec![Vec::new(); tasks];
+    let mut new_of_old: Vec<Option<FileId>> = vec![None; previous.file_count()];
+    snapshot.each_implicit(|o, ids| {
+        let Some(&t) = new_task.get(o).filter(|&&t| t != u32::MAX) else {
+            return;
+        };
+        implicit[t as usize] = ids
+            .iter()
+            .map(|f| {
+                *new_of_old[f.index()].get_or_insert_with(|| graph.file(previous.path(f.index())))
+            })
+            .collect();
+    })?;
+    drop(new_of_old);
     stats::mark("carry: tasks");
-    // Files: matched by path.
+    // Files: matched by path, through the new graph's index.
     let files = graph.file_count();
-    let old_of: HashMap<&str, usize> = (0..previous.file_count())
-        .map(|o| (previous.path(o), o))
-        .collect();
-    let old: Vec<Option<usize>> = (0..files)
-        .map(|f| old_of.get(graph.path(FileId(f as u32))).copied())
-        .collect();
+    let mut old: Vec<Option<usize>> = vec![None; files];
+    for o in 0..previous.file_count() {
+        if let Some(f) = graph.lookup(previous.path(o)) {
+            old[f.index()] = Some(o);
+        }
+    }
     let ids: Vec<usize> = (0..files).collect();
     let stats: Vec<Option<Stat>> =
         filestate::stat_all(root, &ids, |&f| graph.path(FileId(f as u32)));

@@ -128,6 +128,8 @@ impl Build<'_> {
             };
             self.plans[g] = Some(plan);
         }
+        // The decisions read their records: the store's pages need not stay resident for the run.
+        self.store.release_pages();
         stats::mark("plan");
         self.progress.set_total(self.expected);
         Ok(true)

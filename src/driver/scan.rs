@@ -121,6 +121,8 @@ impl Build<'_> {
                     && self.files[f.index()].hash.is_none()
             })
             .collect();
+        // The file records are read, one here and one there across the store.
+        self.store.release_pages();
         if to_hash.is_empty() {
             return;
         }

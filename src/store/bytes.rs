@@ -8,7 +8,7 @@
 //! only appends to it; a rewrite renames a new file into place and maps that. A store truncated
 //! by something else while a build has it mapped would end that build with SIGBUS.
 
-use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
+use rustix::mm::{Advice, MapFlags, ProtFlags, madvise, mmap, munmap};
 use std::fs::File;
 use std::io;
 use std::ops::Deref;
@@ -78,6 +78,18 @@ impl Bytes {
 
     /// Takes in `more`, which has just been appended to the file at `path` (mapped bytes) or is
     /// appended now (owned bytes).
+    /// Lets the kernel take back the pages of a mapping that reading has made resident: they
+    /// stay in the page cache, and the next read maps them again. Records read one here and
+    /// one there (a decision's file records) would otherwise leave most of the store resident
+    /// and counted in kiln's memory for the rest of the build.
+    pub(super) fn release(&self) {
+        if let Bytes::Mapped(m) = self {
+            // SAFETY: the range is this mapping, read-only and shared: dropping its pages loses
+            // nothing, and no reference into it is invalidated (the bytes read back the same).
+            let _ = unsafe { madvise(m.ptr.as_ptr().cast(), m.cap, Advice::LinuxDontNeed) };
+        }
+    }
+
     pub(super) fn appended(&mut self, path: &Path, more: &[u8]) -> io::Result<()> {
         match self {
             Bytes::Owned(v) => v.extend_from_slice(more),

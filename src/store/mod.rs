@@ -260,6 +260,12 @@ impl Store {
         task_view(self.payload_at(at, TAG_TASK, key)?)
     }
 
+    /// Gives back the memory that reading records through the mapping took (see
+    /// `Bytes::release`); nothing read is lost.
+    pub fn release_pages(&self) {
+        self.bytes.release();
+    }
+
     /// The task record at `at`, whatever its key, if one is there intact.
     pub fn any_task_at(&self, at: usize) -> Option<TaskView<'_>> {
         let (payload, _) = record_at(&self.bytes, at.checked_sub(RECORD_HEAD)?)?;
