@@ -101,34 +101,17 @@ pub(super) fn carry(
     let stats: Vec<Option<Stat>> =
         filestate::stat_all(root, &ids, |&f| graph.path(FileId(f as u32)));
     stats::mark("carry: stat");
-    // By file: as the snapshot knew it, and then since when its hash is known.
-    let (unchanged, recorded_at): (Vec<bool>, Vec<i64>) = (0..files)
-        .map(|f| {
-            let mark = old[f].map_or(FileMark::Unknown, |o| snapshot.mark(o));
-            match mark {
-                _ if !mark.unchanged(stats[f].as_ref()) => (false, i64::MIN),
-                FileMark::Present { recorded_at, .. } => (true, recorded_at),
-                _ => (true, i64::MIN),
-            }
-        })
-        .unzip();
     records.files = old
         .iter()
         .map(|o| o.and_then(|o| old_records.files[o]))
         .collect();
-    let clean: Vec<bool> = graph
-        .task_ids()
-        .map(|t| {
-            let task = graph.task(t);
-            same[t.index()]
-                && task
-                    .reads()
-                    .chain(implicit[t.index()].iter().copied())
-                    .chain(task.outputs.iter().copied())
-                    .chain(task.depfile)
-                    .all(|f| unchanged[f.index()])
-        })
-        .collect();
+    let (recorded_at, clean) = super::fast::vouch(
+        graph,
+        &stats,
+        |f| old[f].map_or(FileMark::Unknown, |o| snapshot.mark(o)),
+        &implicit,
+        |t| same[t],
+    );
     stats::count(
         "tasks vouched for",
         clean.iter().filter(|&&c| c).count() as u64,

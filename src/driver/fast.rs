@@ -37,6 +37,42 @@ pub(super) struct Seeded {
     pub(super) stale: Option<Vec<(usize, [u8; 16])>>,
 }
 
+/// What a snapshot vouches for, given every file's stat now and `mark`, what the snapshot knew
+/// of each file: by file, since when its hash is known (`i64::MIN` unless it is as the snapshot
+/// knew it); by task, whether it is up to date: it was then (`was_clean`), and none of its files
+/// (inputs, manual and implicit dependencies, outputs, depfile) has changed.
+pub(super) fn vouch(
+    graph: &crate::graph::Graph,
+    stats: &[Option<Stat>],
+    mark: impl Fn(usize) -> FileMark,
+    implicit: &[Vec<FileId>],
+    was_clean: impl Fn(usize) -> bool,
+) -> (Vec<i64>, Vec<bool>) {
+    let (unchanged, recorded_at): (Vec<bool>, Vec<i64>) = stats
+        .iter()
+        .enumerate()
+        .map(|(f, stat)| match mark(f) {
+            m if !m.unchanged(stat.as_ref()) => (false, i64::MIN),
+            FileMark::Present { recorded_at, .. } => (true, recorded_at),
+            _ => (true, i64::MIN),
+        })
+        .unzip();
+    let clean = graph
+        .task_ids()
+        .map(|t| {
+            let task = graph.task(t);
+            was_clean(t.index())
+                && task
+                    .reads()
+                    .chain(implicit.get(t.index()).into_iter().flatten().copied())
+                    .chain(task.outputs.iter().copied())
+                    .chain(task.depfile)
+                    .all(|f| unchanged[f.index()])
+        })
+        .collect();
+    (recorded_at, clean)
+}
+
 /// What the snapshot of the last build says, with every file's stat now.
 pub(super) struct Seen {
     pub(super) snapshot: Snapshot,

@@ -29,7 +29,7 @@ use crate::manifest::PostMode;
 use crate::progress::Progress;
 use crate::project::Project;
 use crate::runner::{self, Commands, Runner};
-use crate::snapshot::{FileMark, RecordOffsets};
+use crate::snapshot::RecordOffsets;
 use crate::stats;
 use crate::trace;
 use crate::store::Store;
@@ -236,32 +236,13 @@ fn build_loaded(
         .filter(|s| from_cache == Some(s.snapshot.graph) && opts.targets.is_empty())
         .and_then(|Seen { snapshot, stats }| {
             let implicit = snapshot.implicit()?;
-            let unchanged: Vec<bool> = stats
-                .iter()
-                .enumerate()
-                .map(|(i, s)| snapshot.mark(i).unchanged(s.as_ref()))
-                .collect();
-            // A file as the snapshot knew it keeps the moment its hash was taken.
-            let recorded_at: Vec<i64> = (0..stats.len())
-                .map(|i| match snapshot.mark(i) {
-                    FileMark::Present { recorded_at, .. } if unchanged[i] => recorded_at,
-                    _ => i64::MIN,
-                })
-                .collect();
-            let clean: Vec<bool> = expansion
-                .graph
-                .task_ids()
-                .map(|t| {
-                    let task = expansion.graph.task(t);
-                    snapshot.clean.get(t.index()).copied().unwrap_or(false)
-                        && task
-                            .reads()
-                            .chain(implicit.get(t.index()).into_iter().flatten().copied())
-                            .chain(task.outputs.iter().copied())
-                            .chain(task.depfile)
-                            .all(|f| unchanged[f.index()])
-                })
-                .collect();
+            let (recorded_at, clean) = fast::vouch(
+                &expansion.graph,
+                &stats,
+                |f| snapshot.mark(f),
+                &implicit,
+                |t| snapshot.clean.get(t).copied().unwrap_or(false),
+            );
             Some(Seeded {
                 stats,
                 recorded_at,

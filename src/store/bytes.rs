@@ -76,8 +76,6 @@ impl Bytes {
         })
     }
 
-    /// Takes in `more`, which has just been appended to the file at `path` (mapped bytes) or is
-    /// appended now (owned bytes).
     /// Lets the kernel take back the pages of a mapping that reading has made resident: they
     /// stay in the page cache, and the next read maps them again. Records read one here and
     /// one there (a decision's file records) would otherwise leave most of the store resident
@@ -90,6 +88,8 @@ impl Bytes {
         }
     }
 
+    /// Takes in `more`, which has just been appended to the file at `path` (mapped bytes) or is
+    /// appended now (owned bytes).
     pub(super) fn appended(&mut self, path: &Path, more: &[u8]) -> io::Result<()> {
         match self {
             Bytes::Owned(v) => v.extend_from_slice(more),

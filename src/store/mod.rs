@@ -241,8 +241,14 @@ impl Store {
 
     /// The payload of the intact record of kind `tag` and key `key` whose payload starts at `at`.
     fn payload_at(&self, at: usize, tag: u8, key: &str) -> Option<&[u8]> {
+        self.tagged_at(at, tag)
+            .filter(|_| key_at(&self.bytes, at) == Some(key))
+    }
+
+    /// The payload of the intact record of kind `tag`, whatever its key, starting at `at`.
+    fn tagged_at(&self, at: usize, tag: u8) -> Option<&[u8]> {
         let (payload, _) = record_at(&self.bytes, at.checked_sub(RECORD_HEAD)?)?;
-        (payload.first() == Some(&tag) && key_at(&self.bytes, at) == Some(key)).then_some(payload)
+        (payload.first() == Some(&tag)).then_some(payload)
     }
 
     /// Where the latest record of task `key` starts, for [`Store::task_at`].
@@ -268,10 +274,7 @@ impl Store {
 
     /// The task record at `at`, whatever its key, if one is there intact.
     pub fn any_task_at(&self, at: usize) -> Option<TaskView<'_>> {
-        let (payload, _) = record_at(&self.bytes, at.checked_sub(RECORD_HEAD)?)?;
-        (payload.first() == Some(&TAG_TASK))
-            .then(|| task_view(payload))
-            .flatten()
+        task_view(self.tagged_at(at, TAG_TASK)?)
     }
 
     /// The file record at `at`, if one for `path` is there intact.

@@ -62,14 +62,6 @@ fn project() -> Space {
     s
 }
 
-/// A `-d stats` count (0 when it is not shown).
-fn count(run: &Run, name: &str) -> u64 {
-    run.stderr
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(name))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
 fn build(s: &Space) -> Run {
     s.kiln(&["build", "-j1", "-d", "stats"]).ok()
 }
@@ -81,8 +73,8 @@ fn after_an_edit_only_what_it_changed_is_decided() {
     s.write("build.toml", format!("{TOP}# a comment\n"));
     let run = build(&s);
     assert!(run.ran().is_empty(), "{}", run.stderr);
-    assert_eq!(count(&run, "tasks vouched for"), 7, "{}", run.stderr);
-    assert_eq!(count(&run, "tasks decided"), 0, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks vouched for"), 7, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks decided"), 0, "{}", run.stderr);
     // One generator's flags: its compile changed; it and what is downstream of it are decided
     // (the rest is vouched for), and run.
     let flags = TOP.replace("\"-DTWO\"", "\"-DTWO\", \"-DMORE\"");
@@ -92,8 +84,8 @@ fn after_an_edit_only_what_it_changed_is_decided() {
         run.ran_outputs(),
         set(&["build/two/c.o", "build/two.a", "build/app"])
     );
-    assert_eq!(count(&run, "tasks vouched for"), 6, "{}", run.stderr);
-    assert_eq!(count(&run, "tasks decided"), 3, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks vouched for"), 6, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks decided"), 3, "{}", run.stderr);
     assert_eq!(s.read("build/two/c.o"), "-O2 -DTWO -DMORE\nx1\ny1\n");
     // (A null build takes again the hashes of what was written in the same clock tick as they
     // were taken: then the snapshot vouches for those files too.)
@@ -110,12 +102,12 @@ fn after_an_edit_only_what_it_changed_is_decided() {
         set(&["build/one/d.o", "build/one.a", "build/app"])
     );
     // The new compile and the library it joins are changed tasks; six of eight are as they were.
-    assert_eq!(count(&run, "tasks vouched for"), 6, "{}", run.stderr);
-    assert_eq!(count(&run, "tasks decided"), 3, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks vouched for"), 6, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks decided"), 3, "{}", run.stderr);
     // The graph and snapshot of the edited file were saved: the next build is a null build.
     let run = build(&s);
     assert!(run.ran().is_empty(), "{}", run.stderr);
-    assert_eq!(count(&run, "files parsed"), 0, "{}", run.stderr);
+    assert_eq!(run.stats_count("files parsed"), 0, "{}", run.stderr);
 }
 
 #[test]
@@ -139,8 +131,8 @@ fn files_changed_along_with_an_edit_are_still_seen() {
     );
     // Of the compiles, only b.o's files are as they were; the archives and the link are vouched
     // for, then decided again downstream of what runs.
-    assert_eq!(count(&run, "tasks vouched for"), 4, "{}", run.stderr);
-    assert_eq!(count(&run, "tasks decided"), 6, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks vouched for"), 4, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks decided"), 6, "{}", run.stderr);
     assert_eq!(s.read("build/two/c.o"), "-O2 -DTWO\nx2\ny1\n");
     assert!(build(&s).ran().is_empty());
 }
@@ -187,6 +179,6 @@ fn a_store_changed_since_the_snapshot_is_read_as_always() {
     std::fs::write(&store, &bytes).unwrap();
     let run = build(&s);
     assert!(run.ran().is_empty(), "{}", run.stderr);
-    assert_eq!(count(&run, "tasks vouched for"), 0, "{}", run.stderr);
-    assert_eq!(count(&run, "tasks decided"), 7, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks vouched for"), 0, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks decided"), 7, "{}", run.stderr);
 }

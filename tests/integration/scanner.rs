@@ -240,24 +240,18 @@ fn what_a_header_includes_is_parsed_once_across_builds() {
         "#include <x.h>\nint main(void) { return X + Y == 3 ? 0 : 1; }\n",
     );
     s.write("b.c", "#include <y.h>\nint b(void) { return Y; }\n");
-    let count = |stderr: &str, name: &str| -> u64 {
-        stderr
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .map_or(0, |n| n.trim().parse().unwrap())
-    };
     let run = s.kiln(&["build", "-j2", "-d", "stats"]).ok();
-    assert_eq!(count(&run.stderr, "includes parsed"), 4, "{}", run.stderr);
+    assert_eq!(run.stats_count("includes parsed"), 4, "{}", run.stderr);
     // A null build scans nothing.
     let run = s.kiln(&["build", "-d", "stats"]).ok();
-    assert_eq!(count(&run.stderr, "tasks scanned"), 0, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks scanned"), 0, "{}", run.stderr);
     // An edited source is scanned again: it alone is parsed, its headers' includes are known.
     s.write(
         "a.c",
         "#include <x.h>\nint f(int v) { return v + X; }\nint main(void) { return X + Y == 3 ? 0 : 2; }\n",
     );
     let run = s.kiln(&["build", "-d", "stats"]).ok();
-    assert_eq!(count(&run.stderr, "tasks scanned"), 1, "{}", run.stderr);
-    assert_eq!(count(&run.stderr, "includes parsed"), 1, "{}", run.stderr);
+    assert_eq!(run.stats_count("tasks scanned"), 1, "{}", run.stderr);
+    assert_eq!(run.stats_count("includes parsed"), 1, "{}", run.stderr);
     assert_eq!(run.ran_outputs(), set(&["build/a.o", "build/app"]));
 }

@@ -2,7 +2,7 @@
 //! rules and env added or overridden per part, generator names project-wide, errors located in the
 //! file they are in, and an edited part the only build file parsed again.
 
-use crate::support::{Space, Test, set};
+use crate::support::{Run, Space, Test, set};
 
 const TOP: &str = "\
 [project]
@@ -73,14 +73,11 @@ fn project() -> Space {
 }
 
 /// `-d stats`' count of build files parsed and decoded.
-fn parsed_and_decoded(stderr: &str) -> (u64, u64) {
-    let count = |name: &str| {
-        stderr
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .map_or(0, |n| n.trim().parse().unwrap())
-    };
-    (count("files parsed"), count("files decoded"))
+fn parsed_and_decoded(run: &Run) -> (u64, u64) {
+    (
+        run.stats_count("files parsed"),
+        run.stats_count("files decoded"),
+    )
 }
 
 #[test]
@@ -118,21 +115,21 @@ fn parts_have_paths_rules_and_env_of_their_own() {
 fn an_edited_part_is_the_only_build_file_parsed_again() {
     let s = project();
     let run = s.kiln(&["build", "-d", "stats"]).ok();
-    assert_eq!(parsed_and_decoded(&run.stderr), (3, 0), "{}", run.stderr);
+    assert_eq!(parsed_and_decoded(&run), (3, 0), "{}", run.stderr);
     // The first build made kiln's state; the second keeps the parsed files and the graph there.
     let run = s.kiln(&["build", "-d", "stats"]).ok();
-    assert_eq!(parsed_and_decoded(&run.stderr), (3, 0), "{}", run.stderr);
+    assert_eq!(parsed_and_decoded(&run), (3, 0), "{}", run.stderr);
     // Unchanged: the graph cache answers, nothing is parsed or decoded.
     let run = s.kiln(&["build", "-d", "stats"]).ok();
     assert!(run.ran().is_empty());
-    assert_eq!(parsed_and_decoded(&run.stderr), (0, 0), "{}", run.stderr);
+    assert_eq!(parsed_and_decoded(&run), (0, 0), "{}", run.stderr);
     // One part edited: it alone is parsed; the others are decoded; its tasks run again.
     s.write(
         "lib/build.toml",
         LIB.replace("\"-DLIB\"", "\"-DLIB\", \"-DV2\""),
     );
     let run = s.kiln(&["build", "-d", "stats"]).ok();
-    assert_eq!(parsed_and_decoded(&run.stderr), (1, 2), "{}", run.stderr);
+    assert_eq!(parsed_and_decoded(&run), (1, 2), "{}", run.stderr);
     assert_eq!(
         run.ran_outputs(),
         set(&[
@@ -148,7 +145,7 @@ fn an_edited_part_is_the_only_build_file_parsed_again() {
     // The top file edited: parsed again; the parts decoded.
     s.write("build.toml", TOP.replace("-O2", "-O3"));
     let run = s.kiln(&["build", "-d", "stats"]).ok();
-    assert_eq!(parsed_and_decoded(&run.stderr), (1, 2), "{}", run.stderr);
+    assert_eq!(parsed_and_decoded(&run), (1, 2), "{}", run.stderr);
     assert_eq!(s.read("build/app/main.o"), "app-cc -O3 app/main.c\nM\n");
 }
 

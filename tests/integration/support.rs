@@ -169,6 +169,15 @@ impl Run {
         self
     }
 
+    /// A count that `-d stats` prints (`files parsed`, `tasks decided`...); 0 when it is not
+    /// shown.
+    pub fn stats_count(&self, name: &str) -> u64 {
+        self.stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
     /// The `[n/N] rule: inputs -> outputs` lines, without their counters, in order.
     pub fn ran(&self) -> Vec<String> {
         self.stderr
