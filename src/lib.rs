@@ -94,6 +94,7 @@ internal_modules!(
     paths,
     progress,
     project,
+    remote,
     shell,
     runner,
     scheduler,

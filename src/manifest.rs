@@ -30,6 +30,16 @@ pub struct Manifest {
     pub configure: Option<Spanned<ConfigureDef>>,
     #[serde(default)]
     pub variant: BTreeMap<Spanned<String>, Spanned<VariantDef>>,
+    /// `[remote]`: what Actions sent to a remote engine ask for.
+    pub remote: Option<Spanned<RemoteDef>>,
+}
+
+/// `[remote]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteDef {
+    /// The platform properties each Action asks for (`OSFamily`, `container-image`, ...).
+    pub platform: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
 }
 
 /// `[configure]`
@@ -136,6 +146,8 @@ pub struct RuleDef {
     pub compdb: Option<bool>,
     /// Never stored in or restored from an output cache (waf's `nocache`).
     pub nocache: Option<bool>,
+    /// `false`: its tasks always run locally, never on a remote engine.
+    pub remote: Option<bool>,
 }
 
 /// `[[gen]]`: a task generator.
@@ -321,13 +333,15 @@ macro_rules! shift_fields {
         crate::codec::encode_struct!($t { $($f),* } skip {});
     };
 }
-shift_fields!(Manifest { project, env, group, rule, gens, configure, install, variant });
+shift_fields!(Manifest { project, env, group, rule, gens, configure, install, variant, remote });
+shift_fields!(RemoteDef { platform });
 shift_fields!(ConfigureDef { programs, packages, header, check });
 shift_fields!(CheckDef { define, compile, link, libs, optional });
 shift_fields!(ProjectDef { name, out, post, subdirs });
 shift_fields!(GroupDef { name, order, jobs });
 shift_fields!(RuleDef {
-    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs, scan, compdb, nocache
+    run, ext_in, ext_out, depfile, vars, before, after, color, always, update_outputs, scan, compdb, nocache,
+    remote
 });
 shift_fields!(GenDef {
     name, group, rule, run, source, exclude, target, uses, deps, env, map, default, order_only,

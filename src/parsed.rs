@@ -17,7 +17,7 @@ use std::sync::Arc;
 use toml::Spanned;
 
 const MAGIC: &[u8; 8] = b"KILNPARS";
-const FORMAT: u32 = 6;
+const FORMAT: u32 = 7;
 
 /// The manifests known by the hash of their text: read from the cache file, or parsed now.
 #[derive(Default)]

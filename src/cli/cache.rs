@@ -31,6 +31,8 @@ impl Args {
             cache: self.cache.clone(),
             remote_cache: self.remote_cache.clone(),
             remote_headers: self.remote_header.clone(),
+            remote: self.remote.clone(),
+            remote_instance: self.remote_instance.clone().unwrap_or_default(),
             remote_timeout: self
                 .remote_timeout
                 .unwrap_or(std::time::Duration::from_secs(10)),

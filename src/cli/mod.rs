@@ -47,10 +47,18 @@ pub struct Args {
     /// Share outputs through the local output cache in DIR
     #[arg(long, value_name = "DIR", env = "KILN_CACHE", global = true, help_heading = GLOBAL)]
     cache: Option<PathBuf>,
-    /// Share outputs through a remote cache: http:// or https:// (the Bazel HTTP cache protocol)
+    /// Share outputs through a remote cache: http:// or https:// (the Bazel HTTP cache protocol),
+    /// grpc:// or grpcs:// (the Remote Execution API's ActionCache and CAS)
     #[arg(long = "remote-cache", value_name = "URL", env = "KILN_REMOTE_CACHE", global = true, help_heading = GLOBAL)]
     remote_cache: Option<String>,
-    /// Send this header to remote caches (repeatable), e.g. 'Authorization: Bearer TOKEN'
+    /// Run tasks on a Remote Execution API (v2) engine at grpc://HOST:PORT or grpcs://HOST:PORT;
+    /// -j then counts remote slots [default: 4x the CPUs]
+    #[arg(long = "remote", value_name = "URL", env = "KILN_REMOTE", global = true, help_heading = GLOBAL)]
+    remote: Option<String>,
+    /// The engine's instance name, for --remote and grpc:// remote caches [default: none]
+    #[arg(long = "remote-instance", value_name = "NAME", global = true, help_heading = GLOBAL)]
+    remote_instance: Option<String>,
+    /// Send this header to remote caches and engines (repeatable), e.g. 'Authorization: Bearer TOKEN'
     #[arg(long = "remote-header", value_name = "NAME: VALUE", value_parser = crate::cache::http::parse_header, global = true, help_heading = GLOBAL)]
     remote_header: Vec<(String, String)>,
     /// Bound each remote request to SECS seconds [default: 10]; past it, a miss
@@ -365,7 +373,11 @@ impl Args {
             }
         };
         let stats = args.debug.iter().any(|d| d == "stats");
-        let (jobs, slots) = slots(args.jobs);
+        let (mut jobs, slots) = slots(args.jobs);
+        // Remote slots wait on the network, not on this machine's CPUs.
+        if args.jobs.is_none() && self.remote.is_some() && matches!(slots, driver::Slots::Own) {
+            jobs *= 4;
+        }
         let opts = BuildOptions {
             jobs,
             slots,

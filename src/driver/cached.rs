@@ -75,16 +75,12 @@ pub(super) fn open(
     }
     let first_remote = backends.len();
     if let Some(url) = &opts.remote_cache {
-        let backend = if url.starts_with("grpc://") || url.starts_with("grpcs://") {
-            Err(format!(
-                "{url}: remote caches over the Remote Execution API come with --remote; use http:// or https:// for now"
-            ))
-        } else {
-            crate::cache::http::HttpCache::new(url, opts.remote_headers.clone(), opts.remote_timeout)
-        };
-        match backend {
-            Ok(c) => backends.push(Box::new(c)),
-            Err(e) => progress.message(&format!("warning: remote cache {e}; building without it")),
+        // grpc:// and grpcs:// caches are the Remote Execution API's (driver/remote.rs).
+        if !url.starts_with("grpc://") && !url.starts_with("grpcs://") {
+            match crate::cache::http::HttpCache::new(url, opts.remote_headers.clone(), opts.remote_timeout) {
+                Ok(c) => backends.push(Box::new(c)),
+                Err(e) => progress.message(&format!("warning: remote cache {e}; building without it")),
+            }
         }
     }
     if backends.is_empty() {
@@ -339,6 +335,7 @@ impl Build<'_> {
             outputs: restored,
             watch,
             depfile,
+            remote: Default::default(),
         })
     }
 

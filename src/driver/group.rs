@@ -452,6 +452,7 @@ impl Build<'_> {
             watch,
             depfile: task.depfile.map(|f| absolute(root, graph.path(f))),
             timed: self.scans(t),
+            remote: self.remote_spec(t),
         })
     }
 }

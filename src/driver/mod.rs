@@ -51,6 +51,7 @@ mod group;
 mod includes;
 mod options;
 mod record;
+mod remote;
 mod report;
 mod scan;
 mod targets;
@@ -347,6 +348,7 @@ fn build_loaded(
         .then(|| jobserver(opts, b.progress))
         .flatten();
     b.caches = (!opts.dry_run).then(|| cached::open(opts, project, b.progress)).flatten();
+    b.remote = (!opts.dry_run).then(|| remote::open(opts, project, b.progress)).flatten();
     let command_env = b
         .jobserver
         .as_ref()
@@ -364,6 +366,14 @@ fn build_loaded(
                 logs: b.state_dir.join("logs"),
                 timeout: opts.timeout,
                 env: command_env,
+                remote: b.remote.clone(),
+                // Under --remote, -j counts remote slots; local commands stay within the CPUs.
+                local_slots: match &b.remote {
+                    Some(r) if r.execute => {
+                        std::thread::available_parallelism().map_or(1, |n| n.get())
+                    }
+                    _ => 0,
+                },
             },
         )
     });
@@ -383,6 +393,7 @@ fn build_loaded(
     }
     stats::mark("save");
     b.log_cache();
+    b.remote_stats();
     b.write_traces();
     let Build {
         expansion,
@@ -452,6 +463,10 @@ struct Build<'a> {
     recorder: Option<trace::Recorder>,
     /// The output caches, when the options name one (never in dry runs).
     caches: Option<cached::Caches>,
+    /// The remote engine or Remote Execution API cache (never in dry runs), and the tasks
+    /// whose results came from it.
+    remote: Option<std::sync::Arc<crate::remote::Remote>>,
+    remote_hits: u64,
     out_canon: PathBuf,
     state_dir: PathBuf,
     signal_count: usize,
@@ -531,6 +546,8 @@ impl<'a> Build<'a> {
             jobserver: None,
             recorder: opts.traced().then(trace::Recorder::new),
             caches: None,
+            remote: None,
+            remote_hits: 0,
             out_canon,
             state_dir,
             signal_count: 0,

@@ -44,6 +44,10 @@ pub struct BuildOptions {
     pub remote_cache: Option<String>,
     pub remote_headers: Vec<(String, String)>,
     pub remote_timeout: std::time::Duration,
+    /// A Remote Execution API engine to run tasks on (`--remote`), and the instance name it and
+    /// a grpc:// remote cache are asked for (`--remote-instance`).
+    pub remote: Option<String>,
+    pub remote_instance: String,
 }
 
 impl BuildOptions {
@@ -84,6 +88,8 @@ impl Default for BuildOptions {
             remote_cache: None,
             remote_headers: Vec::new(),
             remote_timeout: std::time::Duration::from_secs(10),
+            remote: None,
+            remote_instance: String::new(),
         }
     }
 }

@@ -20,6 +20,7 @@ impl Build<'_> {
     /// Handles a finished job: the task ends (in `self.state`) a success, a failure, or not run.
     pub(super) fn finished(&mut self, f: Finished) {
         let t = TaskId(f.id as u32);
+        self.remote_finished(&f.remote);
         // After an interrupt, any command that did not succeed was (or may have been) cut short,
         // even one that caught the signal and exited with a status of its own.
         let interrupted = self.interrupted.is_some() && f.exit != Exit::Success;

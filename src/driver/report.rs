@@ -84,14 +84,16 @@ impl Build<'_> {
             ));
             return 0;
         }
-        let cached = match &self.caches {
-            Some(c) => format!(
+        let hits = self.caches.as_ref().map(|c| c.hits);
+        let remote_hits = self.remote.as_ref().map(|_| self.remote_hits);
+        let cached = match (hits, remote_hits) {
+            (None, None) => String::new(),
+            (a, b) => format!(
                 ": {} {}, {} from the cache",
                 self.started_count,
                 plural(self.started_count),
-                c.hits
+                a.unwrap_or(0) + b.unwrap_or(0)
             ),
-            None => String::new(),
         };
         self.progress
             .done(&format!("'build' finished successfully ({secs:.3}s){cached}"));

@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"KILNGRPH";
-const FORMAT: u32 = 14;
+const FORMAT: u32 = 15;
 /// Magic, format, head crc, head length, body length.
 const PREFIX: usize = 32;
 /// A task's digests: its key's and its definition's.
@@ -104,12 +104,12 @@ pub fn overrides_digest(o: &Overrides) -> Hash {
 // (templates and env values, which only expansion needs; the root and build directory, which the
 // head holds).
 encode_struct!(Project {
-    sources, post, name, parts, groups, rules, gens
+    sources, post, name, parts, groups, rules, gens, remote_platform
 } skip { root, out, configure, installs });
 encode_struct!(Part { dir, parent, rules } skip { env });
 encode_struct!(Group { name, order, jobs });
 encode_struct!(Rule {
-    name, ext_in, ext_out, before, color, always, update_outputs, scan, compdb, nocache, span
+    name, ext_in, ext_out, before, color, always, update_outputs, scan, compdb, nocache, remote, span
 } skip { commands, depfile, signature_names });
 encode_struct!(Gen {
     name, span, group, rule, uses, map, default, part

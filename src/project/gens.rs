@@ -166,6 +166,7 @@ impl Builder<'_> {
                     scan: false,
                     compdb: false,
                     nocache: false,
+                    remote: true,
                     signature_names,
                     span: run.span(),
                 });

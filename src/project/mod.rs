@@ -56,6 +56,8 @@ pub struct Project {
     pub configure: Option<crate::configure::Configure>,
     /// `[[install]]` entries, every part's, in order.
     pub installs: Vec<Install>,
+    /// `[remote] platform`: the properties each remote Action asks for, by name.
+    pub remote_platform: Vec<(String, String)>,
 }
 
 /// An `[[install]]` entry.
@@ -113,6 +115,8 @@ pub struct Rule {
     pub compdb: bool,
     /// `nocache`: its tasks are never stored in or restored from an output cache.
     pub nocache: bool,
+    /// `remote = false` makes it false: its tasks never run on a remote engine.
+    pub remote: bool,
     /// The env names the signature covers: those the commands and depfile use, and `vars`.
     pub signature_names: Vec<String>,
     pub span: Range<usize>,

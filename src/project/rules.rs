@@ -268,6 +268,7 @@ impl Builder<'_> {
             scan,
             compdb,
             nocache: d.nocache.unwrap_or(false),
+            remote: d.remote.unwrap_or(true),
             signature_names,
             span: def.span(),
         })

@@ -257,6 +257,11 @@ impl OutputBuf {
         }
     }
 
+    /// What is kept in memory.
+    pub(super) fn kept(&mut self) -> &[u8] {
+        self.kept.make_contiguous()
+    }
+
     pub(super) fn finish(self) -> Output {
         let log = self.log.is_some().then_some(self.log_path);
         Output {

@@ -46,6 +46,8 @@ pub struct Job {
     /// Note when the commands started, though there is no depfile: implicit dependencies come
     /// from elsewhere (a scan) and may be first seen after the run.
     pub timed: bool,
+    /// How to run it on the remote engine (or find it in its cache), when the build has one.
+    pub remote: Option<Box<crate::remote::Spec>>,
 }
 
 /// How a job's commands ended.
@@ -103,6 +105,19 @@ pub struct Finished {
     pub watch: Vec<Option<(Stat, Option<Hash>)>>,
     /// The depfile's prerequisites, or why they could not be read.
     pub depfile: Option<Result<Vec<String>, String>>,
+    /// What the remote engine did with the job.
+    pub remote: RemoteNote,
+}
+
+/// How a job went with the remote engine.
+#[derive(Debug, Default)]
+pub struct RemoteNote {
+    /// Its result came from the remote cache: its outputs were fetched, nothing ran.
+    pub cached: bool,
+    /// It ran on the engine.
+    pub executed: bool,
+    /// The engine's first trouble in this build, to show once.
+    pub warning: Option<String>,
 }
 
 /// What every job shares.
@@ -119,6 +134,11 @@ pub struct Config {
     pub timeout: Option<Duration>,
     /// Environment values set for every command, over kiln's own.
     pub env: Vec<(String, String)>,
+    /// The remote engine or cache jobs with a [`Job::remote`] go to first.
+    pub remote: Option<Arc<crate::remote::Remote>>,
+    /// With a remote engine, at most this many jobs run locally at once (the workers count
+    /// remote slots); 0: no bound but the workers'.
+    pub local_slots: usize,
 }
 
 struct Shared {
@@ -128,6 +148,8 @@ struct Shared {
     groups: Mutex<HashMap<usize, i32>>,
     /// The signal passed on to running commands, once one was: nothing more starts.
     stopping: AtomicI32,
+    /// Jobs running locally, against `Config::local_slots`.
+    local: (Mutex<usize>, std::sync::Condvar),
 }
 
 /// What the build loop needs of whatever runs its commands (ninja's CommandRunner): start a job,
@@ -211,6 +233,7 @@ impl Runner {
             programs: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
             stopping: AtomicI32::new(0),
+            local: (Mutex::new(0), std::sync::Condvar::new()),
         });
         let workers = (0..jobs)
             .map(|worker| {
@@ -292,6 +315,36 @@ fn not_started(id: usize, worker: usize) -> Finished {
         outputs: Vec::new(),
         watch: Vec::new(),
         depfile: None,
+        remote: RemoteNote::default(),
+    }
+}
+
+/// A local slot held while a job's commands run, where remote jobs share the workers.
+struct LocalSlot<'a>(Option<&'a Shared>);
+
+impl<'a> LocalSlot<'a> {
+    fn take(shared: &'a Shared) -> LocalSlot<'a> {
+        let limit = shared.config.local_slots;
+        if limit == 0 {
+            return LocalSlot(None);
+        }
+        let (count, freed) = &shared.local;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= limit {
+            n = freed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        LocalSlot(Some(shared))
+    }
+}
+
+impl Drop for LocalSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0 {
+            let (count, freed) = &shared.local;
+            *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+            freed.notify_one();
+        }
     }
 }
 
@@ -312,7 +365,35 @@ fn run_job(shared: &Shared, job: Job, worker: usize, buf: &mut Vec<u8>) -> Finis
     let log = config.logs.join(format!("task-{}.log", job.id));
     let mut output = OutputBuf::new(config.memory_limit, log);
     let mut exit = Exit::Success;
-    for (i, command) in job.commands.iter().enumerate() {
+    let mut note = RemoteNote::default();
+    let mut to_store = None;
+    let mut local = true;
+    if let (Some(remote), Some(spec)) = (&config.remote, &job.remote) {
+        match remote.run(&job.commands, spec) {
+            crate::remote::Outcome::Done {
+                exit_code,
+                output: printed,
+                cached,
+            } => {
+                local = false;
+                output.push(&printed);
+                note.cached = cached;
+                note.executed = !cached;
+                if exit_code != 0 {
+                    exit = Exit::Failed {
+                        command: 0,
+                        code: exit_code,
+                    };
+                }
+            }
+            crate::remote::Outcome::Local { warning, action } => {
+                note.warning = warning;
+                to_store = action;
+            }
+        }
+    }
+    let slot = local.then(|| LocalSlot::take(shared));
+    for (i, command) in job.commands.iter().enumerate().filter(|_| local) {
         if shared.stopping.load(Ordering::SeqCst) != 0 {
             exit = if i == 0 {
                 Exit::NotStarted
@@ -349,9 +430,16 @@ fn run_job(shared: &Shared, job: Job, worker: usize, buf: &mut Vec<u8>) -> Finis
             }
         }
     }
+    drop(slot);
     let duration = start.elapsed();
     let ended_at = clock();
     let success = exit == Exit::Success;
+    if let (true, Some(action), Some(remote), Some(spec)) =
+        (success, &to_store, &config.remote, &job.remote)
+    {
+        let warning = remote.store(action, &job.commands, spec, output.kept());
+        note.warning = note.warning.or(warning);
+    }
     // The stat of a file, and its hash where asked for.
     let mut look = |p: &std::path::Path, hash: bool| match hash {
         true => filestate::stat_and_hash(p, buf)
@@ -384,5 +472,6 @@ fn run_job(shared: &Shared, job: Job, worker: usize, buf: &mut Vec<u8>) -> Finis
         outputs,
         watch,
         depfile,
+        remote: note,
     }
 }

@@ -16,6 +16,8 @@ fn runner(dir: &Path, limit: usize) -> Runner {
             logs: dir.join("logs"),
             timeout: None,
             env: Vec::new(),
+            remote: None,
+            local_slots: 0,
         },
     )
 }
@@ -28,6 +30,7 @@ fn job(id: usize, commands: &[&str], dir: &Path) -> Job {
         watch: vec![],
         depfile: None,
         timed: false,
+        remote: None,
     }
 }
 
@@ -170,6 +173,8 @@ fn timeout_runner(dir: &Path, limit: Duration) -> Runner {
             logs: dir.join("logs"),
             timeout: Some(limit),
             env: Vec::new(),
+            remote: None,
+            local_slots: 0,
         },
     )
 }
@@ -244,4 +249,34 @@ fn signal_reaches_the_process_group() {
         f.exit
     );
     assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn local_slots_bound_the_jobs_running_locally_below_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Runner::new(
+        3,
+        Config {
+            cwd: dir.path().to_path_buf(),
+            scratch: dir.path().join("tmp"),
+            clock: None,
+            memory_limit: 1 << 20,
+            logs: dir.path().join("logs"),
+            timeout: None,
+            env: Vec::new(),
+            remote: None,
+            local_slots: 1,
+        },
+    );
+    // Each job holds a directory while it runs: two at once would fail the second mkdir.
+    for id in 0..3 {
+        r.start(job(id, &["mkdir held && sleep 0.2 && rmdir held"], dir.path()));
+    }
+    let mut ok = 0;
+    for _ in 0..3 {
+        let f = r.results.recv().unwrap();
+        assert_eq!(f.exit, Exit::Success, "{}", String::from_utf8_lossy(&f.output.text));
+        ok += 1;
+    }
+    assert_eq!(ok, 3);
 }

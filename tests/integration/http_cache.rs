@@ -153,7 +153,7 @@ impl Drop for Nginx {
 
 /// A certificate authority of the test's own (`ca.pem`), the server's certificate for 127.0.0.1
 /// (`cert.pem`, `key.pem`) that it signed, and a password file where `ci` has `secret`.
-fn make_certificates(d: &Path) {
+pub(crate) fn make_certificates(d: &Path) {
     let script = "set -e
         ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
         openssl req -x509 $ec -days 1 -subj /CN=kiln-test-ca -keyout ca.key -out ca.pem

@@ -19,6 +19,7 @@ mod outputs;
 mod ports;
 mod property;
 mod reliability;
+mod remote;
 mod scanner;
 mod scheduling;
 mod scriptlets;

@@ -181,6 +181,7 @@ impl FakeRunner {
             outputs,
             watch,
             depfile: None,
+            remote: Default::default(),
         }
     }
 }

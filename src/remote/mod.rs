@@ -1,0 +1,373 @@
+//! Remote execution and the Remote Execution API's cache, for one build: a job the driver gave
+//! a [`Spec`] is looked up in the ActionCache by its Action digest; on a miss, with `--remote`,
+//! its inputs the engine lacks are uploaded (re-hashed as they are sent: a file edited meanwhile
+//! is never trusted) and the Action runs on the engine; outputs come back verified against their
+//! digests and are written into the build directory. With only `--remote-cache grpc://...`, a
+//! miss runs locally and a successful run's result is stored under the same Action digest.
+//!
+//! An engine in trouble (unreachable, timing out, failing a call, lying about a digest) is
+//! warned about once; from then on every job of the build runs locally. A command that fails
+//! remotely while naming a project file its task does not declare is reported as a missing
+//! dependency.
+
+pub mod action;
+pub mod client;
+
+use crate::cache::Digest;
+pub use action::{FileDigests, Spec};
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use client::{Blob, Client};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A remote engine or cache as a build uses it.
+pub struct Remote {
+    pub client: Client,
+    /// The project root: the Actions' working directory and where outputs are written.
+    pub root: PathBuf,
+    /// Run Actions on the engine (`--remote`); otherwise only look results up and store them.
+    pub execute: bool,
+    /// Store no results (`--cache-readonly`).
+    pub readonly: bool,
+    pub digests: FileDigests,
+    /// Set at the first trouble: nothing more is asked of the engine in this build.
+    gone: Mutex<bool>,
+    pub counts: Counts,
+}
+
+/// What a build did remotely.
+#[derive(Default, Debug)]
+pub struct Counts {
+    /// Results found in the ActionCache (or answered from the engine's cache).
+    pub hits: AtomicU64,
+    /// Actions the engine ran.
+    pub executed: AtomicU64,
+    /// Results of local runs stored in the ActionCache.
+    pub stored: AtomicU64,
+    /// Blob bytes sent (inputs, Actions, outputs of local runs) and received (outputs).
+    pub uploaded: AtomicU64,
+    pub downloaded: AtomicU64,
+    /// Blobs named by Actions, and those the engine lacked.
+    pub blobs_named: AtomicU64,
+    pub blobs_missing: AtomicU64,
+}
+
+/// How a job went remotely.
+pub enum Outcome {
+    /// Done without running locally: the exit code, what the command printed (stdout then
+    /// stderr), and whether the result came from a cache.
+    Done {
+        exit_code: i32,
+        output: Vec<u8>,
+        cached: bool,
+    },
+    /// Run it locally. `warning`: the trouble that made this build give the engine up, said
+    /// once. `action`: the Action to store the local run's result under.
+    Local {
+        warning: Option<String>,
+        action: Option<action::Action>,
+    },
+}
+
+impl Remote {
+    pub fn new(client: Client, root: &Path, execute: bool, readonly: bool) -> Remote {
+        Remote {
+            client,
+            root: root.to_path_buf(),
+            execute,
+            readonly,
+            digests: FileDigests::default(),
+            gone: Mutex::new(false),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Whether the engine has been given up in this build.
+    pub fn gone(&self) -> bool {
+        *self.gone.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives the engine up; returns the warning to show if this was the first trouble.
+    fn trouble(&self, why: String) -> Option<String> {
+        let mut gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
+        if *gone {
+            return None;
+        }
+        *gone = true;
+        let rest = if self.execute {
+            "the rest of the build runs locally"
+        } else {
+            "building without it"
+        };
+        Some(format!("warning: remote {why}; {rest}"))
+    }
+
+    fn local(&self, why: Option<String>, action: Option<action::Action>) -> Outcome {
+        Outcome::Local {
+            warning: why.and_then(|w| self.trouble(w)),
+            action,
+        }
+    }
+
+    /// Runs (or finds) a job's commands remotely.
+    pub fn run(&self, commands: &[String], spec: &Spec) -> Outcome {
+        if self.gone() {
+            return self.local(None, None);
+        }
+        let action = match action::build(&self.root, commands, spec, &self.digests) {
+            Ok(a) => a,
+            // An input that cannot be read: the local run will say what is wrong.
+            Err(_) => return self.local(None, None),
+        };
+        if !spec.do_not_cache {
+            match self.client.action_result(&action.digest) {
+                Ok(Some(result)) => match self.take(&result, spec) {
+                    Ok(output) => {
+                        self.counts.hits.fetch_add(1, Ordering::Relaxed);
+                        return Outcome::Done {
+                            exit_code: result.exit_code,
+                            output,
+                            cached: true,
+                        };
+                    }
+                    Err(why) => return self.local(Some(why), None),
+                },
+                Ok(None) => {}
+                Err(why) => return self.local(Some(why), None),
+            }
+        }
+        if !self.execute {
+            return self.local(None, Some(action));
+        }
+        if let Err(why) = self.upload_missing(&action) {
+            return match why.contains(client::EDITED) {
+                // An input edited as it was sent: the Action names bytes that are no longer
+                // there. The local run sees the file as it is now.
+                true => self.local(None, None),
+                false => self.local(Some(why), None),
+            };
+        }
+        let response = match self.client.execute(&action.digest, false) {
+            Ok(r) => r,
+            Err(why) => return self.local(Some(why), None),
+        };
+        if let Some(status) = response.status.as_ref().filter(|s| s.code != 0) {
+            return self.local(
+                Some(format!("{}: the engine could not run an Action: code {}: {}", self.client.url(), status.code, status.message)),
+                None,
+            );
+        }
+        let Some(result) = response.result else {
+            return self.local(Some(format!("{}: an execution without a result", self.client.url())), None);
+        };
+        match self.take(&result, spec) {
+            Ok(mut output) => {
+                if response.cached_result {
+                    self.counts.hits.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.counts.executed.fetch_add(1, Ordering::Relaxed);
+                }
+                if result.exit_code != 0 {
+                    output.extend(self.undeclared(commands, spec, &output));
+                }
+                Outcome::Done {
+                    exit_code: result.exit_code,
+                    output,
+                    cached: response.cached_result,
+                }
+            }
+            Err(why) => self.local(Some(why), None),
+        }
+    }
+
+    /// Uploads the blobs of `action` that the engine lacks.
+    fn upload_missing(&self, action: &action::Action) -> Result<(), String> {
+        let digests: Vec<Digest> = action.blobs.iter().map(|(d, _)| *d).collect();
+        let missing = self.client.find_missing(&digests)?;
+        self.counts
+            .blobs_named
+            .fetch_add(digests.len() as u64, Ordering::Relaxed);
+        self.counts
+            .blobs_missing
+            .fetch_add(missing.len() as u64, Ordering::Relaxed);
+        let missing: std::collections::HashSet<Digest> = missing.into_iter().collect();
+        let mut sent = std::collections::HashSet::new();
+        let wanted: Vec<(Digest, &Blob)> = action
+            .blobs
+            .iter()
+            .filter(|(d, _)| missing.contains(d) && sent.insert(*d))
+            .map(|(d, b)| (*d, b))
+            .collect();
+        let bytes = self.client.upload(&wanted)?;
+        self.counts.uploaded.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes a result's outputs into the project (each verified; only declared outputs) and
+    /// returns what the command printed.
+    fn take(&self, result: &re::ActionResult, spec: &Spec) -> Result<Vec<u8>, String> {
+        for file in &result.output_files {
+            if !spec.outputs.contains(&file.path) {
+                return Err(format!(
+                    "{}: a result names `{}`, which the task does not declare",
+                    self.client.url(),
+                    file.path
+                ));
+            }
+            let digest = file
+                .digest
+                .as_ref()
+                .and_then(client::from_proto)
+                .ok_or_else(|| format!("{}: a result with a malformed digest", self.client.url()))?;
+            let data = if !file.contents.is_empty() && digest.verifies(&file.contents) {
+                file.contents.clone()
+            } else {
+                self.client.read(&digest)?
+            };
+            self.counts
+                .downloaded
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            write_output(&self.root.join(&file.path), &data, file.is_executable)
+                .map_err(|e| format!("cannot write `{}`: {e}", file.path))?;
+        }
+        let mut output = self.printed(&result.stdout_raw, result.stdout_digest.as_ref())?;
+        output.extend(self.printed(&result.stderr_raw, result.stderr_digest.as_ref())?);
+        Ok(output)
+    }
+
+    fn printed(&self, raw: &[u8], digest: Option<&re::Digest>) -> Result<Vec<u8>, String> {
+        match digest.and_then(client::from_proto) {
+            Some(d) if raw.is_empty() && d.size > 0 => self.client.read(&d),
+            _ => Ok(raw.to_vec()),
+        }
+    }
+
+    /// After a failed remote run: the project files its output names that the Action did not
+    /// hold, said as a missing dependency.
+    fn undeclared(&self, commands: &[String], spec: &Spec, output: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(output);
+        // Where a name may be relative to: the root, and each -I directory of the commands.
+        let mut dirs = vec![String::new()];
+        for c in commands {
+            let words: Vec<&str> = c.split_whitespace().collect();
+            for (i, w) in words.iter().enumerate() {
+                let dir = match w.strip_prefix("-I") {
+                    Some("") => words.get(i + 1).copied().unwrap_or(""),
+                    Some(d) => d,
+                    None => continue,
+                };
+                if action::portable(dir) {
+                    dirs.push(format!("{dir}/"));
+                }
+            }
+        }
+        let mut named: Vec<String> = Vec::new();
+        let separators = |c: char| c.is_whitespace() || "'\"`:,;()<>[]{}".contains(c);
+        for word in text.split(separators) {
+            let word = word.trim_start_matches("./");
+            if word.is_empty() || !action::portable(word) {
+                continue;
+            }
+            for dir in &dirs {
+                let path = format!("{dir}{word}");
+                if !spec.inputs.contains(&path)
+                    && !spec.outputs.contains(&path)
+                    && !named.contains(&path)
+                    && self.root.join(&path).is_file()
+                {
+                    named.push(path);
+                }
+            }
+        }
+        named
+            .iter()
+            .map(|p| {
+                format!(
+                    "kiln: the command failed remotely, where it saw only what its task declares; \
+                     it names `{p}`, which the task does not declare: a missing dependency, not a \
+                     flake (add it to the generator's `deps`, or give the rule `remote = false`)\n"
+                )
+            })
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    /// After a successful local run of a job looked up and missed: stores its result under
+    /// its Action, unless an input changed meanwhile (the Action is taken again from the files
+    /// as they are now) or the cache is read-only.
+    /// Returns the warning to show if the store was this build's first trouble.
+    pub fn store(
+        &self,
+        action: &action::Action,
+        commands: &[String],
+        spec: &Spec,
+        printed: &[u8],
+    ) -> Option<String> {
+        if self.readonly || spec.do_not_cache || self.gone() {
+            return None;
+        }
+        let now = action::build(&self.root, commands, spec, &FileDigests::default()).ok()?;
+        if now.digest != action.digest {
+            return None;
+        }
+        let mut result = re::ActionResult::default();
+        let mut blobs = Vec::new();
+        let mut outputs: Vec<&String> = spec.outputs.iter().collect();
+        outputs.sort_unstable();
+        for path in outputs {
+            let abs = self.root.join(path);
+            let data = std::fs::read(&abs).ok()?;
+            let exec = std::fs::metadata(&abs)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                .unwrap_or(false);
+            let digest = Digest::of(&data);
+            result.output_files.push(re::OutputFile {
+                path: path.clone(),
+                digest: Some(client::to_proto(&digest)),
+                is_executable: exec,
+                ..Default::default()
+            });
+            blobs.push((digest, Blob::Bytes(data)));
+        }
+        if !printed.is_empty() {
+            let digest = Digest::of(printed);
+            result.stdout_digest = Some(client::to_proto(&digest));
+            blobs.push((digest, Blob::Bytes(printed.to_vec())));
+        }
+        let stored = (|| {
+            let digests: Vec<Digest> = blobs.iter().map(|(d, _)| *d).collect();
+            let missing: std::collections::HashSet<Digest> =
+                self.client.find_missing(&digests)?.into_iter().collect();
+            let wanted: Vec<(Digest, &Blob)> = blobs
+                .iter()
+                .filter(|(d, _)| missing.contains(d))
+                .map(|(d, b)| (*d, b))
+                .collect();
+            let sent = self.client.upload(&wanted)?;
+            self.counts.uploaded.fetch_add(sent, Ordering::Relaxed);
+            self.client.update_action_result(&action.digest, result)
+        })();
+        match stored {
+            Ok(()) => {
+                self.counts.stored.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Err(why) => self.trouble(why),
+        }
+    }
+}
+
+/// Writes an output whole: a temporary file beside it, renamed over it.
+fn write_output(path: &Path, data: &[u8], executable: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.kiln-remote.{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    let mode = if executable { 0o755 } else { 0o644 };
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&tmp, path)
+}

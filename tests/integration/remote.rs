@@ -1,0 +1,552 @@
+//! Remote execution on a real Remote Execution API engine: BuildGrid from PyPI with the worker in
+//! tests/remote/, started on loopback by each test (tests/remote/engine.py; scripts/test-setup
+//! installs it through scripts/remote-setup). Each Action runs in an empty directory holding
+//! only its input root.
+
+mod misbehaving;
+
+use crate::ports::copy_port;
+use crate::support::*;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A BuildGrid server and its worker on a loopback port, killed on drop.
+pub struct Engine {
+    child: Child,
+    pub url: String,
+    /// With [`Engine::start_tls`], its `grpcs://` port.
+    pub tls_url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Engine {
+    pub fn start() -> Engine {
+        Engine::launch(None)
+    }
+
+    /// With a second port serving TLS with `certs`/cert.pem and key.pem.
+    pub fn start_tls(certs: &Path) -> Engine {
+        Engine::launch(Some(certs))
+    }
+
+    fn launch(tls: Option<&Path>) -> Engine {
+        let python = Path::new(ROOT).join("target/test-tools/buildgrid/bin/python");
+        assert!(
+            python.exists(),
+            "BuildGrid is not installed at {}: run scripts/remote-setup (scripts/test-setup does)",
+            python.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(&python);
+        cmd.arg(Path::new(ROOT).join("tests/remote/engine.py"))
+            .arg("--dir")
+            .arg(dir.path());
+        if let Some(certs) = tls {
+            cmd.arg("--tls").arg(certs);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tls = String::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("tls ") {
+                    tls = url.to_string();
+                }
+                if let Some(url) = line.strip_prefix("ready ") {
+                    let _ = tx.send((url.to_string(), tls.clone()));
+                }
+            }
+        });
+        let mut engine = Engine {
+            child,
+            url: String::new(),
+            tls_url: String::new(),
+            dir,
+        };
+        match rx.recv_timeout(Duration::from_secs(90)) {
+            Ok((url, tls_url)) => (engine.url, engine.tls_url) = (url, tls_url),
+            Err(_) => panic!("the engine did not start:\n{}", engine.logs()),
+        }
+        engine
+    }
+
+    /// Kills the server and its worker at once (SIGKILL to the launcher takes its children).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The server's and the worker's logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        for name in ["server.log", "worker.log"] {
+            let body = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+            let tail: Vec<&str> = body.lines().rev().take(40).collect();
+            text += &format!("--- {name} (tail)\n");
+            for l in tail.iter().rev() {
+                text += l;
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A copy of examples/NAME without its build directory.
+fn copy_example(name: &str) -> Space {
+    let s = Space::new();
+    let src = Path::new(ROOT).join("examples").join(name);
+    for entry in walkdir::WalkDir::new(&src) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(&src).unwrap();
+        let in_build_dir = rel.components().count() > 1 && rel.starts_with("build");
+        if in_build_dir || !entry.file_type().is_file() {
+            continue;
+        }
+        s.write(rel.to_str().unwrap(), std::fs::read(entry.path()).unwrap());
+    }
+    s
+}
+
+/// Every file under `dir` of the project, by path, with its bytes.
+fn files_under(s: &Space, dir: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let base = s.path(dir);
+    walkdir::WalkDir::new(&base)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e
+                .path()
+                .strip_prefix(&base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (rel, std::fs::read(e.path()).unwrap())
+        })
+        // kiln's own state is not an output.
+        .filter(|(rel, _)| !rel.starts_with(".kiln"))
+        .collect()
+}
+
+/// Outputs of `paths`, in the local build `l` and the remote one `r`, byte for byte.
+fn assert_same_outputs(l: &Space, r: &Space, paths: &[String]) {
+    assert!(!paths.is_empty());
+    for p in paths {
+        let (a, b) = (
+            std::fs::read(l.path(p)).unwrap(),
+            std::fs::read(r.path(p)).unwrap(),
+        );
+        assert!(a == b, "{p} differs between the local and the remote build");
+    }
+}
+
+/// The summary line, which `-d stats` follows.
+fn summary(run: &Run) -> String {
+    let line = run.stderr.lines().find(|l| l.starts_with("'build' "));
+    line.unwrap_or_else(|| panic!("no summary in\n{}", run.stderr))
+        .to_string()
+}
+
+fn total_tasks(run: &Run) -> u64 {
+    let summary = summary(run);
+    let n = summary
+        .split(": ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok());
+    n.unwrap_or_else(|| panic!("no task count in `{summary}`"))
+}
+
+/// The engine itself, checked by a REAPI client of its own (tests/remote/check.py): the CAS, the
+/// ActionCache, ByteStream, and the worker running each Action in an empty directory, where a
+/// read outside the input root fails.
+#[test]
+fn the_test_engine_passes_its_own_check() {
+    let python = Path::new(ROOT).join("target/test-tools/buildgrid/bin/python");
+    let out = Command::new(python)
+        .arg(Path::new(ROOT).join("tests/remote/check.py"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/remote-setup first");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn hello_c_built_on_the_engine_equals_a_local_build_and_a_clean_rebuild_is_all_hits() {
+    let engine = Engine::start();
+    let local = copy_example("hello-c");
+    local.kiln(&["build"]).ok();
+    let remote = copy_example("hello-c");
+    let run = remote
+        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
+        .ok();
+    // Every task ran on the engine: the compiles got their headers from the scanner.
+    let tasks = total_tasks(&run);
+    assert_eq!(
+        run.stats_count("remote executed"),
+        tasks,
+        "{}",
+        engine.logs()
+    );
+    assert_eq!(run.stats_count("remote hits"), 0);
+    let outputs: Vec<String> = files_under(&local, "build")
+        .keys()
+        .filter(|p| !p.ends_with(".d"))
+        .map(|p| format!("build/{p}"))
+        .collect();
+    assert_same_outputs(&local, &remote, &outputs);
+    let hello = Command::new(remote.path("build/hello")).output().unwrap();
+    assert!(hello.status.success());
+
+    // A clean build again: every result comes back from the engine's cache, nothing runs.
+    remote.kiln(&["clean"]).ok();
+    let again = remote
+        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
+        .ok();
+    assert!(
+        summary(&again).contains(&format!("{tasks} tasks, {tasks} from the cache")),
+        "{}",
+        summary(&again)
+    );
+    assert_eq!(again.stats_count("remote executed"), 0);
+    assert_same_outputs(&local, &remote, &outputs);
+}
+
+#[test]
+fn lua_built_on_the_engine_equals_a_local_build_and_a_clean_rebuild_is_all_hits() {
+    let engine = Engine::start();
+    let local = copy_port("lua");
+    local.kiln(&["build"]).ok();
+    let remote = copy_port("lua");
+    let run = remote
+        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
+        .ok();
+    let tasks = total_tasks(&run);
+    assert_eq!(
+        run.stats_count("remote executed"),
+        tasks,
+        "{}",
+        summary(&run)
+    );
+    let outputs: Vec<String> = ["build/lua", "build/luac", "build/liblua.a"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(
+            files_under(&local, "build")
+                .keys()
+                .filter(|p| p.ends_with(".o"))
+                .map(|p| format!("build/{p}")),
+        )
+        .collect();
+    assert_same_outputs(&local, &remote, &outputs);
+    remote.kiln(&["clean"]).ok();
+    let again = remote
+        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
+        .ok();
+    assert_eq!(
+        again.stats_count("remote executed"),
+        0,
+        "{}",
+        summary(&again)
+    );
+    assert_eq!(
+        again.stats_count("remote hits"),
+        run.stats_count("remote executed")
+    );
+    assert_same_outputs(&local, &remote, &outputs);
+}
+
+const DECLARED: &str = r#"
+[[gen]]
+name = "copy"
+run = "cat ${SRC} > ${TGT}"
+source = ["a.txt"]
+target = "a.out"
+
+[[gen]]
+name = "peek"
+run = "cat ${SRC} secret.txt > ${TGT}"
+source = ["b.txt"]
+target = "b.out"
+"#;
+
+#[test]
+fn a_task_reading_a_file_it_does_not_declare_fails_remotely_and_is_named_a_missing_dependency() {
+    let engine = Engine::start();
+    let s = Space::new();
+    s.write("build.toml", DECLARED)
+        .write("a.txt", "a\n")
+        .write("b.txt", "b\n")
+        .write("secret.txt", "s\n");
+    // Locally it works: the file is there.
+    s.kiln(&["build"]).ok();
+    s.kiln(&["clean"]).ok();
+    s.kiln(&["--remote", &engine.url, "build", "-k"])
+        .status(1)
+        .stderr_has("build/b.out")
+        .stderr_has(
+            "`secret.txt`, which the task does not declare: a missing dependency, not a flake",
+        );
+    assert_eq!(s.read("build/a.out"), "a\n");
+    // Declared, it runs remotely too.
+    s.write(
+        "build.toml",
+        DECLARED.replace(
+            "target = \"b.out\"",
+            "target = \"b.out\"\ndeps = [\"secret.txt\"]",
+        ),
+    );
+    s.kiln(&["--remote", &engine.url, "build"]).ok();
+    assert_eq!(s.read("build/b.out"), "b\ns\n");
+}
+
+const SLOW: &str = r#"
+[rule.step]
+run = "sleep 0.4 && cat ${SRC} > ${TGT} && echo done-${SRC}"
+ext_in = [".txt"]
+ext_out = [".out"]
+
+[[gen]]
+name = "step"
+rule = "step"
+source = ["in/*.txt"]
+"#;
+
+fn slow_project(n: usize) -> Space {
+    let s = Space::new();
+    s.write("build.toml", SLOW);
+    for i in 0..n {
+        s.write(&format!("in/{i:02}.txt"), format!("{i}\n"));
+    }
+    s
+}
+
+#[test]
+fn editing_a_file_no_task_reads_changes_no_action_and_two_checkouts_share_them() {
+    let engine = Engine::start();
+    let a = slow_project(4);
+    a.write("notes.md", "one\n");
+    let first = a
+        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
+        .ok();
+    assert_eq!(first.stats_count("remote executed"), 4);
+    // The printed output of a remote task is shown as a local one's.
+    assert!(first.stderr.contains("done-in/00.txt") || first.stdout.contains("done-in/00.txt"));
+    a.write("notes.md", "two\n");
+    a.kiln(&["clean"]).ok();
+    let again = a
+        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
+        .ok();
+    assert!(
+        summary(&again).contains("4 tasks, 4 from the cache"),
+        "{}",
+        summary(&again)
+    );
+    assert_eq!(again.stats_count("remote executed"), 0);
+    // Another checkout elsewhere: the same Actions.
+    let b = slow_project(4);
+    let other = b
+        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
+        .ok();
+    assert!(
+        summary(&other).contains("4 tasks, 4 from the cache"),
+        "{}",
+        summary(&other)
+    );
+    assert_eq!(b.read("build/in/03.out"), "3\n");
+}
+
+#[test]
+fn the_engine_killed_mid_build_leaves_a_correct_local_finish() {
+    let mut engine = Engine::start();
+    let s = slow_project(24);
+    let mut kiln = spawn_kiln(&s, &["--remote", &engine.url, "build", "-j4"]);
+    // Once the engine has run something, it goes away.
+    wait_for(&s, "build/in/00.out");
+    engine.kill();
+    let out = kiln_output(&mut kiln);
+    assert!(out.0.success(), "{}", out.1);
+    assert_eq!(out.1.matches("warning: remote").count(), 1, "{}", out.1);
+    for i in 0..24 {
+        assert_eq!(s.read(&format!("build/in/{i:02}.out")), format!("{i}\n"));
+    }
+    // Recorded as built: a local build afterwards has nothing to do.
+    let after = s.kiln(&["build"]).ok();
+    assert!(after.ran().is_empty(), "{:?}", after.ran());
+}
+
+/// Waits for a spawned kiln; its status and everything it printed.
+fn kiln_output(child: &mut Child) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut text = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut text).unwrap();
+    }
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut text).unwrap();
+    }
+    (child.wait().unwrap(), text)
+}
+
+#[test]
+fn an_engine_that_is_down_or_never_answers_is_one_warning_and_a_local_build() {
+    let s = slow_project(3);
+    // Nothing listens on this port.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let down = format!("grpc://127.0.0.1:{port}");
+    s.kiln(&["--remote", &down, "build"])
+        .ok()
+        .stderr_has("warning: remote engine");
+    assert_eq!(s.read("build/in/02.out"), "2\n");
+    // A server that takes the connection and says nothing: bounded by --remote-timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("grpc://{}", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let conns: Vec<_> = silent.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(8));
+        drop(conns);
+    });
+    s.kiln(&["clean"]).ok();
+    let started = Instant::now();
+    s.kiln(&["--remote", &url, "--remote-timeout", "1", "build"])
+        .ok()
+        .stderr_has("warning: remote engine");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.read("build/in/02.out"), "2\n");
+    drop(held);
+}
+
+#[test]
+fn remote_false_rules_run_locally_and_the_platform_is_asked_for() {
+    let engine = Engine::start();
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        r#"
+[remote]
+platform = { OSFamily = "linux" }
+
+[rule.here]
+run = "pwd > ${TGT}"
+remote = false
+
+[rule.there]
+run = "pwd > ${TGT}"
+
+[[gen]]
+name = "here"
+rule = "here"
+target = "here.txt"
+
+[[gen]]
+name = "there"
+rule = "there"
+target = "there.txt"
+"#,
+    );
+    s.kiln(&["--remote", &engine.url, "build"]).ok();
+    let root = s.root().canonicalize().unwrap();
+    assert_eq!(s.read("build/here.txt").trim(), root.to_str().unwrap());
+    // The engine ran it elsewhere, in a directory of its own.
+    let there = s.read("build/there.txt");
+    assert_ne!(there.trim(), root.to_str().unwrap());
+    assert!(!there.trim().is_empty());
+}
+
+#[test]
+fn a_grpc_remote_cache_keeps_local_runs_for_another_checkout() {
+    let engine = Engine::start();
+    let a = slow_project(3);
+    let first = a
+        .kiln(&["--remote-cache", &engine.url, "build", "-d", "stats"])
+        .ok();
+    assert_eq!(first.stats_count("remote stored"), 3);
+    assert_eq!(first.stats_count("remote executed"), 0);
+    let b = slow_project(3);
+    let second = b
+        .kiln(&["--remote-cache", &engine.url, "build", "-d", "stats"])
+        .ok();
+    assert!(
+        summary(&second).contains("3 tasks, 3 from the cache"),
+        "{}",
+        summary(&second)
+    );
+    assert_eq!(b.read("build/in/01.out"), "1\n");
+    // Read-only: another checkout's runs are not stored.
+    let c = slow_project(4);
+    let third = c
+        .kiln(&[
+            "--remote-cache",
+            &engine.url,
+            "--cache-readonly",
+            "build",
+            "-d",
+            "stats",
+        ])
+        .ok();
+    assert_eq!(third.stats_count("remote hits"), 3);
+    assert_eq!(third.stats_count("remote stored"), 0);
+}
+
+#[test]
+fn grpcs_verifies_the_engine_against_the_systems_roots() {
+    let certs = tempfile::tempdir().unwrap();
+    crate::http_cache::make_certificates(certs.path());
+    let engine = Engine::start_tls(certs.path());
+    assert!(engine.tls_url.starts_with("grpcs://"), "{}", engine.tls_url);
+    let s = slow_project(2);
+    // No root of this system vouches for the test's own authority: one warning, a local build.
+    s.kiln_with(
+        ".",
+        &["--remote", &engine.tls_url, "build"],
+        &[("SSL_CERT_DIR", None)],
+    )
+    .ok()
+    .stderr_has("warning: remote engine");
+    assert_eq!(s.read("build/in/01.out"), "1\n");
+    // With it among the roots (SSL_CERT_FILE, as OpenSSL reads it), the tasks run there.
+    s.kiln(&["clean"]).ok();
+    let ca = certs.path().join("ca.pem");
+    let run = s
+        .kiln_with(
+            ".",
+            &["--remote", &engine.tls_url, "build", "-d", "stats"],
+            &[
+                ("SSL_CERT_FILE", Some(ca.to_str().unwrap())),
+                ("SSL_CERT_DIR", None),
+            ],
+        )
+        .ok()
+        .stderr_lacks("warning");
+    assert_eq!(run.stats_count("remote executed"), 2, "{}", run.stderr);
+    assert_eq!(s.read("build/in/01.out"), "1\n");
+}
