@@ -98,6 +98,32 @@ pub trait Backend: Send + Sync {
     fn put(&self, key: &Key, entry: &Entry, blobs: &[(Digest, &Path)]) -> Result<(), String>;
 }
 
+/// Writes an output restored from a cache (or fetched from a remote engine): a temporary file beside it, then a rename, with the
+/// executable bits as stored.
+pub fn write_output(path: &std::path::Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_file_name(format!(
+        ".{}.kiln-restore-{}",
+        path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if executable {
+            let mode = f.metadata()?.permissions().mode();
+            f.set_permissions(std::fs::Permissions::from_mode(mode | ((mode & 0o444) >> 2)))?;
+        }
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

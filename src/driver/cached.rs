@@ -6,7 +6,7 @@
 use super::Build;
 use crate::cache::key::{Keyer, Parts};
 use crate::cache::local::LocalCache;
-use crate::cache::{Backend, Digest, Entry, Fetched, Key, OutputFile};
+use crate::cache::{Backend, Digest, Entry, Fetched, Key, OutputFile, write_output};
 use crate::filestate::{self, MISSING};
 use crate::ids::TaskId;
 use crate::paths::absolute;
@@ -419,30 +419,4 @@ impl Build<'_> {
             }
         }
     }
-}
-
-/// Writes an output restored from a cache: a temporary file beside it, then a rename, with the
-/// executable bits as stored.
-fn write_output(path: &std::path::Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = path.with_file_name(format!(
-        ".{}.kiln-restore-{}",
-        path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if executable {
-            let mode = f.metadata()?.permissions().mode();
-            f.set_permissions(std::fs::Permissions::from_mode(mode | ((mode & 0o444) >> 2)))?;
-        }
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

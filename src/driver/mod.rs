@@ -368,11 +368,10 @@ fn build_loaded(
                 env: command_env,
                 remote: b.remote.clone(),
                 // Under --remote, -j counts remote slots; local commands stay within the CPUs.
-                local_slots: match &b.remote {
-                    Some(r) if r.execute => {
-                        std::thread::available_parallelism().map_or(1, |n| n.get())
-                    }
-                    _ => 0,
+                // (Also when the engine could not be reached: -j was raised for it.)
+                local_slots: match &opts.remote {
+                    Some(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    None => 0,
                 },
             },
         )

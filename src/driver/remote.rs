@@ -26,12 +26,11 @@ pub(super) fn open(
     };
     let what = if execute { "engine" } else { "cache" };
     match Client::connect(url, &opts.remote_instance, &opts.remote_headers, opts.remote_timeout) {
-        Ok(client) => Some(Arc::new(Remote::new(
-            client,
-            &project.root,
-            execute,
-            opts.cache_readonly,
-        ))),
+        Ok(client) => {
+            let mut remote = Remote::new(client, &project.root, execute, opts.cache_readonly);
+            remote.limit = opts.timeout;
+            Some(Arc::new(remote))
+        }
         Err(e) => {
             let rest = if execute { "running every task locally" } else { "building without it" };
             progress.message(&format!("warning: remote {what} {e}; {rest}"));
@@ -89,6 +88,7 @@ impl Build<'_> {
             env: task.env.to_vec(),
             platform: self.project.remote_platform.clone(),
             do_not_cache: task.always || rule.nocache,
+            retry_locally: task.depfile.is_some() && !rule.scan,
         }))
     }
 

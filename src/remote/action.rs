@@ -31,6 +31,9 @@ pub struct Spec {
     pub platform: Vec<(String, String)>,
     /// Results never go to the ActionCache (`always`, `nocache`).
     pub do_not_cache: bool,
+    /// The implicit dependencies are an older run's (a depfile, no scanner): a remote failure
+    /// may only mean a header added since, and the task runs again locally.
+    pub retry_locally: bool,
 }
 
 /// An Action ready to send.

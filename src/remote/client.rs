@@ -43,6 +43,9 @@ pub enum Blob {
     File(std::path::PathBuf),
 }
 
+/// What an execution given up because the build was interrupted says.
+pub const CANCELLED: &str = "interrupted";
+
 /// An upload refused because a file changed after its digest was taken (an input edited while
 /// the build ran): the Action that names it is not trusted.
 pub const EDITED: &str = "changed while it was uploaded";
@@ -70,9 +73,10 @@ impl Client {
         let mut endpoint = Endpoint::from_shared(http)
             .map_err(|e| format!("{url}: {e}"))?
             .connect_timeout(timeout)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(timeout)
-            .keep_alive_while_idle(true);
+            // gRPC servers allow a ping every 5 minutes by default and hang up on clients
+            // that ping more often.
+            .http2_keep_alive_interval(Duration::from_secs(300))
+            .keep_alive_timeout(Duration::from_secs(20));
         if tls {
             endpoint = endpoint
                 .tls_config(ClientTlsConfig::new().with_native_roots())
@@ -293,10 +297,13 @@ impl Client {
         }
     }
 
-    /// A blob's bytes, verified against its digest.
-    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, String> {
+    /// A blob's bytes, verified against its digest; `None` if the CAS does not have it.
+    pub fn read(&self, digest: &Digest) -> Result<Option<Vec<u8>>, String> {
         let data = if (digest.size as usize) + 1024 > self.max_batch {
-            self.read_stream(digest)?
+            match self.read_stream(digest) {
+                Err(e) if e.contains("NotFound") => return Ok(None),
+                other => other?,
+            }
         } else {
             let mut cas = self.cas();
             let req = self.request(
@@ -316,13 +323,17 @@ impl Client {
                 .into_iter()
                 .next()
                 .ok_or_else(|| format!("{}: BatchReadBlobs answered nothing", self.url))?;
-            if let Some(status) = r.status.filter(|s| s.code != 0) {
-                return Err(format!(
-                    "{}: the blob {} is not in the CAS: {}",
-                    self.url,
-                    digest.hex(),
-                    status.message
-                ));
+            match r.status.map_or(0, |s| s.code) {
+                0 => {}
+                // NOT_FOUND: evicted, or never there.
+                5 => return Ok(None),
+                code => {
+                    return Err(format!(
+                        "{}: BatchReadBlobs: code {code} for blob {}",
+                        self.url,
+                        digest.hex()
+                    ));
+                }
             }
             r.data
         };
@@ -333,7 +344,7 @@ impl Client {
                 digest.hex()
             ));
         }
-        Ok(data)
+        Ok(Some(data))
     }
 
     fn read_stream(&self, digest: &Digest) -> Result<Vec<u8>, String> {
@@ -405,8 +416,15 @@ impl Client {
     }
 
     /// Runs an Action on the engine and waits for its result (the engine answers from its own
-    /// cache unless `skip_cache`).
-    pub fn execute(&self, action: &Digest, skip_cache: bool) -> Result<re::ExecuteResponse, String> {
+    /// cache unless `skip_cache`), at most `limit` once the engine has taken it.
+    /// Gives up (an error naming [`CANCELLED`]) once `cancel` is set.
+    pub fn execute(
+        &self,
+        action: &Digest,
+        skip_cache: bool,
+        limit: Option<Duration>,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<re::ExecuteResponse, String> {
         let mut exec = ExecutionClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX);
         let req = self.request(
             re::ExecuteRequest {
@@ -419,11 +437,25 @@ impl Client {
         );
         let url = self.url.clone();
         let headers = self.headers.clone();
+        let taken = self.timeout;
         let done = self.rt.block_on(async move {
-            let mut stream = exec.execute(req).await?.into_inner();
+            // The engine takes the Action (its first answer) within the timeout; the execution
+            // itself lasts as long as its command, bounded by `limit`.
+            let first = tokio::time::timeout(taken, async {
+                let mut stream = exec.execute(req).await?.into_inner();
+                let op = stream.message().await?;
+                Ok::<_, tonic::Status>((stream, op))
+            });
+            let (mut stream, mut first) = first
+                .await
+                .map_err(|_| tonic::Status::deadline_exceeded(format!("no answer within {taken:?}")))??;
+            let wait = async move {
             let mut name = String::new();
             loop {
-                while let Some(op) = stream.message().await? {
+                while let Some(op) = match first.take() {
+                    Some(op) => Some(op),
+                    None => stream.message().await?,
+                } {
                     if op.done {
                         return Ok(op);
                     }
@@ -438,6 +470,24 @@ impl Client {
                     wait.metadata_mut().insert(k.clone(), v.clone());
                 }
                 stream = exec.wait_execution(wait).await?.into_inner();
+            }
+            };
+            let bounded = async move {
+                match limit {
+                    Some(limit) => tokio::time::timeout(limit, wait).await.map_err(|_| {
+                        tonic::Status::deadline_exceeded(format!("the Action ran past {limit:?}"))
+                    })?,
+                    None => wait.await,
+                }
+            };
+            let interrupted = async {
+                while !cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            tokio::select! {
+                done = bounded => done,
+                () = interrupted => Err(tonic::Status::cancelled(CANCELLED)),
             }
         });
         let op = done.map_err(|s| self.status("Execute", &s))?;

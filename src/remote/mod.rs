@@ -31,8 +31,12 @@ pub struct Remote {
     /// Store no results (`--cache-readonly`).
     pub readonly: bool,
     pub digests: FileDigests,
+    /// How long an execution may take once the engine has it (`--timeout`); past it, trouble.
+    pub limit: Option<std::time::Duration>,
     /// Set at the first trouble: nothing more is asked of the engine in this build.
     gone: Mutex<bool>,
+    /// Set when the build is interrupted: executions in flight are given up.
+    cancelled: std::sync::atomic::AtomicBool,
     pub counts: Counts,
 }
 
@@ -68,6 +72,17 @@ pub enum Outcome {
         warning: Option<String>,
         action: Option<action::Action>,
     },
+    /// The build was interrupted while the engine ran it.
+    Interrupted,
+}
+
+/// Why a result was not taken.
+enum Refusal {
+    /// Not a result kiln can restore (an output that is not a file, one missing, a blob the
+    /// CAS no longer has): the task runs, and the engine is still asked about others.
+    Unusable,
+    /// The engine misbehaved (a lying digest, a failed call).
+    Trouble(String),
 }
 
 impl Remote {
@@ -78,9 +93,16 @@ impl Remote {
             execute,
             readonly,
             digests: FileDigests::default(),
+            limit: None,
             gone: Mutex::new(false),
+            cancelled: std::sync::atomic::AtomicBool::new(false),
             counts: Counts::default(),
         }
+    }
+
+    /// Gives up the executions in flight: the build is stopping.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
     }
 
     /// Whether the engine has been given up in this build.
@@ -122,18 +144,20 @@ impl Remote {
         };
         if !spec.do_not_cache {
             match self.client.action_result(&action.digest) {
-                Ok(Some(result)) => match self.take(&result, spec) {
+                // A failure kept by a cache is not trusted: the command runs again.
+                Ok(Some(result)) if result.exit_code == 0 => match self.take(&result, spec) {
                     Ok(output) => {
                         self.counts.hits.fetch_add(1, Ordering::Relaxed);
                         return Outcome::Done {
-                            exit_code: result.exit_code,
+                            exit_code: 0,
                             output,
                             cached: true,
                         };
                     }
-                    Err(why) => return self.local(Some(why), None),
+                    Err(Refusal::Unusable) => {}
+                    Err(Refusal::Trouble(why)) => return self.local(Some(why), None),
                 },
-                Ok(None) => {}
+                Ok(_) => {}
                 Err(why) => return self.local(Some(why), None),
             }
         }
@@ -148,19 +172,29 @@ impl Remote {
                 false => self.local(Some(why), None),
             };
         }
-        let response = match self.client.execute(&action.digest, false) {
+        let url = self.client.url();
+        let response = match self.client.execute(&action.digest, false, self.limit, &self.cancelled) {
             Ok(r) => r,
+            Err(why) if self.cancelled.load(Ordering::SeqCst) && why.contains(client::CANCELLED) => {
+                return Outcome::Interrupted;
+            }
             Err(why) => return self.local(Some(why), None),
         };
         if let Some(status) = response.status.as_ref().filter(|s| s.code != 0) {
-            return self.local(
-                Some(format!("{}: the engine could not run an Action: code {}: {}", self.client.url(), status.code, status.message)),
-                None,
+            let why = format!(
+                "{url}: the engine could not run an Action: code {}: {}",
+                status.code, status.message
             );
+            return self.local(Some(why), None);
         }
         let Some(result) = response.result else {
-            return self.local(Some(format!("{}: an execution without a result", self.client.url())), None);
+            return self.local(Some(format!("{url}: an execution without a result")), None);
         };
+        // A command that failed with headers from an older run's depfile may only lack a
+        // header added since: locally, the compiler finds it.
+        if result.exit_code != 0 && spec.retry_locally {
+            return self.local(None, None);
+        }
         match self.take(&result, spec) {
             Ok(mut output) => {
                 if response.cached_result {
@@ -177,7 +211,9 @@ impl Remote {
                     cached: response.cached_result,
                 }
             }
-            Err(why) => self.local(Some(why), None),
+            // Outputs kiln cannot take (a symlink, a directory, one missing): it runs here.
+            Err(Refusal::Unusable) => self.local(None, None),
+            Err(Refusal::Trouble(why)) => self.local(Some(why), None),
         }
     }
 
@@ -204,41 +240,62 @@ impl Remote {
         Ok(())
     }
 
-    /// Writes a result's outputs into the project (each verified; only declared outputs) and
-    /// returns what the command printed.
-    fn take(&self, result: &re::ActionResult, spec: &Spec) -> Result<Vec<u8>, String> {
-        for file in &result.output_files {
-            if !spec.outputs.contains(&file.path) {
-                return Err(format!(
-                    "{}: a result names `{}`, which the task does not declare",
-                    self.client.url(),
-                    file.path
-                ));
-            }
-            let digest = file
-                .digest
-                .as_ref()
-                .and_then(client::from_proto)
-                .ok_or_else(|| format!("{}: a result with a malformed digest", self.client.url()))?;
+    /// Takes a result whole or not at all: it must name every declared output as a file and
+    /// nothing else, and every blob must come back verified before any is written. Returns what
+    /// the command printed.
+    // The symlink lists older engines fill are looked at too.
+    #[allow(deprecated)]
+    fn take(&self, result: &re::ActionResult, spec: &Spec) -> Result<Vec<u8>, Refusal> {
+        if !result.output_directories.is_empty()
+            || !result.output_file_symlinks.is_empty()
+            || !result.output_symlinks.is_empty()
+            || !result.output_directory_symlinks.is_empty()
+            || result.output_files.len() != spec.outputs.len()
+        {
+            return Err(Refusal::Unusable);
+        }
+        let mut files = Vec::new();
+        for path in &spec.outputs {
+            let file = result
+                .output_files
+                .iter()
+                .find(|f| &f.path == path)
+                .ok_or(Refusal::Unusable)?;
+            let digest = file.digest.as_ref().and_then(client::from_proto).ok_or_else(|| {
+                Refusal::Trouble(format!("{}: a result with a malformed digest", self.client.url()))
+            })?;
             let data = if !file.contents.is_empty() && digest.verifies(&file.contents) {
                 file.contents.clone()
             } else {
-                self.client.read(&digest)?
+                self.fetch(&digest)?
             };
-            self.counts
-                .downloaded
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
-            write_output(&self.root.join(&file.path), &data, file.is_executable)
-                .map_err(|e| format!("cannot write `{}`: {e}", file.path))?;
+            files.push((path, data, file.is_executable));
         }
         let mut output = self.printed(&result.stdout_raw, result.stdout_digest.as_ref())?;
         output.extend(self.printed(&result.stderr_raw, result.stderr_digest.as_ref())?);
+        for (path, data, executable) in files {
+            self.counts
+                .downloaded
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            crate::cache::write_output(&self.root.join(path), &data, executable).map_err(|e| {
+                Refusal::Trouble(format!("cannot write `{path}`: {e}"))
+            })?;
+        }
         Ok(output)
     }
 
-    fn printed(&self, raw: &[u8], digest: Option<&re::Digest>) -> Result<Vec<u8>, String> {
+    /// A blob from the CAS: missing is a result kiln cannot use, anything else trouble.
+    fn fetch(&self, digest: &Digest) -> Result<Vec<u8>, Refusal> {
+        match self.client.read(digest) {
+            Ok(Some(data)) => Ok(data),
+            Ok(None) => Err(Refusal::Unusable),
+            Err(why) => Err(Refusal::Trouble(why)),
+        }
+    }
+
+    fn printed(&self, raw: &[u8], digest: Option<&re::Digest>) -> Result<Vec<u8>, Refusal> {
         match digest.and_then(client::from_proto) {
-            Some(d) if raw.is_empty() && d.size > 0 => self.client.read(&d),
+            Some(d) if raw.is_empty() && d.size > 0 => self.fetch(&d),
             _ => Ok(raw.to_vec()),
         }
     }
@@ -356,18 +413,4 @@ impl Remote {
             Err(why) => self.trouble(why),
         }
     }
-}
-
-/// Writes an output whole: a temporary file beside it, renamed over it.
-fn write_output(path: &Path, data: &[u8], executable: bool) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.kiln-remote.{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    let mode = if executable { 0o755 } else { 0o644 };
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-    std::fs::rename(&tmp, path)
 }

@@ -273,6 +273,9 @@ impl Runner {
         self.shared
             .stopping
             .store(signal.as_raw(), Ordering::SeqCst);
+        if let Some(remote) = &self.shared.config.remote {
+            remote.cancel();
+        }
         let groups = self.shared.groups.lock().unwrap_or_else(|e| e.into_inner());
         for &pgid in groups.values() {
             kill_group(pgid, signal);
@@ -389,6 +392,13 @@ fn run_job(shared: &Shared, job: Job, worker: usize, buf: &mut Vec<u8>) -> Finis
             crate::remote::Outcome::Local { warning, action } => {
                 note.warning = warning;
                 to_store = action;
+            }
+            crate::remote::Outcome::Interrupted => {
+                local = false;
+                exit = Exit::Signaled {
+                    command: 0,
+                    signal: shared.stopping.load(Ordering::SeqCst),
+                };
             }
         }
     }

@@ -550,3 +550,141 @@ fn grpcs_verifies_the_engine_against_the_systems_roots() {
     assert_eq!(run.stats_count("remote executed"), 2, "{}", run.stderr);
     assert_eq!(s.read("build/in/01.out"), "1\n");
 }
+
+#[test]
+fn local_commands_stay_within_the_cpus_while_j_counts_remote_slots() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let s = Space::new();
+    let tasks: String = (0..cpus + 3)
+        .map(|i| {
+            format!(
+                "[[gen]]\nrun = \"{}\"\ntarget = \"t{i}\"\n",
+                timed(&format!("t{i}"), 0.3)
+            )
+        })
+        .collect();
+    s.write("build.toml", &tasks);
+    // Nothing listens: every task runs here, -j still 4x the CPUs.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    s.kiln(&["--remote", &format!("grpc://127.0.0.1:{port}"), "build"])
+        .ok()
+        .stderr_has("warning: remote engine");
+    assert_eq!(max_overlap(&s.lines("log")), cpus);
+}
+
+#[test]
+fn a_compile_whose_old_depfile_lacks_a_new_header_runs_locally_after_failing_remotely() {
+    let engine = Engine::start();
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        r#"
+[rule.cc]
+run = "cc -MMD -MF ${TGT}.d -c ${SRC} -o ${TGT}"
+ext_in = [".c"]
+ext_out = [".o"]
+depfile = "${TGT}.d"
+
+[[gen]]
+name = "a"
+source = ["a.c"]
+"#,
+    )
+    .write("a.h", "#define A 1\n")
+    .write("a.c", "#include \"a.h\"\nint a = A;\n");
+    // No scanner: the first build runs the compile here, and its depfile names a.h.
+    let first = s
+        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
+        .ok();
+    assert_eq!(first.stats_count("remote executed"), 0);
+    s.write("a.c", "#include \"a.h\"\nint a = A + 0;\n");
+    let second = s
+        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
+        .ok();
+    assert_eq!(
+        second.stats_count("remote executed"),
+        1,
+        "{}",
+        engine.logs()
+    );
+    // A header added since: the Action lacks it, the engine's compile fails, kiln's succeeds.
+    s.write("b.h", "#define B 2\n").write(
+        "a.c",
+        "#include \"a.h\"\n#include \"b.h\"\nint a = A + B;\n",
+    );
+    s.kiln(&["--remote", &engine.url, "build"])
+        .ok()
+        .stderr_lacks("missing dependency");
+    assert!(s.exists("build/a.o"));
+    assert!(s.read("build/a.o.d").contains("b.h"));
+}
+
+#[test]
+fn large_blobs_go_through_bytestream_on_a_named_instance() {
+    let engine = Engine::start();
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        r#"
+[[gen]]
+name = "big"
+run = "cat ${SRC} ${SRC} > ${TGT}"
+source = ["big.bin"]
+target = "big.out"
+"#,
+    );
+    // 6 MiB in, 12 MiB out: past the engine's 4 MiB batches both ways.
+    let big: Vec<u8> = (0..6u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    s.write("big.bin", &big);
+    let args = [
+        "--remote",
+        &engine.url,
+        "--remote-instance",
+        "main",
+        "build",
+        "-d",
+        "stats",
+    ];
+    let run = s.kiln(&args).ok();
+    assert_eq!(run.stats_count("remote executed"), 1, "{}", engine.logs());
+    assert!(run.stats_count("remote bytes uploaded") >= 6 << 20);
+    let want = [big.as_slice(), big.as_slice()].concat();
+    assert!(std::fs::read(s.path("build/big.out")).unwrap() == want);
+    s.kiln(&["clean"]).ok();
+    let again = s.kiln(&args).ok();
+    assert_eq!(again.stats_count("remote hits"), 1);
+    assert!(std::fs::read(s.path("build/big.out")).unwrap() == want);
+}
+
+#[test]
+fn ctrl_c_gives_up_a_remote_execution_at_once() {
+    let engine = Engine::start();
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[[gen]]\nrun = \"sleep 30 && touch ${TGT}\"\ntarget = \"slow\"\n",
+    );
+    let mut kiln = spawn_kiln(&s, &["--remote", &engine.url, "build"]);
+    // Long enough for the Action to be on the worker.
+    std::thread::sleep(Duration::from_secs(3));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(kiln.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let stopped = Instant::now();
+    let (status, text) = kiln_output(&mut kiln);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(!s.exists("build/slow"));
+}
