@@ -688,3 +688,32 @@ fn ctrl_c_gives_up_a_remote_execution_at_once() {
     assert_eq!(status.code(), Some(130), "{text}");
     assert!(!s.exists("build/slow"));
 }
+
+#[test]
+fn remote_results_fill_the_local_cache() {
+    let engine = Engine::start();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_str().unwrap();
+    let a = slow_project(2);
+    let run = a
+        .kiln(&[
+            "--remote",
+            &engine.url,
+            "--cache",
+            dir,
+            "build",
+            "-d",
+            "stats",
+        ])
+        .ok();
+    assert_eq!(run.stats_count("remote executed"), 2);
+    // Another checkout, no engine: the local cache has what the engine made.
+    let b = slow_project(2);
+    let local = b.kiln(&["--cache", dir, "build"]).ok();
+    assert!(
+        summary(&local).contains("2 tasks, 2 from the cache"),
+        "{}",
+        summary(&local)
+    );
+    assert_eq!(b.read("build/in/01.out"), "1\n");
+}

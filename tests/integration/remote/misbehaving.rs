@@ -1,7 +1,8 @@
-//! A Remote Execution API peer that lies: a loopback gRPC server of the test's own whose
+//! A Remote Execution API peer that misbehaves: a loopback gRPC server of the test's own whose
 //! ActionCache has a result for every Action, naming an output by the digest of its right
-//! content, and whose CAS then sends other bytes of the same size. It records the headers of
-//! every call.
+//! content, and whose CAS then sends other bytes of the same size ([`Mode::Lies`]), or says it
+//! no longer has the blob ([`Mode::Evicted`]); or whose results are of failed runs
+//! ([`Mode::Failed`]). It records the headers of every call.
 
 use crate::support::*;
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
@@ -19,8 +20,17 @@ const WRONG: &[u8] = b"wrong\n";
 /// A call's method and its `x-kiln-test` header.
 type Call = (String, Option<String>);
 
+#[derive(Clone, Copy, Default, PartialEq)]
+enum Mode {
+    #[default]
+    Lies,
+    Evicted,
+    Failed,
+}
+
 #[derive(Clone, Default)]
 struct Liar {
+    mode: Mode,
     calls: Arc<Mutex<Vec<Call>>>,
 }
 
@@ -82,6 +92,7 @@ impl ActionCache for Liar {
                 digest: Some(digest(RIGHT)),
                 ..Default::default()
             }],
+            exit_code: if self.mode == Mode::Failed { 1 } else { 0 },
             ..Default::default()
         }))
     }
@@ -126,10 +137,20 @@ impl ContentAddressableStorage for Liar {
             .into_inner()
             .digests
             .into_iter()
-            .map(|d| re::batch_read_blobs_response::Response {
-                digest: Some(d),
-                data: WRONG.to_vec(),
-                ..Default::default()
+            .map(|d| match self.mode {
+                Mode::Evicted => re::batch_read_blobs_response::Response {
+                    digest: Some(d),
+                    status: Some(bazel_remote_apis::google::rpc::Status {
+                        code: tonic::Code::NotFound as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                _ => re::batch_read_blobs_response::Response {
+                    digest: Some(d),
+                    data: WRONG.to_vec(),
+                    ..Default::default()
+                },
             })
             .collect();
         Ok(Response::new(re::BatchReadBlobsResponse { responses }))
@@ -259,4 +280,39 @@ target = "b.out"
         run.stderr
     );
     assert_eq!(s.read("build/a.out"), "right\n");
+}
+
+#[test]
+fn a_kept_failure_or_an_evicted_blob_is_a_quiet_miss_and_the_task_runs() {
+    for mode in [Mode::Failed, Mode::Evicted] {
+        let liar = Liar {
+            mode,
+            ..Liar::default()
+        };
+        let url = serve(liar.clone());
+        let s = Space::new();
+        s.write(
+            "build.toml",
+            "[[gen]]\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"a.txt\"]\ntarget = \"a.out\"\n",
+        )
+        .write("a.txt", "mine\n");
+        let run = s
+            .kiln(&[
+                "--remote-cache",
+                &url,
+                "build",
+                "--cache-readonly",
+                "-d",
+                "stats",
+            ])
+            .ok()
+            .stderr_lacks("warning");
+        assert_eq!(run.stats_count("remote hits"), 0);
+        assert_eq!(s.read("build/a.out"), "mine\n");
+        let calls = liar.calls.lock().unwrap().clone();
+        assert!(
+            calls.iter().any(|(m, _)| m == "GetActionResult"),
+            "{calls:?}"
+        );
+    }
 }
