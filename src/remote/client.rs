@@ -21,13 +21,18 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 /// Blobs at most this big go in batches when the server names no limit (4 MiB is gRPC's
 /// default message size; the batch's own framing needs room).
 const DEFAULT_BATCH: usize = 4 << 20;
+/// Connections to the engine.
+const CONNECTIONS: usize = 4;
 /// How much of a blob one ByteStream write message carries.
 const CHUNK: usize = 1 << 20;
 
 /// A connection to one engine (or remote cache) and instance.
 pub struct Client {
     rt: tokio::runtime::Runtime,
-    channel: Channel,
+    /// A few connections, taken in turn: executions hold a stream each for as long as their
+    /// command runs, and servers bound the streams of one connection (often to 100).
+    channels: Vec<Channel>,
+    next: std::sync::atomic::AtomicUsize,
     instance: String,
     headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     timeout: Duration,
@@ -96,13 +101,14 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the remote client: {e}"))?;
-        let channel = {
+        let channels = {
             let _entered = rt.enter();
-            endpoint.connect_lazy()
+            (0..CONNECTIONS).map(|_| endpoint.connect_lazy()).collect()
         };
         let mut client = Client {
             rt,
-            channel,
+            channels,
+            next: std::sync::atomic::AtomicUsize::new(0),
             instance: instance.to_string(),
             headers: parsed,
             timeout,
@@ -120,6 +126,12 @@ impl Client {
             }
         }
         Ok(client)
+    }
+
+    /// The next connection to use.
+    fn channel(&self) -> Channel {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.channels[n % self.channels.len()].clone()
     }
 
     /// The address, for messages.
@@ -159,7 +171,7 @@ impl Client {
 
     /// GetCapabilities.
     pub fn capabilities(&self) -> Result<re::ServerCapabilities, String> {
-        let mut c = CapabilitiesClient::new(self.channel.clone());
+        let mut c = CapabilitiesClient::new(self.channel());
         let req = self.request(
             re::GetCapabilitiesRequest {
                 instance_name: self.instance.clone(),
@@ -172,7 +184,7 @@ impl Client {
     }
 
     fn cas(&self) -> ContentAddressableStorageClient<Channel> {
-        ContentAddressableStorageClient::new(self.channel.clone())
+        ContentAddressableStorageClient::new(self.channel())
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX)
     }
@@ -253,7 +265,7 @@ impl Client {
     }
 
     fn write_stream(&self, digest: &Digest, data: Vec<u8>) -> Result<(), String> {
-        let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel.clone());
+        let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel());
         let name = format!(
             "{}uploads/{}/blobs/{}/{}",
             self.prefix(),
@@ -348,7 +360,7 @@ impl Client {
     }
 
     fn read_stream(&self, digest: &Digest) -> Result<Vec<u8>, String> {
-        let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel.clone());
+        let mut client = bs::byte_stream_client::ByteStreamClient::new(self.channel());
         let req = self.request(
             bs::ReadRequest {
                 resource_name: format!("{}blobs/{}/{}", self.prefix(), digest.hex(), digest.size),
@@ -373,7 +385,7 @@ impl Client {
 
     /// The ActionCache's result for an Action, if it has one.
     pub fn action_result(&self, action: &Digest) -> Result<Option<re::ActionResult>, String> {
-        let mut ac = ActionCacheClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX);
+        let mut ac = ActionCacheClient::new(self.channel()).max_decoding_message_size(usize::MAX);
         let req = self.request(
             re::GetActionResultRequest {
                 instance_name: self.instance.clone(),
@@ -399,7 +411,7 @@ impl Client {
 
     /// Stores a result in the ActionCache (after the blobs it names).
     pub fn update_action_result(&self, action: &Digest, result: re::ActionResult) -> Result<(), String> {
-        let mut ac = ActionCacheClient::new(self.channel.clone());
+        let mut ac = ActionCacheClient::new(self.channel());
         let req = self.request(
             re::UpdateActionResultRequest {
                 instance_name: self.instance.clone(),
@@ -425,7 +437,7 @@ impl Client {
         limit: Option<Duration>,
         cancel: &std::sync::atomic::AtomicBool,
     ) -> Result<re::ExecuteResponse, String> {
-        let mut exec = ExecutionClient::new(self.channel.clone()).max_decoding_message_size(usize::MAX);
+        let mut exec = ExecutionClient::new(self.channel()).max_decoding_message_size(usize::MAX);
         let req = self.request(
             re::ExecuteRequest {
                 instance_name: self.instance.clone(),

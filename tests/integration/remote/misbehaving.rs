@@ -26,11 +26,15 @@ enum Mode {
     Lies,
     Evicted,
     Failed,
+    /// Knows no result, and rewrites `Liar::edit` when asked which blobs it lacks: an input
+    /// edited between kiln's hashing it and sending it.
+    EditsInput,
 }
 
 #[derive(Clone, Default)]
 struct Liar {
     mode: Mode,
+    edit: Option<(std::path::PathBuf, &'static str)>,
     calls: Arc<Mutex<Vec<Call>>>,
 }
 
@@ -86,6 +90,9 @@ impl ActionCache for Liar {
         r: Request<re::GetActionResultRequest>,
     ) -> Reply<re::ActionResult> {
         self.note("GetActionResult", &r);
+        if self.mode == Mode::EditsInput {
+            return Err(Status::not_found("no"));
+        }
         Ok(Response::new(re::ActionResult {
             output_files: vec![re::OutputFile {
                 path: "build/a.out".into(),
@@ -115,6 +122,9 @@ impl ContentAddressableStorage for Liar {
         r: Request<re::FindMissingBlobsRequest>,
     ) -> Reply<re::FindMissingBlobsResponse> {
         self.note("FindMissingBlobs", &r);
+        if let Some((path, text)) = &self.edit {
+            std::fs::write(path, text).unwrap();
+        }
         Ok(Response::new(re::FindMissingBlobsResponse {
             missing_blob_digests: r.into_inner().blob_digests,
         }))
@@ -315,4 +325,30 @@ fn a_kept_failure_or_an_evicted_blob_is_a_quiet_miss_and_the_task_runs() {
             "{calls:?}"
         );
     }
+}
+
+#[test]
+fn an_input_edited_while_it_is_uploaded_is_never_sent_and_the_task_runs_on_the_new_bytes() {
+    let s = Space::new();
+    s.write(
+        "build.toml",
+        "[[gen]]\nrun = \"cat ${SRC} > ${TGT}\"\nsource = [\"a.txt\"]\ntarget = \"a.out\"\n",
+    )
+    .write("a.txt", "old\n");
+    let liar = Liar {
+        mode: Mode::EditsInput,
+        edit: Some((s.path("a.txt"), "new\n")),
+        ..Liar::default()
+    };
+    let url = serve(liar.clone());
+    // Not the engine's trouble: kiln says what it says of any input edited during a build.
+    s.kiln(&["--remote", &url, "build"])
+        .ok()
+        .stderr_lacks("warning: remote")
+        .stderr_has("`a.txt` changed while");
+    assert_eq!(s.read("build/a.out"), "new\n");
+    let calls = liar.calls.lock().unwrap().clone();
+    let methods: Vec<&str> = calls.iter().map(|(m, _)| m.as_str()).collect();
+    assert!(methods.contains(&"FindMissingBlobs"), "{methods:?}");
+    assert!(!methods.contains(&"BatchUpdateBlobs"), "{methods:?}");
 }
