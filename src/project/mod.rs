@@ -122,6 +122,14 @@ pub struct Rule {
     pub span: Range<usize>,
 }
 
+/// `[remote] platform` of a build file, by name.
+fn remote_platform(m: &crate::manifest::Manifest) -> Vec<(String, String)> {
+    let platform = m.remote.iter().flat_map(|r| r.get_ref().platform.iter().flatten());
+    platform
+        .map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone()))
+        .collect()
+}
+
 /// A template with where it was written.
 #[derive(Debug, Clone)]
 pub struct Located<T> {

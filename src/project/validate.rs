@@ -281,12 +281,7 @@ impl Builder<'_> {
             gens: Vec::new(),
             configure: configure_def,
             installs: Vec::new(),
-            remote_platform: m
-                .remote
-                .iter()
-                .flat_map(|r| r.get_ref().platform.iter().flatten())
-                .map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone()))
-                .collect(),
+            remote_platform: super::remote_platform(m),
         };
         project.gens = self.gens(&parts, &mut project, &scopes, &known_names)?;
         project.installs = self.installs(&parts, &project)?;

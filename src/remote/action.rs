@@ -123,7 +123,7 @@ pub fn build(root: &Path, commands: &[String], spec: &Spec, digests: &FileDigest
         for (name, (digest, exec)) in &dir.files {
             message.files.push(re::FileNode {
                 name: name.clone(),
-                digest: Some(super::client::to_proto(digest)),
+                digest: Some(super::to_proto(digest)),
                 is_executable: *exec,
                 node_properties: None,
             });
@@ -132,7 +132,7 @@ pub fn build(root: &Path, commands: &[String], spec: &Spec, digests: &FileDigest
             let digest = encode(sub, blobs);
             message.directories.push(re::DirectoryNode {
                 name: name.clone(),
-                digest: Some(super::client::to_proto(&digest)),
+                digest: Some(super::to_proto(&digest)),
             });
         }
         let bytes = message.encode_to_vec();
@@ -182,8 +182,8 @@ pub fn build(root: &Path, commands: &[String], spec: &Spec, digests: &FileDigest
     let command_digest = Digest::of(&command_bytes);
     blobs.push((command_digest, Blob::Bytes(command_bytes)));
     let action = re::Action {
-        command_digest: Some(super::client::to_proto(&command_digest)),
-        input_root_digest: Some(super::client::to_proto(&input_root)),
+        command_digest: Some(super::to_proto(&command_digest)),
+        input_root_digest: Some(super::to_proto(&input_root)),
         do_not_cache: spec.do_not_cache,
         platform,
         ..Default::default()

@@ -5,6 +5,7 @@
 //! bounded by `--remote-timeout`; an execution is not (it lasts as long as its command), but a
 //! peer that stops answering is found by HTTP/2 keep-alive pings.
 
+use super::{from_proto, to_proto};
 use crate::cache::Digest;
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use bazel_remote_apis::google::bytestream as bs;
@@ -397,16 +398,13 @@ impl Client {
             },
             false,
         );
-        let timeout = self.timeout;
-        let result = self
-            .rt
-            .block_on(async move { tokio::time::timeout(timeout, ac.get_action_result(req)).await })
-            .map_err(|_| format!("{}: GetActionResult timed out after {timeout:?}", self.url))?;
-        match result {
-            Ok(r) => Ok(Some(r.into_inner())),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
-            Err(s) => Err(self.status("GetActionResult", &s)),
-        }
+        self.block("GetActionResult", async move {
+            match ac.get_action_result(req).await {
+                Ok(r) => Ok(Some(r.into_inner())),
+                Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+                Err(s) => Err(s),
+            }
+        })
     }
 
     /// Stores a result in the ActionCache (after the blobs it names).
@@ -550,22 +548,6 @@ fn upload_id() -> String {
     )
 }
 
-/// The API's form of a digest.
-pub fn to_proto(d: &Digest) -> re::Digest {
-    re::Digest {
-        hash: d.hex(),
-        size_bytes: d.size as i64,
-    }
-}
-
-/// A digest from the API's form, if well formed.
-pub fn from_proto(d: &re::Digest) -> Option<Digest> {
-    Some(Digest {
-        sha256: crate::cache::unhex(d.hash.as_bytes())?,
-        size: u64::try_from(d.size_bytes).ok()?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,21 +563,6 @@ mod tests {
         std::fs::write(&path, "int b;\n").unwrap();
         let err = read_verified(&digest, &blob).unwrap_err();
         assert!(err.contains(EDITED), "{err}");
-    }
-
-    #[test]
-    fn digests_travel_as_hex_and_size() {
-        let d = Digest::of(b"abc");
-        let p = to_proto(&d);
-        assert_eq!(p.size_bytes, 3);
-        assert_eq!(from_proto(&p), Some(d));
-        assert_eq!(
-            from_proto(&re::Digest {
-                hash: "zz".into(),
-                size_bytes: 1
-            }),
-            None
-        );
     }
 
     #[test]

@@ -261,7 +261,7 @@ impl Remote {
                 .iter()
                 .find(|f| &f.path == path)
                 .ok_or(Refusal::Unusable)?;
-            let digest = file.digest.as_ref().and_then(client::from_proto).ok_or_else(|| {
+            let digest = file.digest.as_ref().and_then(from_proto).ok_or_else(|| {
                 Refusal::Trouble(format!("{}: a result with a malformed digest", self.client.url()))
             })?;
             let data = if !file.contents.is_empty() && digest.verifies(&file.contents) {
@@ -294,7 +294,7 @@ impl Remote {
     }
 
     fn printed(&self, raw: &[u8], digest: Option<&re::Digest>) -> Result<Vec<u8>, Refusal> {
-        match digest.and_then(client::from_proto) {
+        match digest.and_then(from_proto) {
             Some(d) if raw.is_empty() && d.size > 0 => self.fetch(&d),
             _ => Ok(raw.to_vec()),
         }
@@ -381,7 +381,7 @@ impl Remote {
             let digest = Digest::of(&data);
             result.output_files.push(re::OutputFile {
                 path: path.clone(),
-                digest: Some(client::to_proto(&digest)),
+                digest: Some(to_proto(&digest)),
                 is_executable: exec,
                 ..Default::default()
             });
@@ -389,7 +389,7 @@ impl Remote {
         }
         if !printed.is_empty() {
             let digest = Digest::of(printed);
-            result.stdout_digest = Some(client::to_proto(&digest));
+            result.stdout_digest = Some(to_proto(&digest));
             blobs.push((digest, Blob::Bytes(printed.to_vec())));
         }
         let stored = (|| {
@@ -412,5 +412,41 @@ impl Remote {
             }
             Err(why) => self.trouble(why),
         }
+    }
+}
+
+/// The API's form of a digest.
+pub fn to_proto(d: &Digest) -> re::Digest {
+    re::Digest {
+        hash: d.hex(),
+        size_bytes: d.size as i64,
+    }
+}
+
+/// A digest from the API's form, if well formed.
+pub fn from_proto(d: &re::Digest) -> Option<Digest> {
+    Some(Digest {
+        sha256: crate::cache::unhex(d.hash.as_bytes())?,
+        size: u64::try_from(d.size_bytes).ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_travel_as_hex_and_size() {
+        let d = Digest::of(b"abc");
+        let p = to_proto(&d);
+        assert_eq!(p.size_bytes, 3);
+        assert_eq!(from_proto(&p), Some(d));
+        assert_eq!(
+            from_proto(&re::Digest {
+                hash: "zz".into(),
+                size_bytes: 1
+            }),
+            None
+        );
     }
 }
