@@ -98,6 +98,14 @@ pub trait Backend: Send + Sync {
     fn put(&self, key: &Key, entry: &Entry, blobs: &[(Digest, &Path)]) -> Result<(), String>;
 }
 
+/// An output's bytes and whether it is executable, to store in a cache.
+pub fn read_output(path: &Path) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::os::unix::fs::PermissionsExt;
+    let bytes = std::fs::read(path)?;
+    let executable = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+    Ok((bytes, executable))
+}
+
 /// Writes an output restored from a cache (or fetched from a remote engine): a temporary file beside it, then a rename, with the
 /// executable bits as stored.
 pub fn write_output(path: &std::path::Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {

@@ -76,7 +76,7 @@ pub(super) fn open(
     let first_remote = backends.len();
     if let Some(url) = &opts.remote_cache {
         // grpc:// and grpcs:// caches are the Remote Execution API's (driver/remote.rs).
-        if !url.starts_with("grpc://") && !url.starts_with("grpcs://") {
+        if !crate::remote::is_grpc(url) {
             match crate::cache::http::HttpCache::new(url, opts.remote_headers.clone(), opts.remote_timeout) {
                 Ok(c) => backends.push(Box::new(c)),
                 Err(e) => progress.message(&format!("warning: remote cache {e}; building without it")),
@@ -363,12 +363,9 @@ impl Build<'_> {
         let mut outputs = Vec::new();
         for f in self.recorded_outputs(t) {
             let path = absolute(&self.project.root, graph.path(f));
-            let Ok(bytes) = std::fs::read(&path) else {
+            let Ok((bytes, executable)) = crate::cache::read_output(&path) else {
                 return;
             };
-            use std::os::unix::fs::PermissionsExt;
-            let executable = std::fs::metadata(&path)
-                .is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
             outputs.push(OutputFile {
                 path: caches.keyer.path(graph.path(f)),
                 digest: Digest::of(&bytes),

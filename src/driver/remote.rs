@@ -18,10 +18,9 @@ pub(super) fn open(
     project: &crate::project::Project,
     progress: &mut dyn crate::progress::Progress,
 ) -> Option<Arc<Remote>> {
-    let grpc = |u: &String| u.starts_with("grpc://") || u.starts_with("grpcs://");
     let (url, execute) = match (&opts.remote, &opts.remote_cache) {
         (Some(url), _) => (url, true),
-        (None, Some(url)) if grpc(url) => (url, false),
+        (None, Some(url)) if crate::remote::is_grpc(url) => (url, false),
         _ => return None,
     };
     let what = if execute { "engine" } else { "cache" };

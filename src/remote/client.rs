@@ -446,7 +446,6 @@ impl Client {
             true,
         );
         let url = self.url.clone();
-        let headers = self.headers.clone();
         let taken = self.timeout;
         let done = self.rt.block_on(async move {
             // The engine takes the Action (its first answer) within the timeout; the execution
@@ -475,10 +474,7 @@ impl Client {
                 if name.is_empty() {
                     return Err(tonic::Status::unavailable("the execution stream ended early"));
                 }
-                let mut wait = tonic::Request::new(re::WaitExecutionRequest { name: name.clone() });
-                for (k, v) in &headers {
-                    wait.metadata_mut().insert(k.clone(), v.clone());
-                }
+                let wait = self.request(re::WaitExecutionRequest { name: name.clone() }, true);
                 stream = exec.wait_execution(wait).await?.into_inner();
             }
             };

@@ -85,6 +85,11 @@ enum Refusal {
     Trouble(String),
 }
 
+/// Whether `url` names a Remote Execution API endpoint (`grpc://`, `grpcs://`).
+pub fn is_grpc(url: &str) -> bool {
+    url.starts_with("grpc://") || url.starts_with("grpcs://")
+}
+
 impl Remote {
     pub fn new(client: Client, root: &Path, execute: bool, readonly: bool) -> Remote {
         Remote {
@@ -217,27 +222,30 @@ impl Remote {
         }
     }
 
-    /// Uploads the blobs of `action` that the engine lacks.
+    /// Uploads the blobs of `action` that the engine lacks, counting what it named and lacked.
     fn upload_missing(&self, action: &action::Action) -> Result<(), String> {
-        let digests: Vec<Digest> = action.blobs.iter().map(|(d, _)| *d).collect();
+        let missing = self.send_missing(&action.blobs)?;
+        let named = action.blobs.len() as u64;
+        self.counts.blobs_named.fetch_add(named, Ordering::Relaxed);
+        self.counts.blobs_missing.fetch_add(missing, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends each of `blobs` the CAS lacks, once; returns how many it lacked.
+    fn send_missing(&self, blobs: &[(Digest, Blob)]) -> Result<u64, String> {
+        let digests: Vec<Digest> = blobs.iter().map(|(d, _)| *d).collect();
         let missing = self.client.find_missing(&digests)?;
-        self.counts
-            .blobs_named
-            .fetch_add(digests.len() as u64, Ordering::Relaxed);
-        self.counts
-            .blobs_missing
-            .fetch_add(missing.len() as u64, Ordering::Relaxed);
+        let lacked = missing.len() as u64;
         let missing: std::collections::HashSet<Digest> = missing.into_iter().collect();
         let mut sent = std::collections::HashSet::new();
-        let wanted: Vec<(Digest, &Blob)> = action
-            .blobs
+        let wanted: Vec<(Digest, &Blob)> = blobs
             .iter()
             .filter(|(d, _)| missing.contains(d) && sent.insert(*d))
             .map(|(d, b)| (*d, b))
             .collect();
         let bytes = self.client.upload(&wanted)?;
         self.counts.uploaded.fetch_add(bytes, Ordering::Relaxed);
-        Ok(())
+        Ok(lacked)
     }
 
     /// Takes a result whole or not at all: it must name every declared output as a file and
@@ -373,11 +381,7 @@ impl Remote {
         let mut outputs: Vec<&String> = spec.outputs.iter().collect();
         outputs.sort_unstable();
         for path in outputs {
-            let abs = self.root.join(path);
-            let data = std::fs::read(&abs).ok()?;
-            let exec = std::fs::metadata(&abs)
-                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
-                .unwrap_or(false);
+            let (data, exec) = crate::cache::read_output(&self.root.join(path)).ok()?;
             let digest = Digest::of(&data);
             result.output_files.push(re::OutputFile {
                 path: path.clone(),
@@ -392,19 +396,9 @@ impl Remote {
             result.stdout_digest = Some(to_proto(&digest));
             blobs.push((digest, Blob::Bytes(printed.to_vec())));
         }
-        let stored = (|| {
-            let digests: Vec<Digest> = blobs.iter().map(|(d, _)| *d).collect();
-            let missing: std::collections::HashSet<Digest> =
-                self.client.find_missing(&digests)?.into_iter().collect();
-            let wanted: Vec<(Digest, &Blob)> = blobs
-                .iter()
-                .filter(|(d, _)| missing.contains(d))
-                .map(|(d, b)| (*d, b))
-                .collect();
-            let sent = self.client.upload(&wanted)?;
-            self.counts.uploaded.fetch_add(sent, Ordering::Relaxed);
-            self.client.update_action_result(&action.digest, result)
-        })();
+        let stored = self
+            .send_missing(&blobs)
+            .and_then(|_| self.client.update_action_result(&action.digest, result));
         match stored {
             Ok(()) => {
                 self.counts.stored.fetch_add(1, Ordering::Relaxed);
