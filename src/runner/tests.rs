@@ -5,19 +5,27 @@ use super::*;
 
 use std::path::Path;
 
+/// What every job of a test runner in `dir` shares, with 1 MiB of output kept in memory.
+fn config(dir: &Path) -> Config {
+    Config {
+        cwd: dir.to_path_buf(),
+        scratch: dir.join("tmp"),
+        clock: None,
+        memory_limit: 1 << 20,
+        logs: dir.join("logs"),
+        timeout: None,
+        env: Vec::new(),
+        remote: None,
+        local_slots: 0,
+    }
+}
+
 fn runner(dir: &Path, limit: usize) -> Runner {
     Runner::new(
         2,
         Config {
-            cwd: dir.to_path_buf(),
-            scratch: dir.join("tmp"),
-            clock: None,
             memory_limit: limit,
-            logs: dir.join("logs"),
-            timeout: None,
-            env: Vec::new(),
-            remote: None,
-            local_slots: 0,
+            ..config(dir)
         },
     )
 }
@@ -166,15 +174,8 @@ fn timeout_runner(dir: &Path, limit: Duration) -> Runner {
     Runner::new(
         1,
         Config {
-            cwd: dir.to_path_buf(),
-            scratch: dir.join("tmp"),
-            clock: None,
-            memory_limit: 1 << 20,
-            logs: dir.join("logs"),
             timeout: Some(limit),
-            env: Vec::new(),
-            remote: None,
-            local_slots: 0,
+            ..config(dir)
         },
     )
 }
@@ -257,15 +258,8 @@ fn local_slots_bound_the_jobs_running_locally_below_the_workers() {
     let r = Runner::new(
         3,
         Config {
-            cwd: dir.path().to_path_buf(),
-            scratch: dir.path().join("tmp"),
-            clock: None,
-            memory_limit: 1 << 20,
-            logs: dir.path().join("logs"),
-            timeout: None,
-            env: Vec::new(),
-            remote: None,
             local_slots: 1,
+            ..config(dir.path())
         },
     );
     // Each job holds a directory while it runs: two at once would fail the second mkdir.

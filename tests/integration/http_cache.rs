@@ -8,9 +8,10 @@
 mod builds;
 mod misbehaving;
 
+use crate::support::free_port;
 use kiln::cache::http::HttpCache;
 use kiln::cache::{Backend, Digest, Entry, Fetched, Key, OutputFile};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -211,11 +212,6 @@ fn nginx_binary() -> PathBuf {
         .map(|dir| dir.join("nginx"))
         .find(|p| p.is_file())
         .expect("nginx is missing: scripts/test-setup installs it")
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
 }
 
 /// The reason of a `Fetched::Trouble`; anything else fails the test.

@@ -5,6 +5,7 @@
 
 mod misbehaving;
 
+use crate::example::copy_example;
 use crate::ports::copy_port;
 use crate::support::*;
 use std::io::{BufRead, BufReader};
@@ -80,6 +81,13 @@ impl Engine {
         engine
     }
 
+    /// A successful build of `s` on this engine, with `-d stats` (the counts of what went
+    /// there).
+    pub fn build(&self, s: &Space) -> Run {
+        s.kiln(&["--remote", &self.url, "build", "-d", "stats"])
+            .ok()
+    }
+
     /// Kills the server and its worker at once (SIGKILL to the launcher takes its children).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -106,22 +114,6 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A copy of examples/NAME without its build directory.
-fn copy_example(name: &str) -> Space {
-    let s = Space::new();
-    let src = Path::new(ROOT).join("examples").join(name);
-    for entry in walkdir::WalkDir::new(&src) {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(&src).unwrap();
-        let in_build_dir = rel.components().count() > 1 && rel.starts_with("build");
-        if in_build_dir || !entry.file_type().is_file() {
-            continue;
-        }
-        s.write(rel.to_str().unwrap(), std::fs::read(entry.path()).unwrap());
-    }
-    s
 }
 
 /// Every file under `dir` of the project, by path, with its bytes.
@@ -196,12 +188,10 @@ fn the_test_engine_passes_its_own_check() {
 #[test]
 fn hello_c_built_on_the_engine_equals_a_local_build_and_a_clean_rebuild_is_all_hits() {
     let engine = Engine::start();
-    let local = copy_example("hello-c");
+    let local = copy_example();
     local.kiln(&["build"]).ok();
-    let remote = copy_example("hello-c");
-    let run = remote
-        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
-        .ok();
+    let remote = copy_example();
+    let run = engine.build(&remote);
     // Every task ran on the engine: the compiles got their headers from the scanner.
     let tasks = total_tasks(&run);
     assert_eq!(
@@ -222,9 +212,7 @@ fn hello_c_built_on_the_engine_equals_a_local_build_and_a_clean_rebuild_is_all_h
 
     // A clean build again: every result comes back from the engine's cache, nothing runs.
     remote.kiln(&["clean"]).ok();
-    let again = remote
-        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
-        .ok();
+    let again = engine.build(&remote);
     assert!(
         summary(&again).contains(&format!("{tasks} tasks, {tasks} from the cache")),
         "{}",
@@ -240,9 +228,7 @@ fn lua_built_on_the_engine_equals_a_local_build_and_a_clean_rebuild_is_all_hits(
     let local = copy_port("lua");
     local.kiln(&["build"]).ok();
     let remote = copy_port("lua");
-    let run = remote
-        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
-        .ok();
+    let run = engine.build(&remote);
     let tasks = total_tasks(&run);
     assert_eq!(
         run.stats_count("remote executed"),
@@ -262,9 +248,7 @@ fn lua_built_on_the_engine_equals_a_local_build_and_a_clean_rebuild_is_all_hits(
         .collect();
     assert_same_outputs(&local, &remote, &outputs);
     remote.kiln(&["clean"]).ok();
-    let again = remote
-        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
-        .ok();
+    let again = engine.build(&remote);
     assert_eq!(
         again.stats_count("remote executed"),
         0,
@@ -348,17 +332,13 @@ fn editing_a_file_no_task_reads_changes_no_action_and_two_checkouts_share_them()
     let engine = Engine::start();
     let a = slow_project(4);
     a.write("notes.md", "one\n");
-    let first = a
-        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
-        .ok();
+    let first = engine.build(&a);
     assert_eq!(first.stats_count("remote executed"), 4);
     // The printed output of a remote task is shown as a local one's.
     assert!(first.stderr.contains("done-in/00.txt") || first.stdout.contains("done-in/00.txt"));
     a.write("notes.md", "two\n");
     a.kiln(&["clean"]).ok();
-    let again = a
-        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
-        .ok();
+    let again = engine.build(&a);
     assert!(
         summary(&again).contains("4 tasks, 4 from the cache"),
         "{}",
@@ -367,9 +347,7 @@ fn editing_a_file_no_task_reads_changes_no_action_and_two_checkouts_share_them()
     assert_eq!(again.stats_count("remote executed"), 0);
     // Another checkout elsewhere: the same Actions.
     let b = slow_project(4);
-    let other = b
-        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
-        .ok();
+    let other = engine.build(&b);
     assert!(
         summary(&other).contains("4 tasks, 4 from the cache"),
         "{}",
@@ -382,13 +360,14 @@ fn editing_a_file_no_task_reads_changes_no_action_and_two_checkouts_share_them()
 fn the_engine_killed_mid_build_leaves_a_correct_local_finish() {
     let mut engine = Engine::start();
     let s = slow_project(24);
-    let mut kiln = spawn_kiln(&s, &["--remote", &engine.url, "build", "-j4"]);
+    let kiln = spawn_kiln(&s, &["--remote", &engine.url, "build", "-j4"]);
     // Once the engine has run something, it goes away.
     wait_for(&s, "build/in/00.out");
     engine.kill();
-    let out = kiln_output(&mut kiln);
-    assert!(out.0.success(), "{}", out.1);
-    assert_eq!(out.1.matches("warning: remote").count(), 1, "{}", out.1);
+    let out = kiln.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("warning: remote").count(), 1, "{text}");
     for i in 0..24 {
         assert_eq!(s.read(&format!("build/in/{i:02}.out")), format!("{i}\n"));
     }
@@ -397,28 +376,11 @@ fn the_engine_killed_mid_build_leaves_a_correct_local_finish() {
     assert!(after.ran().is_empty(), "{:?}", after.ran());
 }
 
-/// Waits for a spawned kiln; its status and everything it printed.
-fn kiln_output(child: &mut Child) -> (std::process::ExitStatus, String) {
-    use std::io::Read;
-    let mut text = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        e.read_to_string(&mut text).unwrap();
-    }
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_string(&mut text).unwrap();
-    }
-    (child.wait().unwrap(), text)
-}
-
 #[test]
 fn an_engine_that_is_down_or_never_answers_is_one_warning_and_a_local_build() {
     let s = slow_project(3);
     // Nothing listens on this port.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let down = format!("grpc://127.0.0.1:{port}");
+    let down = format!("grpc://127.0.0.1:{}", free_port());
     s.kiln(&["--remote", &down, "build"])
         .ok()
         .stderr_has("warning: remote engine");
@@ -555,24 +517,15 @@ fn grpcs_verifies_the_engine_against_the_systems_roots() {
 fn local_commands_stay_within_the_cpus_while_j_counts_remote_slots() {
     let cpus = std::thread::available_parallelism().unwrap().get();
     let s = Space::new();
-    let tasks: String = (0..cpus + 3)
-        .map(|i| {
-            format!(
-                "[[gen]]\nrun = \"{}\"\ntarget = \"t{i}\"\n",
-                timed(&format!("t{i}"), 0.3)
-            )
-        })
-        .collect();
-    s.write("build.toml", &tasks);
+    s.write("build.toml", parallel_tasks(cpus + 3, 0.3));
     // Nothing listens: every task runs here, -j still 4x the CPUs.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    s.kiln(&["--remote", &format!("grpc://127.0.0.1:{port}"), "build"])
-        .ok()
-        .stderr_has("warning: remote engine");
+    s.kiln(&[
+        "--remote",
+        &format!("grpc://127.0.0.1:{}", free_port()),
+        "build",
+    ])
+    .ok()
+    .stderr_has("warning: remote engine");
     assert_eq!(max_overlap(&s.lines("log")), cpus);
 }
 
@@ -597,14 +550,10 @@ source = ["a.c"]
     .write("a.h", "#define A 1\n")
     .write("a.c", "#include \"a.h\"\nint a = A;\n");
     // No scanner: the first build runs the compile here, and its depfile names a.h.
-    let first = s
-        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
-        .ok();
+    let first = engine.build(&s);
     assert_eq!(first.stats_count("remote executed"), 0);
     s.write("a.c", "#include \"a.h\"\nint a = A + 0;\n");
-    let second = s
-        .kiln(&["--remote", &engine.url, "build", "-d", "stats"])
-        .ok();
+    let second = engine.build(&s);
     assert_eq!(
         second.stats_count("remote executed"),
         1,
@@ -670,7 +619,7 @@ fn ctrl_c_gives_up_a_remote_execution_at_once() {
         "build.toml",
         "[[gen]]\nrun = \"sleep 30 && touch ${TGT}\"\ntarget = \"slow\"\n",
     );
-    let mut kiln = spawn_kiln(&s, &["--remote", &engine.url, "build"]);
+    let kiln = spawn_kiln(&s, &["--remote", &engine.url, "build"]);
     // Long enough for the Action to be on the worker.
     std::thread::sleep(Duration::from_secs(3));
     rustix::process::kill_process(
@@ -679,7 +628,8 @@ fn ctrl_c_gives_up_a_remote_execution_at_once() {
     )
     .unwrap();
     let stopped = Instant::now();
-    let (status, text) = kiln_output(&mut kiln);
+    let out = kiln.wait_with_output().unwrap();
+    let (status, text) = (out.status, String::from_utf8_lossy(&out.stderr));
     assert!(
         stopped.elapsed() < Duration::from_secs(5),
         "{:?}",

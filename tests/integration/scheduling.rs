@@ -1,18 +1,7 @@
 //! Part 6: the scheduler: -j, group `jobs` caps, `sequence` groups, priorities, `post = "lazy"`,
 //! stopping at the first failure, and -k.
 
-use crate::support::{Space, Test, max_overlap, set, timed};
-
-fn parallel_tasks(n: usize, secs: f64) -> String {
-    (0..n)
-        .map(|i| {
-            format!(
-                "[[gen]]\nrun = \"{}\"\ntarget = \"t{i}\"\n",
-                timed(&format!("t{i}"), secs)
-            )
-        })
-        .collect()
-}
+use crate::support::{Space, Test, max_overlap, parallel_tasks, set, timed};
 
 #[test]
 fn jobs_limit_concurrency() {

@@ -412,3 +412,21 @@ pub fn max_overlap(log: &[String]) -> usize {
 pub fn timed(name: &str, secs: f64) -> String {
     format!("echo start {name} >> log; sleep {secs}; echo end {name} >> log; touch ${{TGT}}")
 }
+
+/// Independent generators each running [`timed`] for `secs`, targets `t0`, `t1`, ...
+pub fn parallel_tasks(n: usize, secs: f64) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[[gen]]\nrun = \"{}\"\ntarget = \"t{i}\"\n",
+                timed(&format!("t{i}"), secs)
+            )
+        })
+        .collect()
+}
+
+/// A loopback port nothing listens on (bound, then let go).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}

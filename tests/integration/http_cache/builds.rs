@@ -4,7 +4,7 @@
 
 use super::Nginx;
 use super::misbehaving::misbehaving;
-use crate::support::Space;
+use crate::support::{Space, free_port};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -135,10 +135,7 @@ fn a_remote_with_lying_blobs_is_one_warning_and_nothing_unverified_is_restored()
 #[test]
 fn a_remote_that_is_down_slow_or_failing_is_one_warning_and_the_build_succeeds() {
     // Down: a port nobody listens on.
-    let down = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    let down = format!("http://127.0.0.1:{}", free_port());
     let slow = misbehaving(|_, _| std::thread::sleep(Duration::from_secs(8)));
     let failing = misbehaving(|s, _| {
         let _ = s.write_all(

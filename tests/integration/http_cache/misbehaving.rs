@@ -2,7 +2,8 @@
 //! trickling, failing, hanging up, sending the wrong bytes. Each failure is `Fetched::Trouble`
 //! (an error for `put`), returned within the timeout and a margin, never a panic or a hang.
 
-use super::{free_port, key, one_output, trouble};
+use super::{key, one_output, trouble};
+use crate::support::free_port;
 use kiln::cache::http::HttpCache;
 use kiln::cache::{Backend, Digest, Fetched};
 use std::io::{Read, Write};

@@ -52,17 +52,6 @@ impl Liar {
     }
 }
 
-fn digest(bytes: &[u8]) -> re::Digest {
-    use sha2::Digest as _;
-    re::Digest {
-        hash: sha2::Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        size_bytes: bytes.len() as i64,
-    }
-}
-
 type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
@@ -96,7 +85,7 @@ impl ActionCache for Liar {
         Ok(Response::new(re::ActionResult {
             output_files: vec![re::OutputFile {
                 path: "build/a.out".into(),
-                digest: Some(digest(RIGHT)),
+                digest: Some(kiln::remote::to_proto(&kiln::cache::Digest::of(RIGHT))),
                 ..Default::default()
             }],
             exit_code: if self.mode == Mode::Failed { 1 } else { 0 },
